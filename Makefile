@@ -1,0 +1,46 @@
+# The two commands a new user types: `make demo` and `make test`.
+# Both set up everything first (Debian packages, .venv, npm packages);
+# setup is idempotent and quick when everything is already there.
+
+VENV      := .venv
+PY        := $(VENV)/bin/python
+STAMPS    := .stamps
+PYTEST_ARGS ?=
+
+.PHONY: setup demo test lint unit hil bench clean
+
+setup: $(STAMPS)/system $(STAMPS)/venv $(STAMPS)/npm
+
+$(STAMPS)/system: scripts/setup-system.sh
+	bash scripts/setup-system.sh
+	@mkdir -p $(STAMPS) && touch $@
+
+$(STAMPS)/venv: pyproject.toml $(STAMPS)/system
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@mkdir -p $(STAMPS) && touch $@
+
+$(STAMPS)/npm: firmware/wasm/package.json $(STAMPS)/system
+	cd firmware/wasm && npm install --no-audit --no-fund --loglevel=error
+	@mkdir -p $(STAMPS) && touch $@
+
+demo: setup
+	$(VENV)/bin/meterlink demo $(DEMO_ARGS)
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+# Every test but the long campaigns (-m slow) and the benchmarks (-m bench).
+test: lint
+	$(PY) -m pytest -n 2 -m "not slow and not bench" $(PYTEST_ARGS)
+
+hil: setup
+	$(PY) -m pytest -n 2 -m hil $(PYTEST_ARGS)
+
+bench: setup
+	$(PY) -m pytest -s -m bench $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(STAMPS) build *.egg-info .pytest_cache .mypy_cache .ruff_cache artifacts
