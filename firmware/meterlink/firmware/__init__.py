@@ -1,1 +1,142 @@
-"""meterlink part."""
+"""Host side of the module firmware: the files to put on a board, and config.txt.
+
+The firmware itself is MicroPython in `mp/`; `bundle()` maps on-board file names to
+their contents, `render_config()`/`parse_config()` write and check config.txt with
+the very rules the firmware applies at boot (`mp/ml_boot.py`, loaded here).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from functools import cache
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from meterlink.firmware.minify import minify
+
+__all__ = [
+    "CONFIG_KEYS",
+    "FIRMWARE_VERSION",
+    "SUPPORTED_BOARDS",
+    "ConfigError",
+    "bundle",
+    "parse_config",
+    "render_config",
+]
+
+MP_DIR = Path(__file__).parent / "mp"
+SUPPORTED_BOARDS = ("nrf51", "rp2")
+
+# Modules every board gets; board.py comes from board_<name>.py.
+_CORE = ("main.py", "ml_body.py", "ml_boot.py", "ml_core.py", "ml_link.py", "ml_sec.py")
+# Boards whose filesystem needs the sources shrunk (see minify.py).
+_MINIFIED = ("nrf51",)
+
+
+def _read_version() -> int:
+    text = (MP_DIR / "ml_core.py").read_text()
+    m = re.search(r"^FW = const\((\d+)\)", text, re.M)
+    if m is None:
+        raise RuntimeError("ml_core.py has no `FW = const(N)` line")
+    return int(m.group(1))
+
+
+FIRMWARE_VERSION: int = _read_version()
+
+
+def bundle(board: str) -> dict[str, bytes]:
+    """On-board file name -> contents for `board` ("nrf51" or "rp2")."""
+    if board not in SUPPORTED_BOARDS:
+        raise ValueError(
+            f"unknown board {board!r}; supported boards: {', '.join(SUPPORTED_BOARDS)}"
+        )
+    sources = {name: (MP_DIR / name).read_text() for name in _CORE}
+    sources["board.py"] = (MP_DIR / f"board_{board}.py").read_text()
+    if board in _MINIFIED:
+        sources = {name: minify(text) for name, text in sources.items()}
+    return {name: text.encode() for name, text in sources.items()}
+
+
+class ConfigError(ValueError):
+    """A config.txt value or line is wrong. `code` is the protocol's safe-mode error code
+    (1 missing, 2 syntax, 3 invalid value); `key` names the offending key, if any."""
+
+    def __init__(self, code: int, key: str | None, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.key = key
+
+
+@cache
+def _firmware_cfg() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("meterlink_fw_ml_boot", MP_DIR / "ml_boot.py")
+    if spec is None or spec.loader is None:
+        raise RuntimeError("cannot load the firmware's ml_boot.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+CONFIG_KEYS: tuple[str, ...] = tuple(_firmware_cfg().KEYS)
+
+
+def parse_config(text: str) -> dict[str, Any]:
+    """Parses config.txt text exactly as the firmware does at boot. Returns every key
+    with defaults filled in (`key` as 16 bytes); raises ConfigError naming the key."""
+    cfg = _firmware_cfg()
+    try:
+        result: dict[str, Any] = cfg.parse(text)
+    except cfg.CfgError as exc:
+        code, key, line = exc.args[0], exc.args[1], exc.args[2]
+        raise ConfigError(code, key, f"config.txt: {_explain(code, key, line)}") from None
+    return result
+
+
+def _explain(code: int, key: str | None, line: int) -> str:
+    """The message for the firmware's (error code, key, line number)."""
+    ints = {name: (lo, hi, default) for name, lo, hi, default in _firmware_cfg().INTS}
+    if key is None:
+        return f"line {line}: expected name=value"
+    if code == 2:
+        return f"line {line}: {key} is given twice; keep one line for it"
+    if line:
+        return f"line {line}: unknown name {key!r}; known names: {', '.join(CONFIG_KEYS)}"
+    if key in ints:
+        lo, hi, default = ints[key]
+        need = "is required and must be" if default is None else "must be"
+        return f"{key} {need} a decimal integer {lo}..{hi}"
+    if key == "key":
+        return "key is required and must be 32 hex digits (the 128-bit root key)"
+    if key == "pins":
+        return "pin_pulse, pin_dir and pin_tamper must be different pins"
+    return f"{key} must be a pin name like pin0 (nrf51) or a GPIO number like 16 (rp2)"
+
+
+def render_config(**values: Any) -> str:
+    """config.txt text for these values (names as in docs/architecture.md). `key` may be
+    16 bytes or 32 hex digits; pins are names ("pin0") or GPIO numbers; None or "" leaves
+    an optional pin empty. The result is checked with parse_config."""
+    lines = ["# meterlink module configuration, written by provisioning"]
+    for name, value in values.items():
+        if name not in CONFIG_KEYS:
+            raise ConfigError(
+                3, name, f"unknown config key {name!r}; known keys: {', '.join(CONFIG_KEYS)}"
+            )
+        if value is None:
+            text = ""
+        elif name == "key" and isinstance(value, bytes | bytearray):
+            if len(value) != 16:
+                raise ConfigError(3, "key", f"key must be 16 bytes, got {len(value)}")
+            text = bytes(value).hex()
+        elif isinstance(value, bool):
+            raise ConfigError(3, name, f"{name} must be an integer or text, not a bool")
+        else:
+            text = str(value)
+        if "\n" in text or "\r" in text or "#" in text:
+            raise ConfigError(3, name, f"{name} must not contain newlines or '#'")
+        lines.append(f"{name}={text}")
+    out = "\n".join(lines) + "\n"
+    parse_config(out)
+    return out

@@ -1,1 +1,94 @@
-"""meterlink part."""
+"""meterlink wire format v1 (docs/protocol.md): frames, bodies, link framing. No I/O."""
+
+from .bodies import (
+    Ack,
+    Alarm,
+    Body,
+    Config,
+    Reading,
+    Status,
+    TimeSync,
+    body_from_map,
+    body_to_map,
+)
+from .constants import (
+    MAX_DOWNLINK,
+    MAX_UPLINK,
+    PROTOCOL_VERSION,
+    AlarmFlags,
+    FrameType,
+    LinkType,
+    Unit,
+)
+from .crypto import DeviceKeys
+from .errors import (
+    AuthenticationError,
+    BadCrc,
+    BadLinkType,
+    BadType,
+    BadVersion,
+    IncompleteError,
+    MalformedError,
+    Oversized,
+    ProtocolError,
+    ReplayError,
+    Truncated,
+    UnknownDevice,
+)
+from .frame import Frame, Header, decode_frame, encode_frame
+from .link import (
+    LinkFrame,
+    crc16,
+    decode_link_datagram,
+    encode_link,
+    encode_link_datagram,
+    encode_rxinfo,
+    encode_rxinfo_datagram,
+)
+from .link_stream import LinkDecoder
+from .replay import ReplayWindow
+
+__all__ = [
+    "MAX_DOWNLINK",
+    "MAX_UPLINK",
+    "PROTOCOL_VERSION",
+    "Ack",
+    "Alarm",
+    "AlarmFlags",
+    "AuthenticationError",
+    "BadCrc",
+    "BadLinkType",
+    "BadType",
+    "BadVersion",
+    "Body",
+    "Config",
+    "DeviceKeys",
+    "Frame",
+    "FrameType",
+    "Header",
+    "IncompleteError",
+    "LinkDecoder",
+    "LinkFrame",
+    "LinkType",
+    "MalformedError",
+    "Oversized",
+    "ProtocolError",
+    "Reading",
+    "ReplayError",
+    "ReplayWindow",
+    "Status",
+    "TimeSync",
+    "Truncated",
+    "Unit",
+    "UnknownDevice",
+    "body_from_map",
+    "body_to_map",
+    "crc16",
+    "decode_frame",
+    "decode_link_datagram",
+    "encode_frame",
+    "encode_link",
+    "encode_link_datagram",
+    "encode_rxinfo",
+    "encode_rxinfo_datagram",
+]

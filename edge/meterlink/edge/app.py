@@ -1,0 +1,206 @@
+"""The gateway service: wires the parts and runs them as named tasks in one TaskGroup.
+
+Signals: SIGTERM/SIGINT drain and stop (ingress closed, pending frames committed, the
+backlog given `drain_s` to reach the broker, status set offline); SIGHUP reloads the key
+file. The systemd watchdog is fed only while the commit loop is healthy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+from typing import Any
+
+from meterlink.edge import systemd
+from meterlink.edge.config import GatewayConfig
+from meterlink.edge.database import Database
+from meterlink.edge.dedupe import Deduplicator
+from meterlink.edge.downlink import Downlink
+from meterlink.edge.forwarder import Forwarder
+from meterlink.edge.http import HttpServer, json_response, status_page
+from meterlink.edge.ingress import Receiver, SerialReceiver, UdpReceiver
+from meterlink.edge.logs import Logger, RateLimitedLog
+from meterlink.edge.metrics import GatewayMetrics
+from meterlink.edge.outbox import Outbox
+from meterlink.edge.pipeline import Pipeline
+from meterlink.edge.registry import DeviceRegistry, RegistryError
+from meterlink.edge.replay import ReplayGuard
+from meterlink.edge.status import LiveStatus
+
+
+class Gateway:
+    def __init__(self, cfg: GatewayConfig, log: Logger | None = None,
+                 drain_s: float = 5.0) -> None:
+        self.cfg = cfg
+        self.log = log or Logger(cfg.log.level)
+        self.drain_s = drain_s
+        self.metrics = GatewayMetrics()
+        self.status = LiveStatus(cfg.gateway_id)
+        self.registry = DeviceRegistry(cfg.keys_file)
+        self.link_errors: dict[str, int] = {}
+        self.receivers: dict[str, Receiver] = {}
+        self.ready = asyncio.Event()
+        self.stopping = asyncio.Event()
+        self.http_port = 0
+        self.udp_ports: dict[str, int] = {}
+
+    # -- wiring -----------------------------------------------------------------------------
+
+    def _setup(self) -> None:
+        cfg = self.cfg
+        n = self.registry.load()
+        for w in self.registry.warnings:
+            self.log.warning("keys_file_permissions", detail=w)
+        self.metrics.registry_devices.set(n)
+        outbox = Outbox(cfg.outbox.path, max_bytes=cfg.outbox.max_bytes,
+                        min_free_bytes=cfg.outbox.min_free_bytes, policy=cfg.outbox.policy)
+        self.db = Database(outbox)
+        self.metrics.backlog.func = lambda: float(outbox.count)
+        self.metrics.backlog_bytes.func = lambda: float(outbox.bytes)
+        self.metrics.backlog_age.func = self._backlog_age
+        guard = ReplayGuard(outbox.load_replay(), outbox.load_seen())
+        for rc in cfg.serial:
+            self.receivers[rc.name] = SerialReceiver(rc.name, rc.port, rc.baudrate,
+                                                     self._on_heard, self._on_link_error)
+        for uc in cfg.udp:
+            self.receivers[uc.name] = UdpReceiver(uc.name, uc.host, uc.port, self._on_heard,
+                                                  self._on_link_error)
+        self.downlink = Downlink(self.db, self._keys, self.receivers, self.metrics, self.log,
+                                 cfg.downlink_delay_ms / 1000)
+        self.forwarder = Forwarder(cfg=cfg.mqtt, gateway_id=cfg.gateway_id, db=self.db,
+                                   downlink=self.downlink, metrics=self.metrics,
+                                   status=self.status, log=self.log)
+        self.pipeline = Pipeline(
+            gateway_id=cfg.gateway_id, topic_prefix=cfg.mqtt.topic_prefix,
+            registry=self.registry, guard=guard,
+            dedupe=Deduplicator(cfg.dedupe.window_s, cfg.dedupe.max_entries), db=self.db,
+            downlink=self.downlink, metrics=self.metrics, status=self.status, log=self.log,
+            reject_log=RateLimitedLog(self.log, cfg.log.rejects_per_minute),
+            commit_interval_s=cfg.outbox.commit_interval_ms / 1000,
+            commit_max=cfg.outbox.commit_max_frames, on_durable=self.forwarder.notify)
+        self.http = HttpServer(cfg.http.host, cfg.http.port, {
+            "/": lambda: (200, "text/html; charset=utf-8", status_page()),
+            "/api/status": lambda: json_response(self.snapshot()),
+            "/metrics": lambda: (200, "text/plain; version=0.0.4",
+                                 self.metrics.render().encode()),
+            "/healthz": self._health,
+        })
+
+    def _keys(self, device_id: int) -> Any:
+        return self.pipeline.keys(device_id)
+
+    def _on_heard(self, heard: Any) -> None:
+        self.pipeline.handle(heard)
+
+    def _on_link_error(self, receiver: str, reason: str) -> None:
+        self.link_errors[receiver] = self.link_errors.get(receiver, 0) + 1
+        self.metrics.link_errors.inc(receiver=receiver, reason=reason)
+        self.metrics.frames.inc(outcome="rejected", reason=reason)
+
+    def _backlog_age(self) -> float:
+        b = self.db.outbox.backlog()
+        return 0.0 if b.oldest_received_at is None else max(0.0, time.time() -
+                                                            b.oldest_received_at)
+
+    # -- views ------------------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        frames = self.metrics.frames
+        by_outcome: dict[str, float] = {"accepted": 0, "duplicate": 0, "rejected": 0}
+        for labels, value in frames.values.items():
+            outcome = dict(labels)["outcome"]
+            by_outcome[outcome] = by_outcome.get(outcome, 0) + value
+        return self.status.snapshot({
+            "backlog": {"messages": self.db.outbox.count, "bytes": self.db.outbox.bytes,
+                        "oldest_age_s": round(self._backlog_age(), 1)},
+            "frames": {k: int(v) for k, v in by_outcome.items()},
+            "receivers": [{"name": name, "connected": rx.connected, "frames": rx.frames,
+                           "link_errors": self.link_errors.get(name, 0)}
+                          for name, rx in self.receivers.items()],
+            "devices_registered": len(self.registry),
+            "outbox_full": self.status.outbox_full,
+        })
+
+    def _health(self) -> tuple[int, str, bytes]:
+        ok = self.pipeline.commit_ok
+        return json_response({"status": "ok" if ok else "failing",
+                              "outbox_writable": ok, "error": self.pipeline.last_commit_error,
+                              "broker_connected": self.status.broker_connected,
+                              "backlog": self.db.outbox.count}, 200 if ok else 503)
+
+    # -- signals ----------------------------------------------------------------------------
+
+    def reload_keys(self) -> None:
+        try:
+            n = self.registry.load()
+        except RegistryError as exc:
+            self.metrics.registry_reloads.inc(outcome="failed")
+            self.log.error("keys_reload_failed", error=str(exc),
+                           kept_devices=len(self.registry))
+            return
+        self.metrics.registry_reloads.inc(outcome="ok")
+        self.metrics.registry_devices.set(n)
+        self.log.info("keys_reloaded", devices=n)
+
+    # -- running ----------------------------------------------------------------------------
+
+    async def _watchdog(self, interval: float) -> None:
+        while True:
+            if self.pipeline.commit_ok:
+                systemd.notify("WATCHDOG=1")
+            await asyncio.sleep(interval)
+
+    async def run(self) -> int:
+        self._setup()
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, self.stopping.set)
+        loop.add_signal_handler(signal.SIGINT, self.stopping.set)
+        loop.add_signal_handler(signal.SIGHUP, self.reload_keys)
+        await self.downlink.load()
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tasks = [tg.create_task(self.pipeline.run_committer(), name="committer"),
+                         tg.create_task(self.forwarder.run(), name="forwarder")]
+                for name, rx in self.receivers.items():
+                    if isinstance(rx, SerialReceiver):
+                        tasks.append(tg.create_task(rx.run(self.log.log), name=f"rx-{name}"))
+                    else:
+                        self.udp_ports[name] = await rx.start()
+                self.http_port = await self.http.start()
+                interval = systemd.watchdog_interval_s()
+                if interval:
+                    tasks.append(tg.create_task(self._watchdog(interval), name="watchdog"))
+                self.log.info("ready", msg="gateway ready", gateway_id=self.cfg.gateway_id,
+                              http_port=self.http_port, udp_ports=self.udp_ports,
+                              devices=len(self.registry), backlog=self.db.outbox.count)
+                systemd.notify("READY=1")
+                self.ready.set()
+                await self.stopping.wait()
+                systemd.notify("STOPPING=1")
+                self.log.info("stopping", backlog=self.db.outbox.count)
+                await self._shutdown(tasks)
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                loop.remove_signal_handler(sig)
+            self.db.close()
+        self.log.info("stopped", backlog=self.db.outbox.count)
+        return 0
+
+    async def _shutdown(self, tasks: list[asyncio.Task[None]]) -> None:
+        for t in tasks:
+            if t.get_name().startswith("rx-"):
+                t.cancel()
+        for rx in self.receivers.values():
+            if isinstance(rx, UdpReceiver):
+                rx.close()
+        await self.http.close()
+        await self.pipeline.flush()
+        await self.downlink.wait_idle()
+        await self.forwarder.goodbye(self.drain_s)
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await t

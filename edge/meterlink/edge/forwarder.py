@@ -1,0 +1,185 @@
+"""MQTT forwarder: drains the outbox to the broker in order, QoS 1, persistent session.
+
+A message leaves the outbox only after its PUBACK. On any connection error the forwarder
+reconnects with jittered exponential backoff and starts again from the oldest message
+still stored; a message may then be published twice, always with the same idempotency
+key. Also: the retained gateway status (with a Last Will), and the command subscription.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import ssl
+import time
+from typing import Any
+
+import aiomqtt
+from meterlink.edge.config import MqttConfig
+from meterlink.edge.database import Database
+from meterlink.edge.downlink import CommandError, Downlink
+from meterlink.edge.logs import Logger
+from meterlink.edge.messages import final_payload, iso
+from meterlink.edge.metrics import GatewayMetrics
+from meterlink.edge.status import LiveStatus
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+
+_MQTT_LOG = logging.getLogger("meterlink.edge.mqtt")
+_MQTT_LOG.setLevel(logging.ERROR)  # the forwarder logs connection events itself
+
+
+def backoff_delays(lo: float, hi: float, rng: random.Random | None = None) -> Any:
+    """Full-jitter exponential backoff: uniform(lo, min(hi, lo * 2**n))."""
+    rng = rng or random.Random()
+    n = 0
+    while True:
+        yield rng.uniform(lo, min(hi, lo * 2**n))
+        n = min(n + 1, 30)
+
+
+def tls_context(cfg: MqttConfig) -> ssl.SSLContext | None:
+    if not cfg.tls:
+        return None
+    ctx = ssl.create_default_context(cafile=cfg.ca_file)
+    if cfg.cert_file and cfg.key_file:
+        ctx.load_cert_chain(cfg.cert_file, cfg.key_file)
+    return ctx
+
+
+class Forwarder:
+    def __init__(self, *, cfg: MqttConfig, gateway_id: str, db: Database, downlink: Downlink,
+                 metrics: GatewayMetrics, status: LiveStatus, log: Logger) -> None:
+        self.cfg = cfg
+        self.gateway_id = gateway_id
+        self.db = db
+        self.downlink = downlink
+        self.metrics = metrics
+        self.status = status
+        self.log = log
+        self.status_topic = f"{cfg.topic_prefix}/gateways/{gateway_id}/status"
+        self.command_filter = f"{cfg.topic_prefix}/commands/+"
+        self._new = asyncio.Event()
+        self._client: aiomqtt.Client | None = None
+        self.published = 0
+
+    def notify(self) -> None:
+        """New messages are durable in the outbox."""
+        self._new.set()
+
+    def _status_payload(self, state: str, reason: str) -> bytes:
+        return json.dumps({"gateway_id": self.gateway_id, "state": state, "reason": reason,
+                           "at": iso(time.time())}).encode()
+
+    def _client_for(self) -> aiomqtt.Client:
+        cfg = self.cfg
+        v5 = cfg.protocol == "5"
+        will = aiomqtt.Will(self.status_topic,
+                            self._status_payload("offline", "connection lost"), qos=1,
+                            retain=True)
+        kwargs: dict[str, Any] = {}
+        if v5:
+            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            props.SessionExpiryInterval = cfg.session_expiry_s
+            kwargs.update(protocol=aiomqtt.ProtocolVersion.V5, clean_start=False,
+                          properties=props)
+        else:
+            kwargs.update(protocol=aiomqtt.ProtocolVersion.V311, clean_session=False)
+        client = aiomqtt.Client(
+            cfg.host, cfg.port, username=cfg.username, password=cfg.password,
+            identifier=cfg.client_id, will=will, keepalive=cfg.keepalive_s,
+            tls_context=tls_context(cfg), max_inflight_messages=cfg.max_inflight,
+            timeout=10, logger=_MQTT_LOG, **kwargs)
+        client.pending_calls_threshold = cfg.max_inflight * 4  # warns above this
+        return client
+
+    async def run(self) -> None:
+        delays = backoff_delays(self.cfg.backoff_min_s, self.cfg.backoff_max_s)
+        while True:
+            try:
+                async with self._client_for() as client:
+                    self._client = client
+                    delays = backoff_delays(self.cfg.backoff_min_s, self.cfg.backoff_max_s)
+                    self.metrics.broker_connects.inc()
+                    self.metrics.broker_connected.set(1)
+                    self.status.set_broker(True)
+                    self.log.info("broker_connected", host=self.cfg.host, port=self.cfg.port,
+                                  protocol=self.cfg.protocol)
+                    await client.publish(self.status_topic,
+                                         self._status_payload("online", "started"), qos=1,
+                                         retain=True)
+                    await client.subscribe(self.command_filter, qos=1)
+                    async with asyncio.TaskGroup() as tg:
+                        tg.create_task(self._drain(client), name="mqtt-drain")
+                        tg.create_task(self._commands(client), name="mqtt-commands")
+            except* (aiomqtt.MqttError, OSError, TimeoutError) as group:
+                error = "; ".join(str(e) for e in group.exceptions)[:300]
+                self._client = None
+                self.metrics.broker_connected.set(0)
+                self.status.set_broker(False, error)
+                delay = next(delays)
+                self.log.warning("broker_disconnected", error=error, retry_in_s=round(delay, 2))
+                await asyncio.sleep(delay)
+
+    async def _drain(self, client: aiomqtt.Client) -> None:
+        outbox = self.db.outbox
+        after = 0
+        timeout = self.cfg.publish_timeout_s
+        while True:
+            self._new.clear()
+            rows = await self.db.call(outbox.fetch, after, self.cfg.max_inflight)
+            if not rows:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._new.wait(), 5.0)
+                continue
+            # Published in order: paho sends in call order and the broker acks in order.
+            results = await asyncio.gather(
+                *(client.publish(m.topic, final_payload(m.body, m.rssi, m.receivers), qos=1,
+                                 timeout=timeout) for m in rows),
+                return_exceptions=True)
+            done = [m for m, r in zip(rows, results, strict=True) if r is None]
+            if done:
+                await self.db.call(outbox.delete, [m.id for m in done])
+                now = time.time()
+                for m in done:
+                    self.metrics.published.inc(kind=m.kind)
+                    self.metrics.publish_latency.observe(max(0.0, now - m.received_at))
+                self.published += len(done)
+            failed = [r for r in results if r is not None]
+            if failed:
+                err = failed[0]
+                raise err if isinstance(err, Exception) else aiomqtt.MqttError(str(err))
+            after = rows[-1].id
+
+    async def _commands(self, client: aiomqtt.Client) -> None:
+        prefix = self.command_filter[:-1]
+        async for message in client.messages:
+            name = str(message.topic)
+            raw = message.payload if isinstance(message.payload, bytes) else str(
+                message.payload).encode()
+            try:
+                device_id = int(name[len(prefix):])
+                cmd = await self.downlink.add_command(device_id, raw)
+            except (ValueError, CommandError) as exc:
+                self.metrics.commands.inc(outcome="invalid")
+                self.log.warning("command_rejected", topic=name, error=str(exc))
+                continue
+            self.metrics.commands.inc(outcome="queued")
+            self.log.info("command_queued", device_id=cmd.device_id, kind=cmd.kind,
+                          queued=self.downlink.pending(cmd.device_id))
+
+    async def goodbye(self, drain_s: float) -> None:
+        """On shutdown: give the backlog a moment, then mark the gateway offline."""
+        client = self._client
+        if client is None:
+            return
+        deadline = time.monotonic() + drain_s
+        while self.db.outbox.count and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
+            await client.publish(self.status_topic, self._status_payload("offline", "shutdown"),
+                                 qos=1, retain=True, timeout=2)

@@ -1,0 +1,208 @@
+"""Verify, deduplicate and store: from a heard radio payload to a durable outbox message.
+
+`handle()` runs synchronously in the receiver's callback (parse, key lookup, MIC, decrypt,
+replay check: well under a millisecond) and adds accepted frames to the pending batch.
+`run_committer()` writes pending batches in grouped transactions; only after a batch is
+durable are its confirmed frames acked and the forwarder woken.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Callable
+
+from meterlink.edge.database import Database
+from meterlink.edge.dedupe import Deduplicator, Sighting
+from meterlink.edge.downlink import Downlink
+from meterlink.edge.ingress import Heard
+from meterlink.edge.logs import Logger, RateLimitedLog
+from meterlink.edge.messages import build_body, encode_body, topic
+from meterlink.edge.metrics import GatewayMetrics
+from meterlink.edge.outbox import Batch, Message, OutboxError
+from meterlink.edge.registry import DeviceRegistry
+from meterlink.edge.replay import ReplayGuard
+from meterlink.edge.status import LiveStatus
+from meterlink.protocol import (
+    DeviceKeys,
+    FrameType,
+    Header,
+    ProtocolError,
+    decode_frame,
+)
+
+
+class Pipeline:
+    def __init__(self, *, gateway_id: str, topic_prefix: str, registry: DeviceRegistry,
+                 guard: ReplayGuard, dedupe: Deduplicator, db: Database,
+                 downlink: Downlink, metrics: GatewayMetrics, status: LiveStatus,
+                 log: Logger, reject_log: RateLimitedLog, commit_interval_s: float,
+                 commit_max: int, on_durable: Callable[[], None]) -> None:
+        self.gateway_id = gateway_id
+        self.topic_prefix = topic_prefix
+        self.registry = registry
+        self.guard = guard
+        self.dedupe = dedupe
+        self.db = db
+        self.downlink = downlink
+        self.metrics = metrics
+        self.status = status
+        self.log = log
+        self.reject_log = reject_log
+        self.commit_interval_s = commit_interval_s
+        self.commit_max = commit_max
+        self.on_durable = on_durable
+        self._keys: dict[int, tuple[bytes, DeviceKeys]] = {}
+        self._batch = Batch()
+        self._sightings: list[Sighting] = []
+        self._wake = asyncio.Event()
+        self._full = asyncio.Event()
+        self.commit_ok = True
+        self.last_commit_error: str | None = None
+
+    # -- verification -----------------------------------------------------------------------
+
+    def keys(self, device_id: int) -> DeviceKeys | None:
+        device = self.registry.get(device_id)
+        if device is None:
+            return None
+        cached = self._keys.get(device_id)
+        if cached is None or cached[0] != device.key:
+            cached = self._keys[device_id] = (device.key, DeviceKeys.derive(device.key))
+        return cached[1]
+
+    def reject(self, heard: Heard, reason: str, device_id: int | None = None,
+               counter: int | None = None) -> None:
+        self.metrics.frames.inc(outcome="rejected", reason=reason)
+        self.reject_log.log("warning", "frame_rejected", reason=reason, receiver=heard.receiver,
+                            device_id=device_id, counter=counter, bytes=len(heard.payload))
+
+    def handle(self, heard: Heard) -> None:
+        """Verifies one heard payload; never raises for bad input."""
+        try:
+            header = Header.parse(heard.payload)
+        except ProtocolError as exc:
+            self.reject(heard, exc.code)
+            return
+        dev, ctr = header.device_id, header.counter
+        if not FrameType(header.frame_type).is_uplink:
+            self.reject(heard, "downlink", dev, ctr)
+            return
+        keys = self.keys(dev)
+        if keys is None:
+            self.reject(heard, "unknown_device", dev, ctr)
+            return
+        verdict = self.guard.check(dev, ctr, heard.payload)
+        if verdict == "duplicate":  # byte-identical to a frame already authenticated
+            self._duplicate(heard, dev, ctr, FrameType(header.frame_type).confirmed)
+            return
+        try:
+            frame = decode_frame(heard.payload, keys)
+        except ProtocolError as exc:
+            self.reject(heard, exc.code, dev, ctr)
+            return
+        if verdict == "replay":
+            self.reject(heard, "replay", dev, ctr)
+            return
+        device = self.registry.get(dev)
+        assert device is not None
+        hi, bitmap, digest = self.guard.accept(dev, ctr, heard.payload)
+        kind, body = build_body(frame, device, self.gateway_id, heard.received_at)
+        confirmed = frame.frame_type.confirmed
+        sighting = self.dedupe.new(dev, ctr, confirmed, heard.receiver, heard.rssi)
+        self._batch.messages.append(Message(
+            kind=kind, device_id=dev, counter=ctr, topic=topic(self.topic_prefix, kind, dev),
+            body=encode_body(body), rssi=heard.rssi, receivers=json.dumps([heard.receiver]),
+            received_at=heard.received_at))
+        self._batch.replay[dev] = (hi, bitmap)
+        self._batch.seen.append((dev, ctr, digest))
+        self._sightings.append(sighting)
+        self.metrics.frames.inc(outcome="accepted", reason=kind)
+        self.status.on_message(kind, body, heard.rssi, heard.receiver)
+        if not confirmed:
+            self.downlink.answer(sighting, ack=False)
+        self._wake.set()
+        if len(self._batch.messages) >= self.commit_max:
+            self._full.set()
+
+    def _duplicate(self, heard: Heard, dev: int, ctr: int, confirmed: bool) -> None:
+        self.metrics.frames.inc(outcome="duplicate", reason="duplicate")
+        self.metrics.duplicates.inc(receiver=heard.receiver)
+        s = self.dedupe.get(dev, ctr)
+        if s is None:
+            if confirmed:  # stored before (its digest is durable): ack it again
+                again = Sighting(dev, ctr, True, heard.receiver, heard.rssi, [heard.receiver],
+                                 durable=True)
+                self.downlink.answer(again, ack=True)
+            return
+        if s.add(heard.receiver, heard.rssi):
+            self._batch.receiver_updates.append(
+                (dev, ctr, s.best_rssi, json.dumps(s.receivers)))
+            self.status.on_duplicate(dev, heard.receiver, s.best_rssi)
+            self._wake.set()
+        if confirmed and s.durable:
+            self.downlink.answer(s, ack=True)
+
+    # -- grouped commits --------------------------------------------------------------------
+
+    async def run_committer(self) -> None:
+        while True:
+            await self._wake.wait()
+            if self.commit_interval_s > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._full.wait(), self.commit_interval_s)
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Commits whatever is pending now (also called on shutdown)."""
+        self._wake.clear()
+        self._full.clear()
+        batch, sightings = self._batch, self._sightings
+        self._batch, self._sightings = Batch(), []
+        if not (batch.messages or batch.receiver_updates or batch.replay):
+            return
+        try:
+            result = await self.db.call(self.db.outbox.commit, batch)
+        except OutboxError as exc:
+            await self._commit_failed(batch, sightings, str(exc))
+            return
+        if not self.commit_ok:
+            self.log.info("outbox_recovered")
+        self.commit_ok, self.last_commit_error = True, None
+        self.metrics.commit_batch.observe(len(batch.messages))
+        for s in sightings:
+            s.durable = True
+            if s.confirmed:
+                self.downlink.answer(s, ack=True)
+        if result.dropped:
+            self.metrics.dropped.inc(result.dropped, reason="dropped_oldest")
+        if result.refused:
+            self.metrics.dropped.inc(result.refused, reason="refused")
+        self.metrics.outbox_full.set(1 if result.full else 0)
+        if result.full != self.status.outbox_full or result.dropped or result.refused:
+            self.log.critical("outbox_full" if result.full else "outbox_space_ok",
+                              policy=self.db.outbox.policy, dropped_oldest=result.dropped,
+                              refused=result.refused, backlog_bytes=self.db.outbox.bytes,
+                              max_bytes=self.db.outbox.max_bytes,
+                              disk_low=self.db.outbox.disk_low())
+        self.status.outbox_full = result.full
+        self.on_durable()
+
+    async def _commit_failed(self, batch: Batch, sightings: list[Sighting],
+                             error: str) -> None:
+        """Nothing of the batch is durable: forget it was accepted, so that the module's
+        retransmissions of confirmed frames are accepted (and acked) once writing works."""
+        self.commit_ok, self.last_commit_error = False, error
+        self.metrics.dropped.inc(len(batch.messages), reason="commit_failed")
+        self.log.critical("outbox_commit_failed", error=error, frames_lost=len(batch.messages),
+                          hint="check free space and the SD card; alarms are retried by "
+                               "the modules and will be stored when writing works again")
+        windows = await self.db.call(self.db.outbox.load_replay)
+        seen = await self.db.call(self.db.outbox.load_seen)
+        guard = ReplayGuard(windows, seen)
+        for dev, ctr, digest in self._batch.seen:  # accepted since the batch was taken
+            guard.accept_digest(dev, ctr, digest)
+        self.guard = guard
+        for s in sightings:
+            self.dedupe.entries.pop((s.device_id, s.counter), None)

@@ -1,0 +1,259 @@
+"""Files on a MicroPython 1.9.2 board (micro:bit filesystem) through mpremote's transport
+in raw REPL. Shared by the HIL harness and provisioning of real boards.
+
+This firmware has no os.stat / ilistdir / binascii / hashlib, and bytes written through
+the raw REPL have been seen to go missing, so every file is checked after writing: its
+size (os.size) and an Adler-32 computed on the board over 64-byte chunks, compared with
+the host's zlib.adler32. What differs is written again.
+
+All functions expect the transport to be in raw REPL already.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import zlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from mpremote.transport import TransportError
+from mpremote.transport_serial import SerialTransport
+
+from meterlink.hil.errors import BoardError
+
+WRITE_CHUNK = 64  # bytes per f.write() call
+EXEC_SOURCE_BUDGET = 1024  # source bytes per exec: the board compiles it in ~9 KB of heap
+READ_CHUNKS_PER_EXEC = 8
+MAX_TRIES = 3
+
+ProgressCallback = Callable[[str, int, int], None]
+
+_CHECKSUM_CODE = """import os
+_a=1
+_b=0
+_f=open({name!r},'rb')
+while 1:
+ _c=_f.read(64)
+ if not _c:
+  break
+ for _x in _c:
+  _a=(_a+_x)%65521
+  _b=(_b+_a)%65521
+_f.close()
+print(os.size({name!r}),_a,_b)
+del _a,_b,_c,_f
+"""
+
+
+@dataclass(frozen=True)
+class FileCheck:
+    """What the board reports about one file, against what was expected."""
+
+    name: str
+    expected_size: int
+    expected_adler32: int
+    size: int | None  # None: the file is missing
+    adler32: int | None
+
+    @property
+    def ok(self) -> bool:
+        return self.size == self.expected_size and self.adler32 == self.expected_adler32
+
+    def describe(self) -> str:
+        if self.size is None:
+            return f"{self.name}: missing on the board"
+        if self.size != self.expected_size:
+            return f"{self.name}: {self.size} bytes on the board, expected {self.expected_size}"
+        if self.adler32 != self.expected_adler32:
+            return (
+                f"{self.name}: content differs (Adler-32 {self.adler32:#010x} on the board, "
+                f"expected {self.expected_adler32:#010x})"
+            )
+        return f"{self.name}: ok"
+
+
+def run(transport: SerialTransport, code: str, timeout: float = 10.0) -> str:
+    """Runs code in the raw REPL; returns its stdout; BoardError with the board's
+    traceback if it raised."""
+    try:
+        out, err = transport.exec_raw(code, timeout=timeout)
+    except TransportError as exc:
+        raise BoardError(f"the board did not run the code: {exc}") from exc
+    if err:
+        raise BoardError(f"the board raised:\n{err.decode(errors='replace').strip()}")
+    text: str = out.decode(errors="replace")
+    return text
+
+
+def run_idempotent(
+    transport: SerialTransport, code: str, timeout: float = 10.0, tries: int = MAX_TRIES
+) -> str:
+    """run() for code that may safely run twice, retried if it fails: a byte lost on the
+    line turns `f.read` into `f.rea`, which the next try does not repeat."""
+    for attempt in range(tries):
+        try:
+            return run(transport, code, timeout)
+        except BoardError:
+            if attempt == tries - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _check_name(name: str) -> None:
+    if not name or "/" in name or len(name.encode()) > 120 or not name.isprintable():
+        raise ValueError(
+            f"file name {name!r} cannot be used on this board: use a flat name without '/' "
+            "(the micro:bit filesystem has no directories)"
+        )
+
+
+def write_file(
+    transport: SerialTransport,
+    name: str,
+    data: bytes,
+    *,
+    progress: ProgressCallback | None = None,
+) -> None:
+    """Writes data to name (replacing it) in WRITE_CHUNK pieces; does not verify."""
+    _check_name(name)
+    statements = [f"w({data[i : i + WRITE_CHUNK]!r})" for i in range(0, len(data), WRITE_CHUNK)]
+    head = f"_f=open({name!r},'wb')\nw=_f.write\n"
+    batch: list[str] = []
+    size = 0
+    done = 0
+    try:
+        for i, stmt in enumerate(statements):
+            batch.append(stmt)
+            size += len(stmt) + 1
+            last = i == len(statements) - 1
+            if size >= EXEC_SOURCE_BUDGET or last:
+                run(transport, head + "\n".join(batch))
+                head = ""
+                done = min(len(data), (i + 1) * WRITE_CHUNK)
+                if progress is not None:
+                    progress(name, done, len(data))
+                batch, size = [], 0
+        run(transport, (head if head else "") + "_f.close()\ndel _f,w\n")
+    except BoardError as exc:
+        _close_quietly(transport)
+        if "ENOSPC" in str(exc) or "OSError: 28" in str(exc):
+            raise BoardError(
+                f"writing {name}: the board's filesystem is full; remove files first "
+                f"(list them with list_files)\n{exc}"
+            ) from exc
+        raise BoardError(f"writing {name} failed after {done} of {len(data)} bytes: {exc}") from exc
+    if progress is not None and not data:
+        progress(name, 0, 0)
+
+
+def _close_quietly(transport: SerialTransport) -> None:
+    with contextlib.suppress(Exception):  # best effort: a failure is already being reported
+        transport.exec_raw("try:\n _f.close()\nexcept Exception:\n pass\n", timeout=5)
+
+
+def check_file(transport: SerialTransport, name: str, data: bytes) -> FileCheck:
+    """Compares name on the board with data (size and board-side Adler-32)."""
+    _check_name(name)
+    expected = zlib.adler32(data)
+    if name not in list_files(transport):
+        return FileCheck(name, len(data), expected, None, None)
+    fields = run_idempotent(transport, _CHECKSUM_CODE.format(name=name), timeout=60).split()
+    size, a, b = (int(x) for x in fields[-3:])
+    return FileCheck(name, len(data), expected, size, (b << 16) | a)
+
+
+def verify_file(transport: SerialTransport, name: str, data: bytes) -> bool:
+    """True if name on the board holds exactly data."""
+    return check_file(transport, name, data).ok
+
+
+def list_files(transport: SerialTransport) -> dict[str, int]:
+    """Every file on the board with its size in bytes."""
+    out = run_idempotent(
+        transport, "import os\nfor _n in os.listdir():\n print(repr(_n),os.size(_n))\n"
+    )
+    files: dict[str, int] = {}
+    for line in out.splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        quoted, _, size = line.rpartition(" ")
+        files[ast.literal_eval(quoted)] = int(size)
+    return files
+
+
+def remove_file(transport: SerialTransport, name: str) -> None:
+    """Removes name; no error if it does not exist."""
+    _check_name(name)
+    run_idempotent(transport, f"import os\ntry:\n os.remove({name!r})\nexcept OSError:\n pass\n")
+
+
+def read_file(transport: SerialTransport, name: str) -> bytes:
+    """Reads name in 64-byte chunks (a whole file at once can exhaust the heap) and checks
+    the result against the board's own size and Adler-32."""
+    _check_name(name)
+    if name not in list_files(transport):
+        raise BoardError(f"{name}: no such file on the board")
+    chunks: list[bytes] = []
+    run(transport, f"_f=open({name!r},'rb')\n")
+    try:
+        while True:
+            out = run(
+                transport,
+                f"for _i in range({READ_CHUNKS_PER_EXEC}):\n"
+                " _c=_f.read(64)\n if not _c:\n  print('EOF')\n  break\n print(repr(_c))\n",
+            )
+            lines = [ln.strip() for ln in out.splitlines() if ln.strip()]
+            for line in lines:
+                if line == "EOF":
+                    break
+                chunks.append(ast.literal_eval(line))
+            if lines and lines[-1] == "EOF":
+                break
+            if not lines:
+                raise BoardError(f"reading {name}: the board printed nothing")
+    finally:
+        run(transport, "_f.close()\ndel _f\n")
+    data = b"".join(chunks)
+    check = check_file(transport, name, data)
+    if not check.ok:
+        raise BoardError(f"reading {name} differs from the board's copy: {check.describe()}")
+    return data
+
+
+def flash_files(
+    transport: SerialTransport,
+    files: Mapping[str, bytes],
+    *,
+    progress: ProgressCallback | None = None,
+    tries: int = MAX_TRIES,
+) -> None:
+    """Writes every file, verifies each on the board, rewrites what differs, up to `tries`
+    writes per file; BoardError naming the files that still differ."""
+    for name in files:
+        _check_name(name)
+    pending = dict(files)
+    last: dict[str, FileCheck] = {}
+    errors: dict[str, str] = {}
+    for _ in range(tries):
+        for name, data in pending.items():
+            try:
+                write_file(transport, name, data, progress=progress)
+                errors.pop(name, None)
+            except BoardError as exc:  # a garbled line fails the exec: verify and retry
+                if "filesystem is full" in str(exc):
+                    raise
+                errors[name] = str(exc)
+        last = {name: check_file(transport, name, data) for name, data in pending.items()}
+        pending = {name: files[name] for name, check in last.items() if not check.ok}
+        if not pending:
+            return
+    problems = "; ".join(
+        last[name].describe() + (f" (last error: {errors[name]})" if name in errors else "")
+        for name in pending
+    )
+    raise BoardError(
+        f"{len(pending)} file(s) still differ after {tries} writes: {problems}. "
+        "Check the serial connection and the board's free space, then flash again."
+    )

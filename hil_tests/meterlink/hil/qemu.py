@@ -1,0 +1,144 @@
+"""One QEMU `microbit` process: command line, launch (paused), control sockets, and the
+nRF51 flash operations the harness needs (save, faithful restore through the NVMC)."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import shutil
+import subprocess
+import tempfile
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from meterlink.hil.errors import BoardError
+from meterlink.hil.processes import kill_child, spawn_child
+from meterlink.hil.qmp import QmpClient
+from meterlink.hil.qtest import QtestClient
+
+DEFAULT_MICROBIT_HEX = Path("/usr/share/firmware-microbit-micropython/firmware.hex")
+FLASH_SIZE = 0x40000  # nRF51822 on the micro:bit: 256 KiB
+DEFAULT_ICOUNT_SHIFT = 6  # 2^6 ns = 64 ns per instruction, about the nRF51's 16 MHz
+
+# nRF51 NVMC registers
+_NVMC_CONFIG = 0x4001E504
+_NVMC_ERASEALL = 0x4001E50C
+_NVMC_READ_ONLY, _NVMC_WRITE, _NVMC_ERASE = 0, 1, 2
+
+MARKER_PREFIX = "meterlink-"  # every QEMU the harness starts has -name meterlink-<uuid>
+
+
+@dataclass(frozen=True)
+class QemuOptions:
+    firmware_hex: Path = DEFAULT_MICROBIT_HEX
+    deterministic: bool = False
+    seed: int = 0
+    icount_shift: int = DEFAULT_ICOUNT_SHIFT
+
+
+class QemuMachine:
+    """A running (initially paused) QEMU; close() kills it."""
+
+    def __init__(self, options: QemuOptions, log_path: Path) -> None:
+        exe = shutil.which("qemu-system-arm")
+        if exe is None:
+            raise BoardError("qemu-system-arm is not installed: run `make setup`")
+        if not options.firmware_hex.exists():
+            raise BoardError(
+                f"firmware {options.firmware_hex} not found: run `make setup` "
+                "(Debian package firmware-microbit-micropython)"
+            )
+        self.marker = f"{MARKER_PREFIX}{uuid.uuid4().hex[:12]}"
+        # unix socket paths must stay under 108 bytes: keep them out of deep tmp_paths
+        self.sockdir = Path(tempfile.mkdtemp(prefix="mlq-"))
+        self.qmp_path = self.sockdir / "qmp.sock"
+        self.qtest_path = self.sockdir / "qtest.sock"
+        argv = [
+            exe,
+            "-M", "microbit",
+            "-accel", "tcg",
+            "-name", self.marker,
+            "-device", f"loader,file={options.firmware_hex}",
+            "-display", "none",
+            "-monitor", "none",
+            "-serial", "pty",
+            "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
+            "-qtest", f"unix:{self.qtest_path},server=on,wait=off",
+            "-qtest-log", "/dev/null",
+            "-seed", str(options.seed),
+            "-S",
+        ]  # fmt: skip
+        if options.deterministic:
+            argv += ["-icount", f"shift={options.icount_shift},align=off,sleep=off"]
+        self.argv = argv
+        self.log_path = log_path
+        with log_path.open("ab") as log:
+            self.proc: subprocess.Popen[bytes] = spawn_child(
+                argv, stdout=log, stderr=log, own_process_group=True
+            )
+        try:
+            self.qmp = QmpClient(self.qmp_path)
+            self.qtest = QtestClient(self.qtest_path)
+            self.pty_path = self._find_pty()
+        except Exception as exc:
+            self.close()
+            raise BoardError(f"QEMU did not start ({exc}); see {log_path}") from exc
+
+    def _find_pty(self) -> str:
+        for dev in self.qmp.command("query-chardev"):
+            if dev.get("label") == "serial0" and str(dev.get("filename", "")).startswith("pty:"):
+                return str(dev["filename"])[4:]
+        raise BoardError("QEMU reported no pty for serial0")
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def cont(self) -> None:
+        self.qmp.command("cont")
+
+    def stop(self) -> None:
+        self.qmp.command("stop")
+
+    def system_reset(self) -> None:
+        self.qmp.command("system_reset")
+
+    def save_flash(self, path: Path) -> None:
+        """Saves the 256 KiB flash (the CPU should be stopped for a consistent image).
+        memsave, not pmemsave: pmemsave reads zeros on this machine."""
+        self.qmp.command(
+            "memsave", val=0, size=FLASH_SIZE, filename=str(path.resolve()), **{"cpu-index": 0}
+        )
+
+    def read_flash(self) -> bytes:
+        return self.qtest.b64read(0, FLASH_SIZE)
+
+    def restore_flash(self, image: bytes) -> None:
+        """Erases all flash and writes image through the NVMC, as a programmer would.
+        The erase is needed: flash writes only clear bits. Call while paused (-S)."""
+        if len(image) != FLASH_SIZE:
+            raise BoardError(
+                f"flash image is {len(image)} bytes; an nRF51 image must be {FLASH_SIZE} bytes "
+                "(made by power_cut())"
+            )
+        q = self.qtest
+        q.writel(_NVMC_CONFIG, _NVMC_ERASE)
+        q.writel(_NVMC_ERASEALL, 1)
+        q.writel(_NVMC_CONFIG, _NVMC_WRITE)
+        q.command(f"b64write 0x0 {FLASH_SIZE:#x} {base64.b64encode(image).decode()}")
+        q.writel(_NVMC_CONFIG, _NVMC_READ_ONLY)
+
+    def quit(self) -> None:
+        with contextlib.suppress(Exception):  # QEMU closes the socket as it quits
+            self.qmp.command("quit")
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=5)
+        self.close()
+
+    def close(self) -> None:
+        kill_child(self.proc)
+        for client in (getattr(self, "qmp", None), getattr(self, "qtest", None)):
+            if client is not None:
+                client.close()
+        shutil.rmtree(self.sockdir, ignore_errors=True)

@@ -1,0 +1,215 @@
+"""`meterlink provision` against an emulated nRF51 board (QEMU, MicroPython 1.9.2):
+end to end with the radio channel, the real gateway and Mosquitto, and the error cases
+that can be produced on an emulated board."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from meterlink.provisioning import registry as reg
+from meterlink.provisioning.errors import NotEnoughFlash, PortBusy, UnsupportedBoard
+from meterlink.provisioning.exports import export_key_file
+from meterlink.provisioning.provision import (
+    ProvisionRequest,
+    flash_and_restart,
+    self_test,
+)
+from meterlink.provisioning.values import PulseWeight
+
+pytestmark = pytest.mark.hil
+
+
+@contextmanager
+def port_handed_over(board: Any) -> Iterator[None]:
+    """The harness keeps the board's pty open and reads it; while provisioning owns the
+    port the harness's reader is paused (as a laptop's own terminal would be closed)."""
+    _, uart = board._require()
+    with uart.io_lock:
+        uart.pause()
+        try:
+            yield
+        finally:
+            uart.resume()
+
+
+def request(tmp_path: Path, emulated: Any, **kw: Any) -> ProvisionRequest:
+    values: dict[str, Any] = dict(
+        meter_serial="WM-HIL-001",
+        reading_m3=Decimal("123.456"),
+        pulse_weight=PulseWeight(1, 1),
+        registry_path=tmp_path / "registry.db",
+        port=emulated.pty_path,
+        interval_s=30,
+        installer="hil",
+    )
+    values.update(kw)
+    return ProvisionRequest(**values)
+
+
+def gateway_config(tmp_path: Path, keys: Path, receiver: str, broker: Any) -> Path:
+    (tmp_path / "outbox").mkdir(exist_ok=True)
+    conf = tmp_path / "gateway.toml"
+    conf.write_text(
+        f'[gateway]\nid = "gw-hil"\nkeys_file = "{keys}"\n\n'
+        f'[[serial]]\nname = "rx0"\nport = "{receiver}"\n\n'
+        f'[mqtt]\nhost = "{broker.host}"\nport = {broker.port}\n\n'
+        f'[outbox]\npath = "{tmp_path / "outbox" / "outbox.db"}"\n\n'
+        f"[http]\nport = 0\n"
+    )
+    return conf
+
+
+def test_blank_board_provisioned_heard_and_first_reading_has_the_dial_register(
+    tmp_path: Path,
+    board: Any,
+    channel: Any,
+    broker: Any,
+    central: Any,
+    gateway: Any,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    channel.attach_board(board, rssi=-97)
+    keys = tmp_path / "keys.json"
+    export_key_file([], keys)
+    gw = gateway(gateway_config(tmp_path, keys, channel.add_receiver("rx0"), broker))
+    req = request(
+        tmp_path, board, keys_out=keys, mqtt=(broker.host, broker.port), selftest_timeout=120
+    )
+    lines: list[str] = []
+
+    def say(line: str) -> None:
+        lines.append(line)
+        if "gateway key file" in line:  # the gateway loads the new key on SIGHUP
+            assert gw.proc is not None
+            gw.proc.send_signal(signal.SIGHUP)
+
+    with port_handed_over(board):
+        flashed = flash_and_restart(req, say, show_progress=True)
+    result = self_test(flashed, say)
+
+    assert result.selftest is not None and result.selftest.passed, lines
+    assert result.device.state == reg.STATE_TESTED and result.device.rssi == -97
+    assert result.device.initial_register == 123456
+    did = result.device.device_id
+    first = central.wait_for(lambda m: m.topic == f"meterlink/v1/readings/{did}", timeout=180)
+    assert first.json()["register"] == 123456  # what the installer read off the dial
+    assert first.json()["device_id"] == did
+    out, err = capsys.readouterr()
+    key_hex = result.device.key_hex
+    assert key_hex not in out + err + "\n".join(lines)  # the key is never shown
+    assert "flashing [" in err  # the progress bar
+    assert json.loads(keys.read_text())["devices"][0]["key"] == key_hex
+
+
+def test_interrupted_flash_is_completed_by_a_rerun(tmp_path: Path, board: Any) -> None:
+    """Power cut in the middle of flashing; after power-on the same command finishes, and
+    files that verified before the cut are not written again."""
+    import threading
+
+    req = request(tmp_path, board)
+    cut = threading.Event()
+
+    def say(_line: str) -> None:
+        pass
+
+    errors: list[BaseException] = []
+
+    def provision_until_cut() -> None:
+        try:
+            with port_handed_over(board):
+                flash_and_restart(req, say, show_progress=False)
+        except BaseException as exc:  # the tool sees the board go away mid-flash
+            errors.append(exc)
+
+    from meterlink.hil import board_files
+
+    real_write = board_files.write_file
+    written: list[str] = []
+
+    def write_then_maybe_cut(t: Any, name: str, data: bytes, **kw: Any) -> None:
+        real_write(t, name, data, **kw)
+        written.append(name)
+        if len(written) == 3 and not cut.is_set():
+            cut.set()
+            board.power_cut()
+
+    board_files.write_file = write_then_maybe_cut  # type: ignore[assignment]
+    try:
+        provision_until_cut()
+    finally:
+        board_files.write_file = real_write  # type: ignore[assignment]
+    assert cut.is_set() and errors, "the power cut did not interrupt flashing"
+    with reg.Registry(req.registry_path) as r:
+        dev = r.by_serial("WM-HIL-001")
+        assert dev is not None and dev.state == reg.STATE_FLASHING
+    board.power_on(wait_for_repl=True)
+    lines: list[str] = []
+    with port_handed_over(board):
+        flashed = flash_and_restart(req, lines.append, show_progress=False)
+    assert any("interrupted: continuing" in ln for ln in lines)
+    assert flashed.device.key_hex == dev.key_hex  # same key after the interruption
+    from meterlink.firmware import bundle
+
+    files = bundle("nrf51")
+    checks = board.verify(files)
+    assert all(c.ok for c in checks.values()), [c.describe() for c in checks.values()]
+    cfg = board.read_file("config.txt").decode()
+    assert "register=123456" in cfg and f"id={dev.device_id}" in cfg
+
+
+def test_port_busy_when_another_program_holds_the_board(tmp_path: Path, board: Any) -> None:
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys,serial,time; p=serial.Serial(sys.argv[1], exclusive=True); "
+            "print('open', flush=True); time.sleep(60)",
+            board.pty_path,
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "open\n"
+        with port_handed_over(board), pytest.raises(PortBusy) as err:
+            flash_and_restart(request(tmp_path, board), print, show_progress=False)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert f"pid {holder.pid}" in err.value.problem
+    assert (
+        not (tmp_path / "registry.db").exists()
+        or reg.Registry(tmp_path / "registry.db").all() == []
+    )
+
+
+def test_wrong_board_is_refused_before_anything_is_written(tmp_path: Path, board: Any) -> None:
+    """The installer's job is rp2 modules (--board rp2); the emulated module is an nRF51."""
+    with port_handed_over(board), pytest.raises(UnsupportedBoard) as err:
+        flash_and_restart(request(tmp_path, board, board="rp2"), print, show_progress=False)
+    assert "expected a rp2 module, found nrf51" in err.value.problem
+    assert "--board nrf51" in err.value.remedy
+    assert board.list_files() == {}
+
+
+def test_not_enough_flash_names_the_files_taking_space(tmp_path: Path, board: Any) -> None:
+    board.exec(
+        "f=open('logger_data.csv','wb')\nb=bytes(100)\nfor i in range(110):\n f.write(b)\n"
+        "f.close()\n",
+        timeout=60,
+    )
+    with port_handed_over(board), pytest.raises(NotEnoughFlash) as err:
+        flash_and_restart(request(tmp_path, board), print, show_progress=False)
+    assert "logger_data.csv (11000 B)" in err.value.problem
+    assert "--erase-other-files" in err.value.remedy
+    assert "main.py" not in board.list_files()  # nothing half-written
