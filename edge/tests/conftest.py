@@ -17,6 +17,9 @@ from typing import Any
 
 import pytest
 
+from meterlink.edge.app import Gateway
+from meterlink.edge.config import load_config
+from meterlink.edge.logs import Logger
 from meterlink.hil.broker import Mosquitto
 from meterlink.hil.central import Central
 from meterlink.protocol import (
@@ -28,10 +31,6 @@ from meterlink.protocol import (
     Unit,
     encode_frame,
 )
-
-from meterlink.edge.app import Gateway
-from meterlink.edge.config import load_config
-from meterlink.edge.logs import Logger
 
 
 @dataclass
@@ -149,14 +148,13 @@ def pty_pair() -> Iterator[Pty]:
     p = Pty(master, slave, os.ttyname(slave))
     yield p
     for fd in (master, slave):
-        try:
+        with contextlib.suppress(OSError):
             os.close(fd)
-        except OSError:
-            pass
 
 
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[Mosquitto]:
+    """A broker with persistence, so that sessions survive its restart."""
     b = Mosquitto(tmp_path / "broker", persistence=True)
     b.start()
     yield b
@@ -225,6 +223,7 @@ class PersistentCentral:
         from paho.mqtt.enums import CallbackAPIVersion
 
         self.messages: list[tuple[str, bytes]] = []
+        self.stamped: list[tuple[str, bytes, float]] = []  # with time.time() of receipt
         self.lock = threading.Lock()
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2,
                                   client_id=f"central-{uuid.uuid4().hex[:8]}",
@@ -242,6 +241,7 @@ class PersistentCentral:
     def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
         with self.lock:
             self.messages.append((msg.topic, bytes(msg.payload)))
+            self.stamped.append((msg.topic, bytes(msg.payload), time.time()))
 
     def on_topic(self, prefix: str) -> list[dict[str, Any]]:
         with self.lock:

@@ -4,7 +4,6 @@ Mosquitto; acks back on the serial line; commands as downlinks."""
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import socket
 import time

@@ -8,8 +8,6 @@ import json
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -27,19 +25,6 @@ from meterlink.provisioning.provision import (
 from meterlink.provisioning.values import PulseWeight
 
 pytestmark = pytest.mark.hil
-
-
-@contextmanager
-def port_handed_over(board: Any) -> Iterator[None]:
-    """The harness keeps the board's pty open and reads it; while provisioning owns the
-    port the harness's reader is paused (as a laptop's own terminal would be closed)."""
-    _, uart = board._require()
-    with uart.io_lock:
-        uart.pause()
-        try:
-            yield
-        finally:
-            uart.resume()
 
 
 def request(tmp_path: Path, emulated: Any, **kw: Any) -> ProvisionRequest:
@@ -93,7 +78,7 @@ def test_blank_board_provisioned_heard_and_first_reading_has_the_dial_register(
             assert gw.proc is not None
             gw.proc.send_signal(signal.SIGHUP)
 
-    with port_handed_over(board):
+    with board.released():
         flashed = flash_and_restart(req, say, show_progress=True)
     result = self_test(flashed, say)
 
@@ -126,7 +111,7 @@ def test_interrupted_flash_is_completed_by_a_rerun(tmp_path: Path, board: Any) -
 
     def provision_until_cut() -> None:
         try:
-            with port_handed_over(board):
+            with board.released():
                 flash_and_restart(req, say, show_progress=False)
         except BaseException as exc:  # the tool sees the board go away mid-flash
             errors.append(exc)
@@ -154,7 +139,7 @@ def test_interrupted_flash_is_completed_by_a_rerun(tmp_path: Path, board: Any) -
         assert dev is not None and dev.state == reg.STATE_FLASHING
     board.power_on(wait_for_repl=True)
     lines: list[str] = []
-    with port_handed_over(board):
+    with board.released():
         flashed = flash_and_restart(req, lines.append, show_progress=False)
     assert any("interrupted: continuing" in ln for ln in lines)
     assert flashed.device.key_hex == dev.key_hex  # same key after the interruption
@@ -181,7 +166,7 @@ def test_port_busy_when_another_program_holds_the_board(tmp_path: Path, board: A
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline() == "open\n"
-        with port_handed_over(board), pytest.raises(PortBusy) as err:
+        with board.released(), pytest.raises(PortBusy) as err:
             flash_and_restart(request(tmp_path, board), print, show_progress=False)
     finally:
         holder.kill()
@@ -195,7 +180,7 @@ def test_port_busy_when_another_program_holds_the_board(tmp_path: Path, board: A
 
 def test_wrong_board_is_refused_before_anything_is_written(tmp_path: Path, board: Any) -> None:
     """The installer's job is rp2 modules (--board rp2); the emulated module is an nRF51."""
-    with port_handed_over(board), pytest.raises(UnsupportedBoard) as err:
+    with board.released(), pytest.raises(UnsupportedBoard) as err:
         flash_and_restart(request(tmp_path, board, board="rp2"), print, show_progress=False)
     assert "expected a rp2 module, found nrf51" in err.value.problem
     assert "--board nrf51" in err.value.remedy
@@ -208,7 +193,7 @@ def test_not_enough_flash_names_the_files_taking_space(tmp_path: Path, board: An
         "f.close()\n",
         timeout=60,
     )
-    with port_handed_over(board), pytest.raises(NotEnoughFlash) as err:
+    with board.released(), pytest.raises(NotEnoughFlash) as err:
         flash_and_restart(request(tmp_path, board), print, show_progress=False)
     assert "logger_data.csv (11000 B)" in err.value.problem
     assert "--erase-other-files" in err.value.remedy

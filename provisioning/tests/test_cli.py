@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from meterlink.cli import main
 from meterlink.provisioning import registry as reg
 

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from meterlink.provisioning import registry as reg
 from meterlink.provisioning.errors import BadValue, RegistryError
 from meterlink.provisioning.provision import ProvisionRequest, plan_device

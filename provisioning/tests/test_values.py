@@ -1,6 +1,7 @@
 from decimal import Decimal
 
 import pytest
+
 from meterlink.provisioning.errors import BadValue
 from meterlink.provisioning.values import (
     UNIT_L,

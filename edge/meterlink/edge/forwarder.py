@@ -18,6 +18,9 @@ import time
 from typing import Any
 
 import aiomqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
 from meterlink.edge.config import MqttConfig
 from meterlink.edge.database import Database
 from meterlink.edge.downlink import CommandError, Downlink
@@ -25,9 +28,6 @@ from meterlink.edge.logs import Logger
 from meterlink.edge.messages import final_payload, iso
 from meterlink.edge.metrics import GatewayMetrics
 from meterlink.edge.status import LiveStatus
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
-
 
 _MQTT_LOG = logging.getLogger("meterlink.edge.mqtt")
 _MQTT_LOG.setLevel(logging.ERROR)  # the forwarder logs connection events itself

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import serial
+
 from meterlink.protocol import (
     LinkDecoder,
     LinkFrame,
@@ -23,6 +25,8 @@ from meterlink.protocol import (
     encode_link,
     encode_link_datagram,
 )
+
+UDP_RCVBUF = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -173,8 +177,13 @@ class UdpReceiver:
 
     async def start(self) -> int:
         loop = asyncio.get_running_loop()
-        transport, _ = await loop.create_datagram_endpoint(
-            lambda: _UdpProtocol(self), local_addr=(self.host, self.port))
+        sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET,
+                             socket.SOCK_DGRAM)
+        # Bursts from many receivers must not overflow the default ~200 KB buffer.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RCVBUF)
+        sock.bind((self.host, self.port))
+        transport, _ = await loop.create_datagram_endpoint(lambda: _UdpProtocol(self),
+                                                           sock=sock)
         self.transport = transport
         self.connected = True
         self.port = transport.get_extra_info("sockname")[1]

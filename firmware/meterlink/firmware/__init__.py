@@ -2,7 +2,7 @@
 
 The firmware itself is MicroPython in `mp/`; `bundle()` maps on-board file names to
 their contents, `render_config()`/`parse_config()` write and check config.txt with
-the very rules the firmware applies at boot (`mp/ml_boot.py`, loaded here).
+the very rules the firmware applies at boot (`mp/ml_cfg.py`, loaded here).
 """
 
 from __future__ import annotations
@@ -30,7 +30,18 @@ MP_DIR = Path(__file__).parent / "mp"
 SUPPORTED_BOARDS = ("nrf51", "rp2")
 
 # Modules every board gets; board.py comes from board_<name>.py.
-_CORE = ("main.py", "ml_body.py", "ml_boot.py", "ml_core.py", "ml_link.py", "ml_sec.py")
+_CORE = (
+    "main.py",
+    "ml_aes.py",
+    "ml_body.py",
+    "ml_boot.py",
+    "ml_cfg.py",
+    "ml_core.py",
+    "ml_dl.py",
+    "ml_link.py",
+    "ml_main.py",
+    "ml_sec.py",
+)
 # Boards whose filesystem needs the sources shrunk (see minify.py).
 _MINIFIED = ("nrf51",)
 
@@ -71,9 +82,9 @@ class ConfigError(ValueError):
 
 @cache
 def _firmware_cfg() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("meterlink_fw_ml_boot", MP_DIR / "ml_boot.py")
+    spec = importlib.util.spec_from_file_location("meterlink_fw_ml_cfg", MP_DIR / "ml_cfg.py")
     if spec is None or spec.loader is None:
-        raise RuntimeError("cannot load the firmware's ml_boot.py")
+        raise RuntimeError("cannot load the firmware's ml_cfg.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

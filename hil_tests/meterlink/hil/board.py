@@ -202,6 +202,19 @@ class EmulatedBoard:
 
     # ------------------------------------------------------------------- REPL
     @contextmanager
+    def released(self) -> Iterator[str]:
+        """Hands the board's UART to another program (a provisioning tool, a terminal),
+        as a laptop's own terminal would be closed first: the harness stops reading it
+        until the block ends. Yields the pty path."""
+        _, uart = self._require()
+        with uart.io_lock:
+            uart.pause()
+            try:
+                yield self.pty_path
+            finally:
+                uart.resume()
+
+    @contextmanager
     def repl(self, timeout: float = 10.0) -> Iterator[SerialTransport]:
         """mpremote's SerialTransport in raw REPL. Sends the maintenance break first so
         running firmware returns to the REPL; leaves the raw REPL and releases the port

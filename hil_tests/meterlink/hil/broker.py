@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -63,6 +64,10 @@ class Mosquitto:
             "log_type notice",
             "max_queued_messages 100000",
         ]
+        if os.geteuid() == 0:
+            # Started as root, mosquitto switches to its own user, which cannot write
+            # the persistence file in a private working folder.
+            lines.append("user root")
         conf.write_text("\n".join(lines) + "\n")
         return conf
 

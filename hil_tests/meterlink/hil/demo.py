@@ -24,7 +24,7 @@ from typing import Any
 from meterlink.hil import flow
 from meterlink.hil.board import EmulatedBoard
 from meterlink.hil.broker import Mosquitto, free_port
-from meterlink.hil.central import Central, CentralMessage
+from meterlink.hil.central import Central
 from meterlink.hil.gateway_process import GatewayProcess
 from meterlink.hil.radio import RadioChannel
 
@@ -184,7 +184,10 @@ class Demo:
         self.gateway = GatewayProcess(config, self.work / "gateway.log")
         self.gateway.start()
         self._wait_http(timeout=30)
-        self.say(f"gateway   status page http://127.0.0.1:{self.http_port}/  (log {self.gateway.log_path})")
+        self.say(
+            f"gateway   status page http://127.0.0.1:{self.http_port}/  "
+            f"(log {self.gateway.log_path})"
+        )
 
     def _wait_http(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -194,7 +197,8 @@ class Demo:
             if self.status() is not None:
                 return
             time.sleep(0.3)
-        raise RuntimeError(f"the gateway's status page did not come up; see {self.gateway and self.gateway.log_path}")
+        log = self.gateway.log_path if self.gateway else "the gateway log"
+        raise RuntimeError(f"the gateway's status page did not come up; see {log}")
 
     def status(self) -> dict[str, Any] | None:
         try:
@@ -281,8 +285,14 @@ class Demo:
         assert self.central is not None
         out = goals(self.modules, self.central)
         st = self.status() or {}
-        lines = [f"--- {time.strftime('%H:%M:%S')}  broker {'up' if self.broker and self.broker.running else 'DOWN'}"
-                 f"  gateway backlog {st.get('backlog', {}).get('count', '?') if isinstance(st.get('backlog'), dict) else st.get('backlog', '?')}"]
+        broker = "up" if self.broker and self.broker.running else "DOWN"
+        backlog = st.get("backlog", {}).get("messages", "?")
+        frames = st.get("frames", {})
+        lines = [
+            f"--- {time.strftime('%H:%M:%S')}  broker {broker}  gateway backlog {backlog}  "
+            f"frames accepted {frames.get('accepted', '?')} duplicate "
+            f"{frames.get('duplicate', '?')} rejected {frames.get('rejected', '?')}"
+        ]
         for m in self.modules:
             last = None
             for msg in reversed(self.central.on_topic(f"meterlink/v1/readings/{m.device_id}")):
@@ -329,7 +339,10 @@ class Demo:
                 out = goals(self.modules, self.central)
                 if out.complete and not announced:
                     announced = True
-                    self.say("DEMO GOALS REACHED: readings from every module, leak and backflow alarms at the broker")
+                    self.say(
+                        "DEMO GOALS REACHED: readings from every module, leak and backflow "
+                        "alarms at the broker"
+                    )
                 if self.o.duration_s is not None and now - started >= self.o.duration_s:
                     self.say(self.summary())
                     if out.complete:

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
+from mpremote.transport import TransportError
+
 from meterlink.hil.transport import enter_raw_repl, open_transport
 from meterlink.provisioning.errors import (
     BoardNotResponding,
@@ -19,7 +21,6 @@ from meterlink.provisioning.errors import (
     UnsupportedBoard,
 )
 from meterlink.provisioning.ports import check_port
-from mpremote.transport import TransportError
 
 # Board families the firmware is built for: a substring of os.uname().machine, and the
 # oldest MicroPython that runs the firmware.

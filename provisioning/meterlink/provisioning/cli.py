@@ -48,6 +48,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--burst-intervals", type=int, default=2)
     p.add_argument("--backflow-pulses", type=int, default=10)
     p.add_argument("--pin-pulse", default="pin0", help="pulse input pin (pin0)")
+    p.add_argument("--pin-dir", default="", help="flow-direction input pin, for meters with "
+                   "a second reed contact (none by default)")
+    p.add_argument("--pin-tamper", default="", help="tamper loop input pin (none by default)")
     p.add_argument("--address", default="", help="installation address")
     p.add_argument("--gps", help="latitude,longitude, e.g. 52.3702,4.8952")
     p.add_argument("--installer", help="installer name (default: login name)")
@@ -211,6 +214,8 @@ def _cmd_provision(args: argparse.Namespace) -> int:
             args.leak_intervals, args.burst_pulses, args.burst_intervals, args.backflow_pulses
         ),
         pin_pulse=args.pin_pulse,
+        pin_dir=args.pin_dir,
+        pin_tamper=args.pin_tamper,
         address=args.address,
         gps=parse_gps(args.gps) if args.gps else None,
         installer=args.installer or os.environ.get("USER") or getpass.getuser(),

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import serial
 import serial.tools.list_ports
+
 from meterlink.provisioning.errors import NoBoardFound, PortBusy, PortPermissionDenied
 
 # USB serial chips seen on module programming cables and boards (micro:bit DAPLink, Pico).

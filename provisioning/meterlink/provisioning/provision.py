@@ -54,6 +54,8 @@ class ProvisionRequest:
     interval_s: int = 900
     alarms: Alarms = field(default_factory=Alarms)
     pin_pulse: str = "pin0"
+    pin_dir: str = ""  # flow-direction input; empty: none
+    pin_tamper: str = ""  # tamper loop input; empty: none
     address: str = ""
     gps: tuple[float, float] | None = None
     installer: str = ""
@@ -142,6 +144,8 @@ def config_text(device: reg.Device, r: ProvisionRequest) -> str:
         burst_intervals=r.alarms.burst_intervals,
         backflow_pulses=r.alarms.backflow_pulses,
         pin_pulse=r.pin_pulse,
+        pin_dir=r.pin_dir,
+        pin_tamper=r.pin_tamper,
     )
     return text
 

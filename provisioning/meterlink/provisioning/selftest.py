@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import serial
+
 from meterlink.protocol.errors import ProtocolError
 from meterlink.protocol.frame import Header, decode_frame
 from meterlink.protocol.link import LinkFrame

@@ -8,6 +8,7 @@ import utime
 
 NAME = 'nrf51'
 POLL = True
+KEEP = False  # release modules after use: the heap is about 9 KB
 FS = ''
 DEBOUNCE_MS = 5
 ticks_ms = utime.ticks_ms

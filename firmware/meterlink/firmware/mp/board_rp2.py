@@ -7,6 +7,7 @@ from machine import ADC, Pin, UART
 
 NAME = 'rp2'
 POLL = False
+KEEP = True  # 200+ KB of heap: keep modules loaded
 FS = ''
 DEBOUNCE_MS = 5
 ticks_ms = time.ticks_ms

@@ -2,8 +2,8 @@
 # waits a minute (tools can reach the REPL) and resets: never a tight crash loop.
 import board
 try:
-    import ml_app
-    ml_app.main()
+    import ml_main
+    ml_main.main()
 except Exception as e:
     board.kbd_intr(3)
     import sys

@@ -1,69 +1,9 @@
-# Boot, imported once and released: config.txt, the newer valid state record,
-# a fresh provisioning, the counter reservation. parse() is also the host's
-# config checker (meterlink.firmware.parse_config loads this file).
-import struct
-
+# Boot, imported once and released: the newer valid state record, config.txt
+# (ml_cfg), a fresh provisioning, the frame counter reservation.
 # State fields are written as numbers here (see ml_core): 1 gen, 2 register,
 # 6 counter reservation, 8 resets, 9 flags. Records are 62 bytes.
-_M = 0xFFFFFFFF
-# integer keys: name, lowest, highest, default (None: required)
-INTS = (('id', 0, _M, None), ('weight', 1, 65535, 1), ('unit', 0, 2, 1),
-        ('register', 0, _M, 0), ('gen', 0, _M, None), ('interval', 1, 65535, 900),
-        ('leak_intervals', 1, 65535, 96), ('burst_pulses', 1, _M, 100),
-        ('burst_intervals', 1, 65535, 2), ('backflow_pulses', 1, _M, 10),
-        ('rx_window_ms', 0, 60000, 2000), ('history', 1, 48, 12))
-PINS = ('pin_pulse', 'pin_dir', 'pin_tamper')
-KEYS = tuple(k[0] for k in INTS) + ('key',) + PINS
-
-
-class CfgError(Exception):
-    # args: safe-mode error code (2 syntax, 3 value), the key (None: a line
-    # without '='), the line number (0: a value), the values parsed so far.
-    # The host's parse_config turns these into messages.
-    pass
-
-
-def parse(text):
-    # config.txt text -> dict of every key, defaults filled in; CfgError
-    raw = {}
-    n = 0
-    for ln in text.split('\n'):
-        n += 1
-        ln = ln.strip()
-        if not ln or ln[0] == '#':
-            continue
-        i = ln.find('=')
-        k = ln[:i].strip()
-        if i < 1:
-            raise CfgError(2, None, n, {})
-        if k in raw:
-            raise CfgError(2, k, n, {})
-        if k not in KEYS:
-            raise CfgError(3, k, n, {})
-        raw[k] = ln[i + 1:].strip()
-    c = {}
-    for k, lo, hi, d in INTS:
-        v = raw.get(k, '')
-        if v == '' and d is not None:
-            c[k] = d
-        elif not v.isdigit() or not lo <= int(v) <= hi:
-            raise CfgError(3, k, 0, c)
-        else:
-            c[k] = int(v)
-        if k == 'id':
-            v = raw.get('key', '').lower()
-            if len(v) != 32 or v.strip('0123456789abcdef'):
-                raise CfgError(3, 'key', 0, c)
-            c['key'] = bytes([int(v[i:i + 2], 16) for i in range(0, 32, 2)])
-    for k in PINS:
-        v = raw.get(k, '')
-        c[k] = v or ('pin0' if k == 'pin_pulse' else '')
-        if v and not (v.isdigit() or (v[:3] == 'pin' and v[3:].isdigit())):
-            raise CfgError(3, k, 0, c)
-    p = [c[k] for k in PINS if c[k]]
-    if len(set(p)) < len(p):
-        raise CfgError(3, 'pins', 0, c)
-    return c
+import struct
+from ml_cfg import parse, CfgError
 
 
 def _record(fs, i):
@@ -122,11 +62,11 @@ def boot(c):
     c.key = g.get('key', c.key)
     if not c.err:
         if e or s[1] != g['gen']:
-            # first boot of this provisioning: keep only the counter reservation
-            r = s[6]
-            for i in range(15):
-                s[i] = 0
-            s[6] = r
+            # first boot of this provisioning: keep only the record sequence
+            # and the counter reservation
+            for i in range(1, 15):
+                if i != 6:
+                    s[i] = 0
             s[1] = g['gen']
             s[2] = g['register']
         else:

@@ -1,6 +1,7 @@
-# The resident part of the firmware: state and its commits, pulse counting,
-# intervals and alarm flags, and the main loop. Everything else (boot,
-# bodies, crypto, link) is imported for one job and released (see drop()).
+# The resident state of the firmware: the persisted state and its commits,
+# pulse counting and the interval history. The main loop is in ml_main;
+# everything else (boot, bodies, crypto, link) is imported for one job and
+# released (see drop()): the nRF51 heap cannot hold it all at once.
 import gc
 import sys
 import struct
@@ -9,20 +10,11 @@ from micropython import const
 import board
 
 FW = const(256)  # firmware version 1.0: major*256 + minor
-_R = const(32)  # frame counters reserved ahead (protocol 3.4)
-_COMMIT_N = const(10)  # commit after this many pulses ...
-_COMMIT_GAP = const(300000)  # ... once the last commit is this old (ms)
-_TRIES = const(8)  # alarm sends in total (protocol 6)
-_LOWBAT = const(10)  # low battery below this %
-_SAFE_MS = const(300000)  # status period in safe mode
 # state fields, persisted by commit(): see docs/firmware.md
 _SEQ = const(0)
 _REG = const(2)  # register, pulses
 _DEBT = const(3)  # reverse pulses not yet paid back by forward ones
 _REV = const(4)  # reverse pulses, cumulative
-_ISEQ = const(5)  # intervals closed since provisioning
-_RSV = const(6)  # frame counters below this one may be used
-_FLAGS = const(9)  # bit 0: committed by a clean stop
 _OV = const(10)  # 10..14: downlink overrides (0: none)
 _SIZE = const(62)
 
@@ -140,143 +132,3 @@ class Core:
             self.c3 = self.c3 + 1 if v == 3 else 0
             if self.c3 >= 8:
                 raise Break()
-
-    def up(self, kind):
-        # one uplink (0 reading, 1 alarm, 2 status, 3 alarm resend) and its
-        # receive window; the modules it needs are loaded for it alone
-        gc.collect()
-        if kind < 3:
-            import ml_body
-            n = ml_body.build(self, kind)
-            ml_body = None
-            drop('ml_body')
-        import ml_sec
-        sec = ml_sec.Sec(self.dev, self.key)
-        if kind < 3:
-            if self.fc >= self.s[_RSV]:
-                self.s[_RSV] = self.fc + _R
-                self.commit()
-            fc = self.fc
-            self.fc += 1
-            f = self.f
-            n = sec.seal(f, 0x10 | kind, fc, n, self.poll)
-            if kind == 1:
-                self.a[0:n] = f[0:n]
-                self.an = n
-                self.afc = fc
-                self.tries = 0
-        else:
-            f = self.a
-            n = self.an
-        if kind & 1:
-            self.tries += 1
-            w = self.rxw if self.tries >= _TRIES else 1000 << self.tries
-            self.at = board.ticks_add(board.ticks_ms(), w)
-        import ml_link
-        ml_link.send(f, n)
-        ml_link.listen(self, sec, self.rxw)
-        sec = ml_sec = ml_link = None
-        drop('ml_sec')
-        drop('ml_link')
-
-    def interval(self, t):
-        # close the interval: history, alarms, commit, reading frame
-        iv = self.th(0) * 1000
-        self.t0 = board.ticks_add(self.t0, iv)
-        if board.ticks_diff(t, self.t0) >= iv:
-            self.t0 = t  # more than an interval late: restart the grid
-        d = self.fi
-        self.fi = 0
-        h = self.h
-        h[self.hp] = d
-        self.hp = (self.hp + 1) % len(h)
-        self.hn = min(self.hn + 1, len(h))
-        self.s[_ISEQ] += 1
-        self.nz = self.nz + 1 if d else 0
-        self.bc = self.bc + 1 if d >= self.th(2) else 0
-        f = 4 if self.ri >= self.th(4) else 0
-        self.ri = 0
-        if self.nz >= self.th(1):
-            f |= 1
-        if self.bc >= self.th(3):
-            f |= 2
-        if board.battery() < _LOWBAT:
-            f |= 16
-        self.flags(f, 23)
-        self.commit()
-        self.up(0)
-        self.nd += 1
-        if self.nd * self.th(0) >= 86400:
-            self.nd = 0
-            self.want = 1
-
-    def check(self, t):
-        # every 100 ms: tamper, backflow, then at most one alarm/status frame
-        self.tk = t
-        self.flags(8 if self.rt() else 0, 8)
-        if self.ri >= self.th(4):
-            self.flags(4, 4)
-        if self.an:
-            if board.ticks_diff(t, self.at) >= 0:
-                if self.tries >= _TRIES:
-                    self.done()
-                else:
-                    self.up(3)
-        elif self.pend:
-            self.raised = self.pend
-            self.pend = 0
-            self.up(1)
-        elif self.want:
-            self.up(2)
-            self.want = 0
-
-    def done(self):
-        # the alarm frame was acked or sent _TRIES times
-        self.an = 0
-        self.act &= ~32  # the unexpected-reset alarm has been reported
-
-    def step(self):
-        # one pass of the main loop (tests call it directly)
-        self.poll()
-        d = board.read()
-        if d:
-            self.brk(d)
-        t = board.ticks_ms()
-        if board.ticks_diff(t, self.t0) >= self.th(0) * 1000:
-            self.interval(t)
-        elif self.np >= _COMMIT_N and board.ticks_diff(t, self.tcm) >= _COMMIT_GAP:
-            self.commit()
-        elif board.ticks_diff(t, self.tk) >= 100:
-            self.check(t)
-
-    def safe(self):
-        # bad or missing config: a status frame with the error code every
-        # _SAFE_MS, no counting; the maintenance break still works
-        d = board.read()
-        if d:
-            self.brk(d)
-        t = board.ticks_ms()
-        if board.ticks_diff(t, self.t0) >= 0:
-            self.t0 = board.ticks_add(t, _SAFE_MS)
-            self.up(2)
-        board.sleep_ms(5)
-
-
-def main():
-    board.kbd_intr(-1)
-    c = Core()
-    try:
-        import ml_boot
-        ml_boot.boot(c)
-        ml_boot = None
-        drop('ml_boot')
-        while not c.err or c.err == 4:
-            c.step()
-            board.idle(c.an or c.want or c.pend)
-        while True:
-            c.safe()
-    except (Break, KeyboardInterrupt):
-        c.s[_FLAGS] = 1
-        c.commit()
-    finally:
-        board.kbd_intr(3)

@@ -1,0 +1,82 @@
+"""Replay guard, deduplicator, messages, metrics and rate-limited logs."""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import datetime
+
+from meterlink.edge.dedupe import Deduplicator
+from meterlink.edge.logs import Logger, RateLimitedLog
+from meterlink.edge.messages import alarm_names, build_body, final_payload, iso
+from meterlink.edge.metrics import GatewayMetrics
+from meterlink.edge.registry import Device as RegDevice
+from meterlink.edge.replay import ReplayGuard
+from meterlink.protocol import decode_frame
+
+
+def test_replay_guard_tells_duplicates_from_replays():
+    g = ReplayGuard()
+    assert g.check(1, 10, b"a") == "new"
+    g.accept(1, 10, b"a")
+    assert g.check(1, 10, b"a") == "duplicate"
+    assert g.check(1, 10, b"b") == "replay"
+    assert g.check(1, 9, b"c") == "new"  # late, inside the window
+    g.accept(1, 200, b"z")
+    assert g.check(1, 100, b"c") == "replay"  # below the window
+    hi, bitmap, _ = g.accept(1, 201, b"y")
+    restored = ReplayGuard({1: (hi, bitmap)}, {1: dict(g.seen[1])})
+    assert restored.check(1, 201, b"y") == "duplicate" and restored.check(1, 200, b"q") == "replay"
+    assert len(g.seen[1]) <= 66
+
+
+def test_deduplicator_is_bounded_and_keeps_the_best_signal():
+    now = [0.0]
+    d = Deduplicator(window_s=10, max_entries=100, clock=lambda: now[0])
+    s = d.new(1, 1, False, "a", -90)
+    assert s.add("b", -70) and s.best_receiver == "b" and s.receivers == ["a", "b"]
+    assert not s.add("b", -75)
+    for c in range(2, 10_000):
+        d.new(1, c, False, "a", -80)
+    assert len(d) <= 101
+    now[0] = 100.0
+    assert d.get(1, 9_999) is None and len(d) == 0
+
+
+def test_reading_body_has_absolute_timestamps(fleet):
+    dev = fleet.devices[0]
+    frame = decode_frame(dev.reading(deltas=(5, 6), age_s=30), dev.key)
+    reg = RegDevice(dev.device_id, dev.key, "WM-1")
+    kind, body = build_body(frame, reg, "gw", 1_700_000_000.0)
+    assert kind == "reading" and body["key"] == f"{dev.device_id}:1"
+    ends = [datetime.fromisoformat(i["end"].replace("Z", "+00:00")).timestamp()
+            for i in body["intervals"]]
+    assert ends == [1_700_000_000.0 - 30, 1_700_000_000.0 - 930]
+    payload = json.loads(final_payload(json.dumps(body), -77, '["a","b"]'))
+    assert payload["rssi"] == -77 and payload["receivers"] == ["a", "b"]
+    assert json.loads(final_payload(json.dumps(body), None, "[]"))["rssi"] is None
+    assert iso(0) == "1970-01-01T00:00:00.000Z"
+    assert alarm_names(1 | 8 | 32) == ["leak", "tamper", "unexpected_reset"]
+
+
+def test_metrics_render_prometheus_text():
+    m = GatewayMetrics()
+    m.frames.inc(outcome="rejected", reason='bad"mic')
+    m.publish_latency.observe(0.02)
+    text = m.render()
+    assert 'meterlink_frames_total{outcome="rejected",reason="bad\\"mic"} 1' in text
+    assert 'meterlink_publish_latency_seconds_bucket{le="0.025"} 1' in text
+    assert 'meterlink_publish_latency_seconds_bucket{le="0.01"} 0' in text
+    assert "# TYPE meterlink_publish_latency_seconds histogram" in text
+
+
+def test_rate_limited_log_counts_what_it_suppresses():
+    out = io.StringIO()
+    now = [0.0]
+    rl = RateLimitedLog(Logger("info", out), per_minute=3, clock=lambda: now[0])
+    written = sum(rl.log("warning", "frame_rejected", n=i) for i in range(100))
+    assert written == 3
+    now[0] = 60.0
+    assert rl.log("warning", "frame_rejected", n=100)
+    last = json.loads(out.getvalue().splitlines()[-1])
+    assert last["suppressed_since_last"] == 97 and last["event"] == "frame_rejected"
