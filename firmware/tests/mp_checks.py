@@ -26,9 +26,8 @@ def h2b(s):
 
 
 def write(name, data):
-    f = open(board.FS + name, 'wb')
-    f.write(data)
-    f.close()
+    with open(board.FS + name, 'wb') as f:
+        f.write(data)
 
 
 def config(**kw):
@@ -36,12 +35,12 @@ def config(**kw):
          'rx_window_ms': 200}
     for k in kw:
         v[k] = kw[k]
-    write('config.txt', ''.join(['%s=%s\n' % (k, v[k]) for k in sorted(v)]).encode())
+    write('config.txt', ''.join([f'{k}={v[k]}\n' for k in sorted(v)]).encode())
 
 
 def boot():
-    import ml_core
     import ml_boot
+    import ml_core
     c = ml_core.Core()
     ml_boot.boot(c)
     return c
@@ -209,21 +208,19 @@ def check_key_derivation_and_ctr_roundtrip():
 
 def check_store_survives_a_cut_mid_write():
     import ml_core
-    import ml_boot
     c = ml_core.Core()
-    assert ml_boot.load(c.s, board.FS) == 1  # no store yet
+    assert ml_core.load(c.s, board.FS) == 1  # no store yet
     for r in range(1, 6):
         c.s[2] = r * 10
         c.commit()
     write('st' + str(c.s[0] & 1), b'')  # the newest copy cut to nothing
     s = ml_core.Core().s
-    assert ml_boot.load(s, board.FS) == 0
+    assert ml_core.load(s, board.FS) == 0
     assert s[0] == 4 and s[2] == 40  # the previous commit
-    f = open(board.FS + 'st' + str(s[0] & 1), 'rb')
-    d = f.read()
-    f.close()
+    with open(board.FS + 'st' + str(s[0] & 1), 'rb') as f:
+        d = f.read()
     write('st' + str(s[0] & 1), d[:30])  # and the other one torn too
-    assert ml_boot.load(ml_core.Core().s, board.FS) == 4
+    assert ml_core.load(ml_core.Core().s, board.FS) == 4
 
 
 def check_debounce_ignores_glitches():
@@ -233,7 +230,7 @@ def check_debounce_ignores_glitches():
     board.pins['pin0'] = lambda t: 1 if (1100 <= t < 1340 and (t - 1100) % 80 < 40) or (
         t >= 1400 and t % 20 == 0) else 0
     c.rp = board.pin('pin0')
-    while board.clock[0] < 1600:
+    while board.ticks_ms() < 1600:
         c.poll()
     assert c.s[2] == 3, c.s[2]
 
@@ -287,7 +284,7 @@ def check_safe_mode_missing_config():
     assert len(f) == 1 and f[0][0] == 2 and f[0][3][15] == 1 and f[0][3][14] == 2, f
     try:
         ml_main.safe(c)
-        assert False, 'no break'
+        raise AssertionError('no break')
     except Exception as e:
         assert type(e).__name__ == 'Break'
 
@@ -316,7 +313,7 @@ def check_alarm_retried_until_acked():
 
     def gateway(chunk):
         # the gateway acks the third send of the alarm, inside its window
-        for lt, p in unslip(chunk):
+        for _, p in unslip(chunk):
             if p[0] & 15 == 1:
                 sends.append(board.clock[0])
                 if len(sends) == 3:
@@ -420,9 +417,8 @@ def check_maintenance_break_commits_clean():
     ml_main.main()  # returns on the break
     assert board.kbd[0] == 3
     import ml_core
-    import ml_boot
     s = ml_core.Core().s
-    ml_boot.load(s, board.FS)
+    ml_core.load(s, board.FS)
     assert s[9] & 1  # clean
     c = boot()
     assert not c.act & 32

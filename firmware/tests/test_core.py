@@ -1,22 +1,20 @@
-"""The firmware core under CPython, with the fake board: every check in mp_checks.py
-(the same checks run under current MicroPython in test_wasm.py)."""
+"""The firmware core under CPython with the fake board: every check in mp_checks.py (the
+same checks run under current MicroPython in test_wasm.py), the protocol vectors, and
+frames the firmware sends decoded by the CPython codec."""
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable, Iterator
+import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import mp_checks
 import pytest
+import vector_checks
+from conftest import VECTORS
 
-HERE = Path(__file__).parent
-MP = HERE.parent / "meterlink" / "firmware" / "mp"
-for p in (str(MP), str(HERE / "fake"), str(HERE)):
-    if p not in sys.path:
-        sys.path.insert(0, p)
-
-import mp_checks  # noqa: E402
+from meterlink.protocol import FrameType, LinkDecoder, Reading, decode_frame
 
 CHECKS = sorted(n for n in vars(mp_checks) if n.startswith("check_"))
 
@@ -30,5 +28,31 @@ def fresh(tmp_path: Path) -> Iterator[Any]:
 
 @pytest.mark.parametrize("name", CHECKS)
 def test_check(name: str, fresh: Any) -> None:
-    check: Callable[[], None] = getattr(fresh, name)
-    check()
+    getattr(fresh, name)()
+
+
+def test_protocol_vectors(fresh: Any) -> None:
+    assert vector_checks.run_all(json.loads(VECTORS.read_text())) >= 20
+
+
+def test_uplinks_decode_with_the_cpython_codec(fresh: Any) -> None:
+    import board
+
+    fresh.config(register=500, interval=2, pin_tamper="pin2")
+    board.pins["pin0"] = fresh.pulses_wave(1100, 80, 40, 40)
+    board.pins["pin2"] = lambda t: 1 if t > 3000 else 0
+    c = fresh.boot()
+    fresh.run_until(c, 1000 + 3 * 2000 + 300)
+    decoder = LinkDecoder()
+    links = decoder.feed(b"".join(board.tx))
+    frames = [decode_frame(link.payload, fresh.KEY) for link in links]  # type: ignore[union-attr]
+    kinds = [f.frame_type for f in frames]
+    assert kinds[0] == FrameType.STATUS and FrameType.ALARM in kinds
+    readings = [f for f in frames if f.frame_type == FrameType.READING]
+    assert len(readings) == 3
+    last = readings[-1].body
+    assert isinstance(last, Reading)
+    assert last.register == 540 == c.s[2]
+    assert sum(last.deltas) == 40 and last.interval_seq == 2
+    assert all(len(f.payload) <= 51 for f in frames)
+    assert all(f.device_id == fresh.DEV for f in frames)

@@ -14,7 +14,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from meterlink.firmware.minify import minify
+from meterlink.firmware.minify import shrink
 
 __all__ = [
     "CONFIG_KEYS",
@@ -42,7 +42,7 @@ _CORE = (
     "ml_main.py",
     "ml_sec.py",
 )
-# Boards whose filesystem needs the sources shrunk (see minify.py).
+# Boards whose filesystem needs the sources shrunk (see minify.shrink).
 _MINIFIED = ("nrf51",)
 
 
@@ -66,7 +66,7 @@ def bundle(board: str) -> dict[str, bytes]:
     sources = {name: (MP_DIR / name).read_text() for name in _CORE}
     sources["board.py"] = (MP_DIR / f"board_{board}.py").read_text()
     if board in _MINIFIED:
-        sources = {name: minify(text) for name, text in sources.items()}
+        sources = {name: shrink(text) for name, text in sources.items()}
     return {name: text.encode() for name, text in sources.items()}
 
 

@@ -1,7 +1,11 @@
 """Shrinks MicroPython source for boards with a small filesystem (the micro:bit's holds
-about 15 KB): drops comments and blank lines, indents by one space per level, and keeps
-a space only between two name or number tokens, renames `self` to a one-letter name
-the file does not use, and replaces each private constant `_NAME = const(N)` by N. Other names are kept, so tracebacks still name the functions (line
+about 15 KB).
+
+`minify` keeps the syntax tree: it drops comments, docstrings and blank lines, indents by
+one space per level and keeps a space only where two tokens would otherwise merge.
+`shrink` also renames `self` to a one-letter name the file does not use and replaces each
+private constant `_NAME = const(N)` by N (what MicroPython's compiler does anyway, so the
+program is the same). Other names are kept: tracebacks still name the functions (line
 numbers differ from the source)."""
 
 from __future__ import annotations
@@ -16,40 +20,76 @@ def _wordish(ch: str) -> bool:
     return ch.isalnum() or ch == "_"
 
 
-def minify(source: str) -> str:
-    """The same program in fewer bytes. Raises SyntaxError/tokenize.TokenError for
-    source that does not tokenize."""
-    tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
-    names = {t.string for t in tokens if t.type == tokenize.NAME}
-    short = next((c for c in "ZQXJ" if c not in names), "self")
-    consts = _private_consts(tokens)
+def _needs_space(prev: tokenize.TokenInfo | None, tok: tokenize.TokenInfo) -> bool:
+    if prev is None:
+        return False
+    if prev.type == tokenize.STRING and tok.type == tokenize.STRING:
+        return True
+    return _wordish(prev.string[-1]) and (_wordish(tok.string[0]) or tok.string[0] in "'\"")
+
+
+def _render(tokens: list[tokenize.TokenInfo], rename: dict[str, str]) -> str:
     out: list[str] = []
     depth = 0
     line: list[str] = []
-    prev = ""
-    skip_line = False
+    first: tokenize.TokenInfo | None = None  # first token of the logical line
+    prev: tokenize.TokenInfo | None = None
+    count = 0  # tokens in the logical line
+    emitted = [0]  # statements written per open block
     for tok in tokens:
-        kind, text = tok.type, tok.string
-        if kind == tokenize.NAME and text == "self":
-            text = short
-        if kind == tokenize.NAME and text in consts:
-            if line == [] and depth == 0:  # the definition itself
-                skip_line = True
-            text = consts[text]
+        kind = tok.type
         if kind == tokenize.INDENT:
             depth += 1
+            emitted.append(0)
         elif kind == tokenize.DEDENT:
+            if not emitted.pop():
+                out.append(" " * depth + "pass")
             depth -= 1
         elif kind == tokenize.NEWLINE:
-            if line and not skip_line:
+            docstring = count == 1 and first is not None and first.type == tokenize.STRING
+            if line and not docstring:
                 out.append(" " * depth + "".join(line))
-            line, prev, skip_line = [], "", False
+                emitted[-1] += 1
+            line, first, prev, count = [], None, None, 0
         elif kind not in _SKIP:
-            if prev and _wordish(prev[-1]) and (_wordish(text[0]) or text[0] in "'\""):
+            text = rename.get(tok.string, tok.string) if kind == tokenize.NAME else tok.string
+            if _needs_space(prev, tok):
                 line.append(" ")
             line.append(text)
-            prev = text
+            first = first or tok
+            prev = tok
+            count += 1
     return "\n".join(out) + "\n"
+
+
+def _tokens(source: str) -> list[tokenize.TokenInfo]:
+    return list(tokenize.generate_tokens(io.StringIO(source).readline))
+
+
+def minify(source: str) -> str:
+    """The same syntax tree in fewer bytes. Raises tokenize.TokenError or SyntaxError for
+    source that does not tokenize."""
+    return _render(_tokens(source), {})
+
+
+def shrink(source: str) -> str:
+    """minify, plus `self` renamed and private `const()` names replaced by their values."""
+    tokens = _tokens(source)
+    names = {t.string for t in tokens if t.type == tokenize.NAME}
+    rename = _private_consts(tokens)
+    short = next((c for c in "ZQXJ" if c not in names), None)
+    if short:
+        rename["self"] = short
+    out = _render(tokens, rename)
+    # the definitions themselves now read `5=const(5)`: drop those lines
+    return "".join(
+        ln for ln in out.splitlines(keepends=True) if not _is_inlined_definition(ln, rename)
+    )
+
+
+def _is_inlined_definition(line: str, rename: dict[str, str]) -> bool:
+    head, _, tail = line.partition("=const(")
+    return bool(tail) and head in rename.values() and tail.rstrip().rstrip(")") == head
 
 
 def _private_consts(tokens: list[tokenize.TokenInfo]) -> dict[str, str]:

@@ -34,7 +34,8 @@ class Key:
             self.c = _E(bytes(k), 1)
             return
         w = bytearray(176)  # the key schedule
-        w[0:16] = k
+        for i in range(16):  # no slice assignment on 1.9.2
+            w[i] = k[i]
         rc = 1
         for i in range(16, 176, 4):
             a, b, c, d = w[i - 4], w[i - 3], w[i - 2], w[i - 1]
@@ -50,7 +51,9 @@ class Key:
 
     def enc(self, b, poll=None):
         if _E:
-            b[0:16] = self.c.encrypt(bytes(b))
+            e = self.c.encrypt(bytes(b))
+            for i in range(16):
+                b[i] = e[i]
             return
         w = self.w
         t = self.t

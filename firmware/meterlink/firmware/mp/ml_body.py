@@ -1,9 +1,8 @@
 # Frame bodies (protocol section 4): CBOR maps of small unsigned integers,
-# written into the core's frame buffer at offset 9. Imported per frame.
+# written into the core's frame buffer at offset 9. Imported per frame;
+# board and ml_core are imported where used, so head() works on its own.
 import struct
 from micropython import const
-import board
-from ml_core import FW
 
 _REG = const(2)
 _REV = const(4)
@@ -45,6 +44,7 @@ def pairs(b, p):
 
 def reading(c):
     # reading map with as many deltas (newest first) as fit in 51 bytes
+    import board
     s = c.s
     reg = s[_REG]
     iv = c.th(0)
@@ -82,6 +82,8 @@ def reading(c):
 
 def build(c, kind):
     # body of a reading (0), alarm (1) or status (2) frame into c.f[9:]
+    import board
+    from ml_core import FW
     s = c.s
     if kind == 0:
         return reading(c)

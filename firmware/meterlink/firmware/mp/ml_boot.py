@@ -1,41 +1,14 @@
-# Boot, imported once and released: the newer valid state record, config.txt
+# Boot, imported once and released: the state record (ml_core.load), config.txt
 # (ml_cfg), a fresh provisioning, the frame counter reservation.
 # State fields are written as numbers here (see ml_core): 1 gen, 2 register,
-# 6 counter reservation, 8 resets, 9 flags. Records are 62 bytes.
-import struct
-from ml_cfg import parse, CfgError
-
-
-def _record(fs, i):
-    # (record or None, file present)
-    from ml_core import crc16
-    try:
-        f = open(fs + 'st' + str(i), 'rb')
-    except OSError:
-        return None, 0
-    d = f.read(63)
-    f.close()
-    if len(d) != 62 or crc16(d, 60) != struct.unpack_from('<H', d, 60)[0]:
-        return None, 1
-    return struct.unpack_from('<15I', d, 0), 1
-
-
-def load(s, fs):
-    # fill s from the newer valid record: 0 loaded, 1 none yet, 4 both corrupt
-    a, ea = _record(fs, 0)
-    b, eb = _record(fs, 1)
-    if b and (not a or b[0] > a[0]):
-        a = b
-    if not a:
-        return 4 if ea or eb else 1
-    for i in range(15):
-        s[i] = a[i]
-    return 0
+# 6 counter reservation, 8 resets, 9 flags.
 
 
 def boot(c):
     import board
     from array import array
+    from ml_cfg import parse, CfgError
+    from ml_core import load
     s = c.s
     e = load(s, board.FS)
     try:

@@ -33,10 +33,38 @@ def crc16(b, n, c=0xFFFF):
     return c
 
 
+def _record(fs, i):
+    # (record or None, file present)
+    try:
+        f = open(fs + 'st' + str(i), 'rb')
+    except OSError:
+        return None, 0
+    d = f.read(63)
+    f.close()
+    if len(d) != 62 or crc16(d, 60) != struct.unpack_from('<H', d, 60)[0]:
+        return None, 1
+    return struct.unpack_from('<15I', d, 0), 1
+
+
+def load(s, fs):
+    # fill s from the newer valid record: 0 loaded, 1 none yet, 4 both corrupt
+    a, ea = _record(fs, 0)
+    b, eb = _record(fs, 1)
+    if b and (not a or b[0] > a[0]):
+        a = b
+    if not a:
+        return 4 if ea or eb else 1
+    for i in range(15):
+        s[i] = a[i]
+    return 0
+
+
 def drop(name):
-    # release a module imported for one job (kept where memory allows)
-    if not board.KEEP and name in sys.modules:
-        del sys.modules[name]
+    # release a module imported for one job (kept where memory allows). The
+    # micro:bit's 1.9.2 has no sys.modules: there an import is for good.
+    m = getattr(sys, 'modules', None)
+    if m is not None and not board.KEEP and name in m:
+        del m[name]
     gc.collect()
 
 

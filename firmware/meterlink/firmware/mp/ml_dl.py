@@ -2,7 +2,6 @@
 # a config or a time frame does. Imported when a frame arrives.
 import struct
 from micropython import const
-import board
 
 _DLC = const(7)
 _OV = const(10)
@@ -51,7 +50,8 @@ def got(c, sec, r, n):
     if n > 64:
         return
     f = c.f
-    f[0:n] = r[1:1 + n]
+    for i in range(n):  # no slice assignment on 1.9.2
+        f[i] = r[1 + i]
     x = sec.open(f, n, c.poll)
     if not x:
         return
@@ -78,6 +78,7 @@ def got(c, sec, r, n):
             s[_OV + i] = v
         c.want = 1  # report them in a status frame
     elif t == 10 and 30 in d:
+        import board
         c.time = (d[30], board.ticks_ms())
     else:
         return

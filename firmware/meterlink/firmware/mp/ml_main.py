@@ -38,7 +38,8 @@ def up(c, kind):
         f = c.f
         n = sec.seal(f, 0x10 | kind, fc, n, c.poll)
         if kind == 1:
-            c.a[0:n] = f[0:n]
+            for i in range(n):  # no slice assignment on 1.9.2
+                c.a[i] = f[i]
             c.an = n
             c.afc = fc
             c.tries = 0

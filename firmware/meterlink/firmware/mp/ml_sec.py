@@ -69,7 +69,8 @@ class Sec:
         struct.pack_into('>BII', f, 0, vt, self.dev, fc)
         self.ctr(f, 9, n, 0, fc, poll)
         x = self.cmac(f, 9 + n, poll)
-        f[9 + n:13 + n] = x[0:4]
+        for i in range(4):  # no slice assignment on 1.9.2
+            f[9 + n + i] = x[i]
         return 13 + n
 
     def open(self, f, n, poll=None):

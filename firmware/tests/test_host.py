@@ -1,0 +1,117 @@
+"""The host helper: bundle(), render_config()/parse_config(), FIRMWARE_VERSION, and the
+minifier that makes the firmware fit the micro:bit filesystem."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from meterlink.firmware import (
+    CONFIG_KEYS,
+    FIRMWARE_VERSION,
+    SUPPORTED_BOARDS,
+    ConfigError,
+    bundle,
+    parse_config,
+    render_config,
+)
+from meterlink.firmware.minify import shrink
+
+KEY = bytes(range(16))
+
+
+def test_bundles_hold_main_board_and_prefixed_modules() -> None:
+    assert SUPPORTED_BOARDS == ("nrf51", "rp2")
+    for board in SUPPORTED_BOARDS:
+        files = bundle(board)
+        assert {"main.py", "board.py", "ml_core.py", "ml_sec.py"} <= set(files)
+        assert all(n in ("main.py", "board.py") or n.startswith("ml_") for n in files)
+        assert f"NAME = '{board}'" in files["board.py"].decode().replace("NAME='", "NAME = '")
+
+
+def test_nrf51_bundle_is_shrunk_to_fit_the_filesystem() -> None:
+    small, full = bundle("nrf51"), bundle("rp2")
+    assert sum(map(len, small.values())) < 0.7 * sum(map(len, full.values()))
+    assert b"#" not in small["ml_core.py"]
+
+
+def test_unknown_board_names_the_supported_ones() -> None:
+    with pytest.raises(ValueError, match="nrf51, rp2"):
+        bundle("esp32")
+
+
+def test_version_matches_the_firmware() -> None:
+    assert FIRMWARE_VERSION == 256
+    assert b"FW = const(256)" in bundle("rp2")["ml_core.py"]
+
+
+def test_render_then_parse_round_trip() -> None:
+    text = render_config(id=7, key=KEY, gen=3, register=1234, interval=60, pin_dir="pin1")
+    c = parse_config(text)
+    assert (c["id"], c["key"], c["gen"], c["register"], c["interval"]) == (7, KEY, 3, 1234, 60)
+    assert (c["weight"], c["unit"], c["history"], c["pin_pulse"], c["pin_dir"]) == (
+        1, 1, 12, "pin0", "pin1",
+    )
+    assert set(c) == set(CONFIG_KEYS)
+
+
+@pytest.mark.parametrize(
+    ("values", "key", "words"),
+    [
+        ({"id": 1, "gen": 1}, "key", "32 hex digits"),
+        ({"key": KEY, "gen": 1}, "id", "required"),
+        ({"id": 1, "key": KEY, "gen": 1, "history": 49}, "history", "1..48"),
+        ({"id": 1, "key": KEY, "gen": 1, "unit": 3}, "unit", "0..2"),
+        ({"id": 1, "key": KEY, "gen": 1, "pin_tamper": "pin0"}, "pins", "different"),
+        ({"id": 1, "key": KEY, "gen": 1, "pin_dir": "left"}, "pin_dir", "pin name"),
+        ({"id": 1, "key": KEY, "gen": 1, "colour": 2}, "colour", "unknown"),
+        ({"id": 1, "key": KEY[:8], "gen": 1}, "key", "16 bytes"),
+    ],
+    ids=["no-key", "no-id", "history", "unit", "same-pin", "pin-name", "unknown", "short-key"],
+)
+def test_bad_values_name_the_key(values: dict[str, object], key: str, words: str) -> None:
+    with pytest.raises(ConfigError, match=words) as e:
+        render_config(**values)
+    assert e.value.key == key and e.value.code == 3
+
+
+@pytest.mark.parametrize(
+    ("text", "code", "words"),
+    [("id=1\nid=2\n", 2, "given twice"), ("hello\n", 2, "name=value")],
+)
+def test_syntax_errors(text: str, code: int, words: str) -> None:
+    with pytest.raises(ConfigError, match=words) as e:
+        parse_config(text)
+    assert e.value.code == code
+
+
+@given(
+    dev=st.integers(0, 2**32 - 1),
+    key=st.binary(min_size=16, max_size=16),
+    register=st.integers(0, 2**32 - 1),
+    interval=st.integers(1, 65535),
+    history=st.integers(1, 48),
+)
+def test_any_valid_config_round_trips(
+    dev: int, key: bytes, register: int, interval: int, history: int
+) -> None:
+    text = render_config(
+        id=dev, key=key, gen=1, register=register, interval=interval, history=history
+    )
+    c = parse_config(text)
+    assert (c["id"], c["key"], c["register"], c["interval"], c["history"]) == (
+        dev, key, register, interval, history,
+    )
+
+
+def test_shrink_keeps_meaning() -> None:
+    src = (
+        "from micropython import const\n_N = const(3)  # three\n\n\nclass A:\n"
+        "    def f(self, x):\n        # comment\n        return [x, 'a # b'] * _N\n"
+    )
+    out = shrink(src)
+    assert "#" not in out.replace("'a # b'", "") and "const(3)" not in out
+    ns: dict[str, object] = {}
+    exec(out.replace("from micropython import const\n", ""), ns)
+    assert ns["A"]().f(1) == [1, "a # b"] * 3  # type: ignore[operator]

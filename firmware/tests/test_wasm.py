@@ -1,0 +1,49 @@
+"""The core checks and the protocol vectors under current MicroPython (the official
+WebAssembly port, 1.27, in Node): CPython-only code in the firmware fails here."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import HERE, MP, VECTORS
+
+WASM = HERE.parent / "wasm"
+NODE = shutil.which("node")
+
+pytestmark = pytest.mark.skipif(
+    NODE is None or not (WASM / "node_modules").is_dir(),
+    reason="needs node and `make setup` (npm install in firmware/wasm)",
+)
+
+
+def run(script: Path, *dirs: Path) -> subprocess.CompletedProcess[str]:
+    args = [str(NODE), str(WASM / "run.mjs")]
+    for d in dirs:
+        args += ["--dir", str(d)]
+    return subprocess.run(
+        [*args, str(script)], capture_output=True, text=True, timeout=300, check=False
+    )
+
+
+def test_core_checks_pass_on_micropython_1_27() -> None:
+    r = run(HERE / "wasm_main.py", MP, HERE / "fake", HERE)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "version=(1, 27" in r.stdout
+    assert "FAIL" not in r.stdout and "failed: 0" in r.stdout
+
+
+def test_vectors_pass_on_micropython_1_27(tmp_path: Path) -> None:
+    shutil.copy(VECTORS, tmp_path / "v1.json")
+    r = run(HERE / "wasm_vectors.py", MP, HERE / "fake", HERE, tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "vectors passed: 27" in r.stdout
+
+
+def test_runner_fails_when_the_script_raises(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.py"
+    bad.write_text("import ml_core\nassert ml_core.crc16(b'123456789', 9) == 0, 'wrong'\n")
+    r = run(bad, MP, HERE / "fake")
+    assert r.returncode == 1 and "wrong" in r.stderr
