@@ -125,3 +125,48 @@ def test_sighup_reloads_the_key_file(fleet, write_config, keys_file, running_gat
     asyncio.run(main())
     log = (tmp_path / "gateway.log").read_text()
     assert '"event": "keys_reload_failed"' in log and '"event": "keys_reloaded"' in log
+
+
+def test_a_new_key_restarts_the_replay_window(fleet, write_config, keys_file, running_gateway,
+                                              until):
+    """A module given a new key (provisioning --rekey, or a replacement module for the
+    same meter) may count from a lower counter: under the new key that is no replay."""
+    import socket
+
+    from meterlink.protocol import encode_rxinfo_datagram
+
+    cfg = write_config()
+    dev = fleet.devices[0]
+
+    def send(frame: bytes, port: int) -> None:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.sendto(encode_rxinfo_datagram(frame, -70, 0), ("127.0.0.1", port))
+
+    async def main() -> None:
+        async with running_gateway(cfg) as gw:
+            port = gw.udp_ports["net"]
+            dev.counter = 100
+            send(dev.reading(), port)
+            assert await until(lambda: gw.metrics.frames.get(
+                outcome="accepted", reason="reading") == 1)
+            dev.counter = 0
+            send(dev.reading(), port)  # same key, lower counter: a replay
+            assert await until(lambda: gw.metrics.frames.get(
+                outcome="rejected", reason="replay") == 1)
+            dev.key = bytes(reversed(dev.key))
+            fleet.write_keys(keys_file)
+            os.kill(os.getpid(), signal.SIGHUP)
+            assert await until(lambda: gw.metrics.registry_reloads.get(outcome="ok") == 1)
+            dev.counter = 0
+            send(dev.reading(), port)  # new key, counter 1: accepted
+            assert await until(lambda: gw.metrics.frames.get(
+                outcome="accepted", reason="reading") == 2)
+            assert gw.pipeline.guard.windows[dev.device_id].highest == 1
+            for _ in range(50):  # the replay state on disk follows once committed
+                stored = await gw.db.call(gw.db.outbox.load_replay)
+                if stored.get(dev.device_id, (0, 0))[0] == 1:
+                    break
+                await asyncio.sleep(0.1)
+            assert stored[dev.device_id][0] == 1
+
+    asyncio.run(main())

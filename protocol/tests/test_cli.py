@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from meterlink.cli import main
 from meterlink.protocol import (
     FrameType,

@@ -7,6 +7,7 @@ import struct
 
 import cbor2
 import pytest
+
 from meterlink.protocol import (
     Ack,
     Alarm,

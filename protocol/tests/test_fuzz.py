@@ -7,6 +7,7 @@ import struct
 import cbor2
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from meterlink.protocol import (
     DeviceKeys,
     LinkDecoder,

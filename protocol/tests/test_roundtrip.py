@@ -7,6 +7,7 @@ from typing import Any
 import cbor2
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from meterlink.protocol import (
     MAX_DOWNLINK,
     MAX_UPLINK,

@@ -11,6 +11,7 @@ import cbor2
 import pytest
 from cryptography.hazmat.primitives import cmac
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
 from meterlink.protocol import (
     DeviceKeys,
     FrameType,

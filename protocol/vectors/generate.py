@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import cbor2
+
 from meterlink.protocol import (
     Ack,
     Alarm,

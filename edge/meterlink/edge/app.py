@@ -45,6 +45,7 @@ class Gateway:
         self.stopping = asyncio.Event()
         self.http_port = 0
         self.udp_ports: dict[str, int] = {}
+        self._background: set[asyncio.Task[None]] = set()
 
     # -- wiring -----------------------------------------------------------------------------
 
@@ -142,7 +143,13 @@ class Gateway:
             return
         self.metrics.registry_reloads.inc(outcome="ok")
         self.metrics.registry_devices.set(n)
-        self.log.info("keys_reloaded", devices=n)
+        self.log.info("keys_reloaded", devices=n, rekeyed=sorted(self.registry.rekeyed))
+        for dev in self.registry.rekeyed:
+            self.pipeline.guard.forget(dev)
+            task = asyncio.get_running_loop().create_task(
+                self.db.call(self.db.outbox.forget_replay, dev), name=f"forget-replay-{dev}")
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
 
     # -- running ----------------------------------------------------------------------------
 

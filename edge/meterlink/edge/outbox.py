@@ -257,6 +257,13 @@ class Outbox:
         return {dev: (hi, int(bm, 16)) for dev, hi, bm in
                 self.db.execute("SELECT device_id, highest, bitmap FROM replay")}
 
+    def forget_replay(self, device_id: int) -> None:
+        """Drops a device's replay window and digests (its key changed: counters under
+        the new key are checked afresh)."""
+        with self.db:
+            self.db.execute("DELETE FROM replay WHERE device_id=?", (device_id,))
+            self.db.execute("DELETE FROM seen WHERE device_id=?", (device_id,))
+
     def load_seen(self) -> dict[int, dict[int, bytes]]:
         out: dict[int, dict[int, bytes]] = {}
         for dev, ctr, digest in self.db.execute("SELECT device_id, counter, digest FROM seen"):

@@ -86,6 +86,7 @@ class DeviceRegistry:
         self.path = Path(path)
         self.devices: dict[int, Device] = {}
         self.warnings: list[str] = []
+        self.rekeyed: set[int] = set()  # devices whose key the last load changed
 
     def load(self) -> int:
         """(Re)loads the file; on any error raises RegistryError and keeps the old devices."""
@@ -106,6 +107,8 @@ class DeviceRegistry:
         if mode & (stat.S_IRWXG | stat.S_IRWXO):
             self.warnings.append(f"{self.path}: readable by others (mode "
                                  f"{stat.S_IMODE(mode):o}); run chmod 600 on it")
+        self.rekeyed = {dev for dev, d in devices.items()
+                        if dev in self.devices and self.devices[dev].key != d.key}
         self.devices = devices
         return len(devices)
 

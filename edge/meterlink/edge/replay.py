@@ -42,6 +42,10 @@ class ReplayGuard:
             return "duplicate"
         return "replay"
 
+    def forget(self, device_id: int) -> None:
+        self.windows.pop(device_id, None)
+        self.seen.pop(device_id, None)
+
     def accept(self, device_id: int, counter: int, payload: bytes) -> tuple[int, int, bytes]:
         """Records an accepted frame; returns (highest, bitmap, digest) to persist."""
         window = self.windows.get(device_id)
