@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from meterlink.firmware import bundle
+from meterlink.firmware import full_profile_nrf51
 from meterlink.hil import EmulatedBoard
 
 DRIVER = """import utime, ml_aes, ml_sec
@@ -58,7 +58,7 @@ def last_line(board: EmulatedBoard, wait: float) -> tuple[int, int, int]:
 
 @pytest.mark.hil
 def test_pulses_during_sealing_are_all_counted(board: EmulatedBoard) -> None:
-    files = bundle("nrf51")
+    files = full_profile_nrf51()
     board.flash({"ml_aes.py": files["ml_aes.py"], "ml_sec.py": files["ml_sec.py"],
                  "main.py": DRIVER.encode()})
     board.reset()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from meterlink.firmware import bundle, render_config
+from meterlink.firmware import bundle, full_profile_nrf51, render_config
 from meterlink.hil import BoardError, EmulatedBoard
 
 MP_TESTS = Path(__file__).resolve().parents[2] / "firmware" / "tests"
@@ -74,7 +74,7 @@ def frame_sizes(tmp_path: Path) -> tuple[int, int]:
 @pytest.mark.hil
 @pytest.mark.bench
 def test_footprint(board: EmulatedBoard, tmp_path: Path) -> None:
-    files = bundle("nrf51")
+    files = full_profile_nrf51()
     config = render_config(id=1, key=bytes(16), gen=1, interval=5, rx_window_ms=500)
     size = sum(len(v) for v in files.values())
     source = sum(len(v) for v in bundle("rp2").values()) - len(bundle("rp2")["board.py"])

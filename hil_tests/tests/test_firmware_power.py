@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from meterlink.firmware import bundle
+from meterlink.firmware import full_profile_nrf51
 from meterlink.hil import EmulatedBoard
 
 COMMIT_EVERY = 10
@@ -59,7 +59,7 @@ def campaign(board: EmulatedBoard, cuts: int, seed: int) -> list[tuple[int, int,
     """Runs `cuts` cut/boot cycles; returns (pulses sent so far, register, counter) per
     boot, and checks each boot against the one before."""
     rnd = random.Random(seed)
-    files = bundle("nrf51")
+    files = full_profile_nrf51()
     board.flash({n: files[n] for n in ("board.py", "ml_core.py")}
                 | {"main.py": DRIVER.encode()})
     board.reset()

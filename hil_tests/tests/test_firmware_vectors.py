@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from meterlink.firmware import bundle
+from meterlink.firmware import full_profile_nrf51
 from meterlink.hil import EmulatedBoard
 
 VECTORS = json.loads(
@@ -45,7 +45,7 @@ def uplinks() -> list[dict[str, Any]]:
 
 @pytest.fixture
 def vboard(board: EmulatedBoard) -> EmulatedBoard:
-    files = bundle("nrf51")
+    files = full_profile_nrf51()
     board.flash({name: files[name] for name in MODULES})
     board.reset(wait_for_repl=True)  # a fresh heap
     return board

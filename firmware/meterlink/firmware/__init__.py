@@ -22,6 +22,7 @@ __all__ = [
     "SUPPORTED_BOARDS",
     "ConfigError",
     "bundle",
+    "full_profile_nrf51",
     "parse_config",
     "render_config",
 ]
@@ -29,19 +30,41 @@ __all__ = [
 MP_DIR = Path(__file__).parent / "mp"
 SUPPORTED_BOARDS = ("nrf51", "rp2")
 
-# Modules every board gets; board.py comes from board_<name>.py.
-_CORE = (
-    "main.py",
-    "ml_aes.py",
-    "ml_body.py",
-    "ml_boot.py",
-    "ml_cfg.py",
-    "ml_core.py",
-    "ml_dl.py",
-    "ml_link.py",
-    "ml_main.py",
-    "ml_sec.py",
-)
+# Source file -> on-board name, per board. rp2 runs the full firmware (ml_main and the
+# modules it imports per job, board.py from board_rp2.py). nrf51, with about 9 KB of
+# heap, runs the lean profile (ml_n*), which talks to the micro:bit
+# directly (no board.py) and boots from main_nrf51.py (docs/firmware.md).
+_FULL = {
+    name: name
+    for name in (
+        "main.py",
+        "ml_aes.py",
+        "ml_body.py",
+        "ml_boot.py",
+        "ml_cfg.py",
+        "ml_core.py",
+        "ml_dl.py",
+        "ml_link.py",
+        "ml_main.py",
+        "ml_sec.py",
+    )
+}
+_LEAN = {"main_nrf51.py": "main.py"} | {
+    name: name
+    for name in (
+        "ml_cfg.py",
+        "ml_n.py",
+        "ml_nb.py",
+        "ml_nc.py",
+        "ml_nd.py",
+        "ml_nl.py",
+        "ml_nm.py",
+        "ml_ns.py",
+        "ml_nv.py",
+        "ml_nx.py",
+    )
+}
+_PROFILE = {"nrf51": _LEAN, "rp2": _FULL | {"board_rp2.py": "board.py"}}
 # Boards whose filesystem needs the sources shrunk (see minify.shrink).
 _MINIFIED = ("nrf51",)
 
@@ -63,11 +86,19 @@ def bundle(board: str) -> dict[str, bytes]:
         raise ValueError(
             f"unknown board {board!r}; supported boards: {', '.join(SUPPORTED_BOARDS)}"
         )
-    sources = {name: (MP_DIR / name).read_text() for name in _CORE}
-    sources["board.py"] = (MP_DIR / f"board_{board}.py").read_text()
+    sources = {name: (MP_DIR / src).read_text() for src, name in _PROFILE[board].items()}
     if board in _MINIFIED:
         sources = {name: shrink(text) for name, text in sources.items()}
     return {name: text.encode() for name, text in sources.items()}
+
+
+def full_profile_nrf51() -> dict[str, bytes]:
+    """The full (rp2) profile shrunk, with board.py from board_nrf51.py: what the
+    on-board tests of the shared modules (ml_core, ml_sec, ...) flash piecemeal. The
+    whole of it does not fit the micro:bit (docs/firmware.md)."""
+    files = {name: (MP_DIR / name).read_text() for name in _FULL}
+    files["board.py"] = (MP_DIR / "board_nrf51.py").read_text()
+    return {name: shrink(text).encode() for name, text in files.items()}
 
 
 class ConfigError(ValueError):

@@ -60,3 +60,12 @@ def parse(text):
     if len(set(p)) < len(p):
         raise CfgError(3, 'pins', 0, c)
     return c
+
+
+def drop():
+    # free this module's code once boot has parsed the config (MicroPython
+    # 1.9.2 cannot unload a module; its globals can be deleted)
+    g = globals()
+    for k in list(g):
+        if k[0] != '_':
+            del g[k]

@@ -1,0 +1,137 @@
+# nRF51 profile, boot phase 2 (main.py): the state records and the config
+# values ml_nc wrote to 'cf', by the rules of ml_boot on rp2; the counter
+# reservation committed. The state, the volatile values (indices as in ml_n), the root
+# key and the pins go to the file 'rt' for the run phase, which starts after
+# a reset on an empty heap (ml_n reads 'rt').
+import os
+import struct
+from array import array
+
+
+def crc(b, n, c=0xFFFF):
+    # CRC-16/IBM-3740 of b[0:n] (as ml_n.crc)
+    for i in range(n):
+        c ^= b[i] << 8
+        for _ in range(8):
+            c = ((c << 1) ^ 0x1021) & 0xFFFF if c & 0x8000 else (c << 1) & 0xFFFF
+    return c
+
+
+def rec(i):
+    # (record or None, file present)
+    try:
+        f = open('st' + str(i), 'rb')
+    except OSError:
+        return None, 0
+    d = f.read(63)
+    f.close()
+    if len(d) != 62 or crc(d, 60) != struct.unpack_from('<H', d, 60)[0]:
+        return None, 1
+    return struct.unpack_from('<15I', d, 0), 1
+
+
+def dbl(b):
+    # CMAC subkey doubling in GF(2^128)
+    r = bytearray(16)
+    c = 0
+    for i in range(15, -1, -1):
+        r[i] = (b[i] << 1 | c) & 255
+        c = b[i] >> 7
+    if c:
+        r[15] ^= 0x87
+    return r
+
+
+def ks(k):
+    # the key schedule of a 16-byte key
+    w = bytearray(176)
+    for i in range(16):  # no slice assignment on 1.9.2
+        w[i] = k[i]
+    c = 1
+    for i in range(16, 176, 4):
+        a, b, d, e = w[i - 4], w[i - 3], w[i - 2], w[i - 1]
+        if not i & 15:
+            a, b, d, e = SB[b] ^ c, SB[d], SB[e], SB[a]
+            c = (c << 1) ^ (0x11b if c & 128 else 0)
+        w[i] = w[i - 16] ^ a
+        w[i + 1] = w[i - 15] ^ b
+        w[i + 2] = w[i - 14] ^ d
+        w[i + 3] = w[i - 13] ^ e
+    return w
+
+
+def boot():
+    f = open('cf', 'rb')
+    c = f.read()
+    f.close()
+    if len(c) != 62:
+        os.remove('cf')  # not whole (a cut): read config.txt again
+        return
+    g = struct.unpack_from('<11I', c, 0)  # error, id, gen, register, weight,
+    # unit, interval, leak_intervals, rx_window_ms, backflow_pulses, history
+    S = array('L', [0] * 15)
+    V = array('L', [0] * 32)
+    a, ea = rec(0)
+    b, eb = rec(1)
+    if b and (not a or b[0] > a[0]):
+        a = b
+    e = 0 if a else 4 if ea or eb else 1
+    if a:
+        for i in range(15):
+            S[i] = a[i]
+    a = b = None
+    V[23] = g[0]
+    V[22] = g[1]
+    if not V[23]:
+        if e or S[1] != g[2]:
+            # first boot of this provisioning: keep only the record sequence
+            # and the counter reservation
+            for i in range(1, 15):
+                if i != 6:
+                    S[i] = 0
+            S[1] = g[2]
+            S[2] = g[3]
+        else:
+            S[8] += 1
+            if not S[9] & 1:
+                V[10] = V[11] = 32  # unexpected reset
+        V[23] = e & 4
+        for i in range(6):
+            V[24 + i] = g[4 + i]
+    V[31] = 1  # the boot status frame
+    S[9] = 0
+    V[17] = S[6]
+    S[6] += 32  # reserve frame counters before using any (protocol 3.4)
+    # commit, as ml_n.commit
+    S[0] += 1
+    b = bytearray(struct.pack('<15I', *S) + b'..')
+    struct.pack_into('<H', b, 60, crc(b, 60))
+    f = open('st' + str(S[0] & 1), 'wb')
+    f.write(b)
+    f.close()
+    f = open('rt', 'wb')
+    f.write(struct.pack('<15I', *S))
+    f.write(struct.pack('<32I', *V))
+    # K_enc, K_mic (protocol 3.1) and the CMAC subkeys
+    # (their key schedules, so that the run phase needs no key expansion)
+    from ml_nx import S as SB, enc
+    globals()['SB'] = SB
+    k = ks(c[44:60])
+    e = bytearray(16)
+    e[0] = 1
+    enc(k, e)
+    m = bytearray(16)
+    m[0] = 2
+    enc(k, m)
+    f.write(ks(e))
+    m = ks(m)
+    f.write(m)
+    e = bytearray(16)
+    enc(m, e)
+    e = dbl(e)
+    f.write(e)
+    f.write(dbl(e))
+    f.write(c[60:62])  # the pins
+    f.write(bytes((g[10],)))  # the history length
+    f.close()
+    os.remove('cf')

@@ -1,0 +1,44 @@
+# nRF51 profile, run phase: the resident state (imported first, so that this
+# data lies at the bottom of the heap, below the code compiled after it),
+# read from 'rt', which the boot phase (ml_nb) wrote. 'rt' is removed once
+# read.
+import os
+import struct
+import machine
+import microbit
+from array import array
+
+S = array('L', [0] * 15)
+V = array('L', [0] * 32)
+F = bytearray(64)  # the frame being built
+B = bytearray(62)  # a record being written
+Q = [None, None, None]  # pulse reader, direction reader (or None), history
+K = [None, None, None, None]  # K_enc, K_mic schedules, CMAC subkeys K1, K2
+
+
+# The run phase starts here: 'rt', written by the boot phase (ml_nb), holds
+# S, V, the working keys (expanded), the pins and the history length. Removed once
+# read; not whole (a cut): boot again.
+f = open('rt', 'rb')
+d = f.read(188)  # read in parts: the heap has no room for one 575-byte piece
+for i in range(47):
+    if i < 15:
+        S[i] = struct.unpack_from('<I', d, 4 * i)[0]
+    else:
+        V[i - 15] = struct.unpack_from('<I', d, 4 * i)[0]
+K[0] = f.read(176)  # the key schedules of K_enc, K_mic
+K[1] = f.read(176)
+K[2] = f.read(16)  # the CMAC subkeys
+K[3] = f.read(16)
+d = f.read(4)
+f.close()
+os.remove('rt')
+if len(d) != 3 or len(K[1]) != 176:  # not whole (a cut): boot again
+    machine.reset()
+for i in (0, 1):
+    if d[i] < 255:
+        p = getattr(microbit, 'pin' + str(d[i]))
+        p.set_pull(p.NO_PULL)
+        Q[i] = p.read_digital
+Q[2] = array('L', [0] * d[2])
+del f, d, i, p

@@ -1,0 +1,37 @@
+# nRF51 profile: CMAC (RFC 4493) and sealing (protocol 3) with the working
+# keys, on ml_nx's cipher.
+import struct
+from ml_nx import X, enc
+from ml_nd import V, F, K
+
+
+def cmac(m, n):
+    # AES-CMAC of m[0:n] with K_mic, into X
+    x = X
+    for i in range(16):
+        x[i] = 0
+    b = (n + 15) // 16 or 1
+    k = K[2] if n and not n % 16 else K[3]
+    for j in range(b):
+        for i in range(16):
+            p = j * 16 + i
+            c = m[p] if p < n else (128 if p == n else 0)
+            x[i] ^= c ^ k[i] if j == b - 1 else c
+        enc(K[1], x)
+    return x
+
+
+def seal(vt, fc, n):
+    # header, AES-CTR over the body F[9:9+n], MIC; the payload length
+    d = V[22]
+    struct.pack_into('>BII', F, 0, vt, d, fc)
+    a = X
+    for i in range(0, n, 16):
+        struct.pack_into('>BIBIIBB', a, 0, 1, 0, 0, d, fc, 0, i // 16 + 1)
+        enc(K[0], a)
+        for j in range(min(16, n - i)):
+            F[9 + i + j] ^= a[j]
+    a = cmac(F, 9 + n)
+    for i in range(4):
+        F[9 + n + i] = a[i]
+    return 13 + n
