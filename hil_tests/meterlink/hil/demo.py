@@ -112,6 +112,7 @@ class Demo:
         self.http_port = options.http_port or free_port()
         self.keys = self.work / "gateway-keys.json"
         self._stop = threading.Event()
+        self.flow_started = time.monotonic()
 
     # ----------------------------------------------------------------- set-up
     def _prepare_workdir(self) -> None:
@@ -307,6 +308,12 @@ class Demo:
                 f"{out.readings.get(m.device_id, 0):<3} register {reg:<12} rssi {rssi!s:<4} "
                 f"alarms {alarms:<18} pulses given {given}"
             )
+            silent_s = time.monotonic() - self.flow_started
+            if not out.readings.get(m.device_id) and silent_s > 3 * self.o.interval_s:
+                lines.append(
+                    f"    nothing heard from module {m.index} for {silent_s:.0f} s: what it "
+                    f"printed is in {m.board.uart_log}"
+                )
         return "\n".join(lines)
 
     def run(self) -> int:
@@ -320,7 +327,7 @@ class Demo:
             self._provision_all()
             self._start_flows()
             assert self.central is not None
-            flow_start = time.monotonic()
+            flow_start = self.flow_started = time.monotonic()
             events: list[tuple[float, Callable[[], None]]] = [
                 (self.o.power_cut_at_s, lambda: self._power_cut(self.modules[0])),
                 (self.o.outage_at_s, self._broker_outage),
