@@ -9,13 +9,17 @@ from hypothesis import strategies as st
 
 from meterlink.firmware import (
     CONFIG_KEYS,
+    MP_DIR,
     FIRMWARE_VERSION,
     SUPPORTED_BOARDS,
     ConfigError,
     bundle,
+    chunked,
     full_profile_nrf51,
+    is_loaded,
     parse_config,
     render_config,
+    split_chunks,
 )
 from meterlink.firmware.minify import shrink
 
@@ -29,7 +33,7 @@ def test_bundles_hold_main_and_prefixed_modules() -> None:
     assert "NAME = 'rp2'" in rp2["board.py"].decode()
     # nrf51 runs the lean profile, which uses the micro:bit directly (no board.py)
     nrf51 = bundle("nrf51")
-    assert {"main.py", "ml_cfg.py", "ml_n.py", "ml_nx.py"} <= set(nrf51)
+    assert {"main.py", "ml_cfg.py", "ml_n", "ml_nx"} <= set(nrf51)
     assert "board.py" not in nrf51 and "ml_core.py" not in nrf51
     for files in (rp2, nrf51):
         assert all(n in ("main.py", "board.py") or n.startswith("ml_") for n in files)
@@ -40,7 +44,29 @@ def test_nrf51_bundle_is_shrunk_to_fit_the_filesystem() -> None:
     # the micro:bit holds about 15,100 bytes; config.txt and the two records need ~600
     assert sum(map(len, small.values())) < 11_500
     assert sum(map(len, small.values())) < 0.5 * sum(map(len, full.values()))
-    assert b"#" not in small["ml_n.py"]  # comments dropped
+    assert b"#" not in small["ml_n"]  # comments dropped
+
+
+def test_loaded_files_are_stored_as_chunks_of_whole_statements() -> None:
+    files = bundle("nrf51")
+    for name in ("ml_n", "ml_nb", "ml_nd", "ml_nk", "ml_nl", "ml_nm", "ml_ns", "ml_nv", "ml_nx"):
+        assert is_loaded(name)
+        chunks = split_chunks(files[name].decode())
+        assert all(0 < len(c) <= 999 for c in chunks)
+        for chunk in chunks:  # each compiles on its own
+            compile(chunk, name, "exec")
+        source = shrink((MP_DIR / f"{name}.py").read_text())
+        assert "".join(chunks) == source
+
+
+def test_chunks_group_statements_up_to_the_limit() -> None:
+    source = "a=1\nb=2\ndef f():\n return 3\nc=4\n"
+    assert chunked(source, limit=8) == "008a=1\nb=2\n019def f():\n return 3\n004c=4\n"
+    assert chunked(source) == f"{len(source):03d}{source}"
+    assert split_chunks(chunked(source, limit=8)) == ["a=1\nb=2\n", "def f():\n return 3\n", "c=4\n"]
+    assert not is_loaded("main.py") and not is_loaded("ml_cfg.py")
+    with pytest.raises(ValueError, match="at most 999"):
+        chunked("x=" + "1" * 1000 + "\n")
 
 
 def test_full_profile_for_the_nrf51_shares_the_modules_with_its_board() -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from meterlink.firmware.minify import minify
+from meterlink.firmware.minify import join_statements, minify, shrink
 
 MP_DIR = Path(__file__).resolve().parents[1] / "meterlink" / "firmware" / "mp"
 SOURCES = sorted(MP_DIR.glob("*.py"))
@@ -48,6 +48,41 @@ def test_minified_firmware_compiles_for_micropython_1_9_2(path: Path, tmp_path: 
         text=True,
     )
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: p.name)
+def test_joining_statements_keeps_the_syntax_tree(path: Path) -> None:
+    small = minify(path.read_text())
+    joined = "".join(ln + "\n" for ln in join_statements(small.splitlines()))
+    assert ast.dump(ast.parse(joined)) == ast.dump(ast.parse(small))
+    assert len(joined) < len(small)
+
+
+def test_joins_simple_statements_and_folds_simple_blocks() -> None:
+    source = textwrap.dedent(
+        """
+        def f(a):
+            if a:
+                b = 1
+                c = 2
+            else:
+                for i in a:
+                    b = i
+                c = 3
+            d = b
+            return c + d
+        x = f([1])
+        """
+    )
+    assert shrink(source) == (
+        "def f(a):\n"
+        " if a:b=1;c=2\n"
+        " else:\n"
+        "  for i in a:b=i\n"
+        "  c=3\n"
+        " d=b;return c+d\n"
+        "x=f([1])\n"
+    )
 
 
 def test_strips_comments_docstrings_and_indentation() -> None:

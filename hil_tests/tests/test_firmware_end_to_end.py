@@ -1,11 +1,7 @@
 """The nRF51 firmware (bundle("nrf51"), the lean profile) end to end on the emulated
 micro:bit: boot from config.txt, a status frame, reading frames whose register is the
 initial register plus the pulses given, backflow and leak flags, every frame decoded with
-the device key by the gateway's codec.
-
-Expected to fail today: the run phase of the lean profile does not yet fit the 1.9.2 heap
-(compiling its last module fails with MemoryError; docs/firmware.md, "nRF51 profile").
-The marker is strict, so this test flags the day it passes."""
+the device key by the gateway's codec."""
 
 from __future__ import annotations
 
@@ -21,12 +17,7 @@ KEY = bytes(range(16))
 DEV = 0x01020304
 REGISTER = 5000
 
-pytestmark = [
-    pytest.mark.hil,
-    pytest.mark.xfail(
-        reason="nRF51 run phase does not fit the heap yet (docs/firmware.md)", strict=True
-    ),
-]
+pytestmark = pytest.mark.hil
 
 
 def frames_until(board: EmulatedBoard, decoder: LinkDecoder, want: int, timeout: float) -> list:
@@ -60,10 +51,13 @@ def test_boot_status_readings_with_pulses_backflow_and_leak(board: EmulatedBoard
     assert isinstance(last, Reading)
     assert last.register == REGISTER + 7
     assert any(isinstance(r.body, Reading) and r.body.alarms & 4 for r in readings)
-    # flow in two intervals in a row: the leak flag
-    board.pulse("pin0", 2, 40, 40)
-    time.sleep(5)
-    board.pulse("pin0", 2, 40, 40)
-    later = [f for f in frames_until(board, decoder, 3, 30) if f.frame_type == FrameType.READING]
+    # flow in every interval (a pulse every 0.5 s for 15 s): the leak flag
+    train = board.pulse_in_background("pin0", 30, 40, 460)
+    later = [f for f in frames_until(board, decoder, 4, 40) if f.frame_type == FrameType.READING]
+    train.wait()
     assert any(isinstance(r.body, Reading) and r.body.alarms & 1 for r in later)
+    later += frames_until(board, decoder, 2, 20)
+    final = later[-1].body
+    # the 4 reverse pulses were a debt: the first 4 forward ones paid it back
+    assert isinstance(final, Reading) and final.register == REGISTER + 7 + 30 - 4
     assert all(f.device_id == DEV and len(f.payload) <= 51 for f in frames + later)

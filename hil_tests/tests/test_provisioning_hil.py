@@ -54,11 +54,6 @@ def gateway_config(tmp_path: Path, keys: Path, receiver: str, broker: Any) -> Pa
     return conf
 
 
-@pytest.mark.xfail(
-    reason="the nRF51 firmware's run phase does not fit the emulated board's heap yet, so "
-    "the module sends no frames (docs/firmware.md, nRF51 profile)",
-    strict=True,
-)
 def test_blank_board_provisioned_heard_and_first_reading_has_the_dial_register(
     tmp_path: Path,
     board: Any,

@@ -17,14 +17,18 @@ from typing import Any
 from meterlink.firmware.minify import shrink
 
 __all__ = [
+    "CHUNK_BYTES",
     "CONFIG_KEYS",
     "FIRMWARE_VERSION",
     "SUPPORTED_BOARDS",
     "ConfigError",
     "bundle",
+    "chunked",
     "full_profile_nrf51",
     "parse_config",
+    "is_loaded",
     "render_config",
+    "split_chunks",
 ]
 
 MP_DIR = Path(__file__).parent / "mp"
@@ -49,20 +53,12 @@ _FULL = {
         "ml_sec.py",
     )
 }
-_LEAN = {"main_nrf51.py": "main.py"} | {
-    name: name
-    for name in (
-        "ml_cfg.py",
-        "ml_n.py",
-        "ml_nb.py",
-        "ml_nc.py",
-        "ml_nd.py",
-        "ml_nl.py",
-        "ml_nm.py",
-        "ml_ns.py",
-        "ml_nv.py",
-        "ml_nx.py",
-    )
+# The lean profile's boot and run phases are loaded, not imported: main.py compiles
+# them a chunk at a time into one namespace (mp/main_nrf51.py says why), so they are
+# stored as chunks (see chunked()) under names without ".py".
+_LOADED = ("ml_n", "ml_nb", "ml_nd", "ml_nk", "ml_nl", "ml_nm", "ml_ns", "ml_nv", "ml_nx")
+_LEAN = {"main_nrf51.py": "main.py", "ml_cfg.py": "ml_cfg.py", "ml_nc.py": "ml_nc.py"} | {
+    name + ".py": name for name in _LOADED
 }
 _PROFILE = {"nrf51": _LEAN, "rp2": _FULL | {"board_rp2.py": "board.py"}}
 # Boards whose filesystem needs the sources shrunk (see minify.shrink).
@@ -89,7 +85,50 @@ def bundle(board: str) -> dict[str, bytes]:
     sources = {name: (MP_DIR / src).read_text() for src, name in _PROFILE[board].items()}
     if board in _MINIFIED:
         sources = {name: shrink(text) for name, text in sources.items()}
-    return {name: text.encode() for name, text in sources.items()}
+    return {
+        name: (chunked(text) if name in _LOADED else text).encode()
+        for name, text in sources.items()
+    }
+
+
+CHUNK_BYTES = 360  # statements are grouped into chunks up to this size
+
+
+def chunked(source: str, limit: int = CHUNK_BYTES) -> str:
+    """`source` (minified: one line per logical line) as the chunks main_nrf51.py's
+    loader reads: each a 3-digit length then that many characters of whole top-level
+    statements, grouped up to `limit` characters (a longer statement is one chunk)."""
+    statements: list[str] = []
+    for line in source.splitlines(keepends=True):
+        if statements and line[:1] in (" ", ""):
+            statements[-1] += line  # the body of the statement above
+        else:
+            statements.append(line)
+    chunks: list[str] = []
+    for stmt in statements:
+        if chunks and len(chunks[-1]) + len(stmt) <= limit:
+            chunks[-1] += stmt
+        else:
+            chunks.append(stmt)
+    for chunk in chunks:
+        if len(chunk) > 999 or not chunk.isascii():
+            raise ValueError(f"cannot store as a chunk (ASCII, at most 999 characters): {chunk[:60]!r}")
+    return "".join(f"{len(chunk):03d}{chunk}" for chunk in chunks)
+
+
+def split_chunks(stored: str) -> list[str]:
+    """The chunks of a file `chunked()` wrote, as main_nrf51.py's loader reads them."""
+    out = []
+    while stored:
+        n = int(stored[:3])
+        out.append(stored[3 : 3 + n])
+        stored = stored[3 + n :]
+    return out
+
+
+def is_loaded(name: str) -> bool:
+    """Whether on-board file `name` is stored as chunks (loaded, not imported)."""
+    return name in _LOADED
 
 
 def full_profile_nrf51() -> dict[str, bytes]:

@@ -1,10 +1,11 @@
-# The nRF51 profile (micro:bit, MicroPython 1.9.2, about 9 KB of heap): the
-# resident state, pulse counting, commits and frame bodies (the main loop is
-# ml_nl, run by main.py). State lives in a few module-level arrays
-# rather than a class (every attribute name and an instance dict cost heap),
-# and the micro:bit is used directly rather than through board.py, for the
-# same reason. Uplinks: ml_nu; AES and sealing: ml_nx; boot: main.py, ml_nc,
-# ml_nb. What this profile leaves to rp2: docs/firmware.md.
+# nRF51 profile (micro:bit, MicroPython 1.9.2, about 9 KB of heap): pulse
+# counting, commits and frame bodies, on the state in ml_nd. Like every ml_n*
+# file it is not imported but loaded by main.py into one shared namespace, a
+# top-level statement at a time (docs/firmware.md, "nRF51 profile"): names
+# from the other files (S, V, F, B, Q from ml_nd, crc from ml_nk) are globals
+# here. State lives in arrays rather than a class (attribute names and an
+# instance dict cost heap) and the micro:bit is used directly rather than
+# through board.py, for the same reason.
 import struct
 from micropython import const
 from utime import ticks_ms, ticks_diff
@@ -44,18 +45,6 @@ _WANT = const(31)  # a status frame is due
 _RAISED = const(12)
 _W = const(24)
 _UNIT = const(25)
-
-from ml_nd import S, V, F, B, Q
-
-
-def crc(b, n, c=0xFFFF):
-    # CRC-16/IBM-3740 of b[0:n]
-    for i in range(n):
-        c ^= b[i] << 8
-        for _ in range(8):
-            c = ((c << 1) ^ 0x1021) & 0xFFFF if c & 0x8000 else (c << 1) & 0xFFFF
-    return c
-
 
 def commit():
     # the state with the next sequence number into the record file that does

@@ -2,19 +2,14 @@
 # values ml_nc wrote to 'cf', by the rules of ml_boot on rp2; the counter
 # reservation committed. The state, the volatile values (indices as in ml_n), the root
 # key and the pins go to the file 'rt' for the run phase, which starts after
-# a reset on an empty heap (ml_n reads 'rt').
+# a reset on an empty heap (ml_nd reads 'rt'). Loaded by main.py with ml_nk
+# (crc) and ml_nx (enc, SB) into one namespace.
 import os
 import struct
 from array import array
 
 
-def crc(b, n, c=0xFFFF):
-    # CRC-16/IBM-3740 of b[0:n] (as ml_n.crc)
-    for i in range(n):
-        c ^= b[i] << 8
-        for _ in range(8):
-            c = ((c << 1) ^ 0x1021) & 0xFFFF if c & 0x8000 else (c << 1) & 0xFFFF
-    return c
+poll = int  # enc's pulse poll: nothing to count in this phase
 
 
 def rec(i):
@@ -112,11 +107,18 @@ def boot():
     f = open('rt', 'wb')
     f.write(struct.pack('<15I', *S))
     f.write(struct.pack('<32I', *V))
-    # K_enc, K_mic (protocol 3.1) and the CMAC subkeys
-    # (their key schedules, so that the run phase needs no key expansion)
-    from ml_nx import S as SB, enc
-    globals()['SB'] = SB
-    k = ks(c[44:60])
+    S = V = None
+    keys(f, c[44:60])
+    f.write(c[60:62])  # the pins
+    f.write(bytes((g[10],)))  # the history length
+    f.close()
+    os.remove('cf')
+
+
+def keys(f, r):
+    # K_enc, K_mic (protocol 3.1) from the root key r and the CMAC subkeys to
+    # f (their key schedules, so that the run phase needs no key expansion)
+    k = ks(r)
     e = bytearray(16)
     e[0] = 1
     enc(k, e)
@@ -131,7 +133,3 @@ def boot():
     e = dbl(e)
     f.write(e)
     f.write(dbl(e))
-    f.write(c[60:62])  # the pins
-    f.write(bytes((g[10],)))  # the history length
-    f.close()
-    os.remove('cf')

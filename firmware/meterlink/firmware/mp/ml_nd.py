@@ -1,4 +1,4 @@
-# nRF51 profile, run phase: the resident state (imported first, so that this
+# nRF51 profile, run phase: the resident state (loaded first, so that this
 # data lies at the bottom of the heap, below the code compiled after it),
 # read from 'rt', which the boot phase (ml_nb) wrote. 'rt' is removed once
 # read.

@@ -1,7 +1,6 @@
 # nRF51 profile: one pass of the main loop (ml_nm runs it).
 from micropython import const
 from utime import ticks_ms, ticks_diff, ticks_add
-from ml_n import S, V, Q, commit, poll, brk
 
 _ISEQ = const(5)
 _FI = const(3)  # forward / reverse pulses in this interval
@@ -19,7 +18,6 @@ _IV = const(26)  # interval (s)
 _LEAK = const(27)  # leak_intervals
 _BF = const(29)  # backflow_pulses
 _WANT = const(31)  # a status frame is due
-U = None  # ml_nv.up, set by ml_nm.run()
 
 
 def step():
@@ -63,8 +61,8 @@ def step():
     v[_PEND] |= f & m & ~v[_ACT]
     v[_ACT] = (v[_ACT] & ~m) | (f & m)
     if m == 5:
-        U(0)  # the reading frame
+        up(0)  # the reading frame
     elif v[_WANT]:
         v[_WANT] = 0
-        U(2)
+        up(2)
         v[_ACT] &= ~32  # the boot status frame reported the reset

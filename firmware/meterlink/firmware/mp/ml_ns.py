@@ -1,8 +1,6 @@
 # nRF51 profile: CMAC (RFC 4493) and sealing (protocol 3) with the working
-# keys, on ml_nx's cipher.
+# keys K (ml_nd), on ml_nx's cipher.
 import struct
-from ml_nx import X, enc
-from ml_nd import V, F, K
 
 
 def cmac(m, n):

@@ -1,11 +1,9 @@
-# nRF51 profile: uplink sessions: the body (ml_n.body), sealed (ml_nx), sent as
+# nRF51 profile: uplink sessions: the body (ml_n), sealed (ml_ns), sent as
 # a SLIP link frame (protocol 5). This profile sends reading and status
 # frames only and does not listen for downlinks (alarm frames, acks, config
 # and time downlinks are rp2-only: docs/firmware.md).
 from micropython import const
 from microbit import uart
-from ml_n import S, V, F, crc, commit, body
-from ml_ns import seal
 
 _RSV = const(6)
 _FC = const(17)
@@ -37,4 +35,4 @@ def up(kind):
         o[j] = x
         j += 1
     o[j] = 0xC0
-    uart.write(memoryview(o)[0:j + 1])
+    uart.write(o[0:j + 1])

@@ -1,15 +1,12 @@
 # nRF51 profile: AES-128 encryption (FIPS-197; CTR and CMAC never decrypt)
 # as functions on key schedules (no class, no cryptolib branch: this port
-# has none), polling the pulse input after every round. The boot phase
-# (ml_nb) derives the keys with it; CMAC and sealing are in ml_ns.
-import struct
-
-# ml_n.poll in the run phase (set by ml_nm); the boot phase has no pulses
-poll = int
+# has none), calling poll() (ml_n's in the run phase, a no-op in the boot
+# phase) after every round so that no pulse is missed. The boot phase (ml_nb)
+# derives the keys with it; CMAC and sealing are in ml_ns.
 
 # the S-box, computed (a 256-byte literal costs more flash)
-S = bytearray(256)
-S[0] = 0x63
+SB = bytearray(256)
+SB[0] = 0x63
 p = q = 1
 while 1:
     p ^= (p << 1) ^ (0x1b if p & 128 else 0)  # p * 3
@@ -23,7 +20,7 @@ while 1:
     x = q
     for r in (1, 2, 3, 4):
         x ^= ((q << r) | (q >> (8 - r))) & 255
-    S[p] = x ^ 0x63
+    SB[p] = x ^ 0x63
     if p == 1:
         break
 H = b'\x00\x05\x0a\x0f\x04\x09\x0e\x03\x08\x0d\x02\x07\x0c\x01\x06\x0b'  # ShiftRows
@@ -38,7 +35,7 @@ def enc(w, b):
         b[i] ^= w[i]
     for r in range(16, 176, 16):
         for i in range(16):
-            t[i] = S[b[H[i]]]  # SubBytes, ShiftRows
+            t[i] = SB[b[H[i]]]  # SubBytes, ShiftRows
         for c in range(0, 16, 4):
             x = t[c] ^ t[c + 1] ^ t[c + 2] ^ t[c + 3]
             for i in range(c, c + 4):
