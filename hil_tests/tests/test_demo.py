@@ -50,11 +50,6 @@ def _chromium(url: str, shot: Path, profile: Path) -> str:
 
 
 @pytest.mark.hil
-@pytest.mark.xfail(
-    reason="the nRF51 firmware's run phase does not fit the emulated board's heap yet, so "
-    "modules send no frames (docs/firmware.md, nRF51 profile)",
-    strict=True,
-)
 def test_demo_reaches_its_goals_shows_them_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     workdir = tmp_path / "demo-run"
     argv = [

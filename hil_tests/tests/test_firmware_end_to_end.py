@@ -12,6 +12,8 @@ import pytest
 from meterlink.firmware import bundle, render_config
 from meterlink.hil import EmulatedBoard
 from meterlink.protocol import FrameType, LinkDecoder, Reading, decode_frame
+from meterlink.protocol.bodies import body_from_map
+from meterlink.protocol.cbor_body import decode_body_map
 
 KEY = bytes(range(16))
 DEV = 0x01020304
@@ -61,3 +63,45 @@ def test_boot_status_readings_with_pulses_backflow_and_leak(board: EmulatedBoard
     # the 4 reverse pulses were a debt: the first 4 forward ones paid it back
     assert isinstance(final, Reading) and final.register == REGISTER + 7 + 30 - 4
     assert all(f.device_id == DEV and len(f.payload) <= 51 for f in frames + later)
+
+
+# main_nrf51.py's loader, for loading a file at the REPL without booting the firmware
+LOADER = (
+    "def ld(n):\n f=open(n)\n while 1:\n  k=f.read(3)\n  if not k:break\n"
+    "  exec(f.read(int(k)),globals())\n  gc.collect()\n f.close()\nimport gc\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("register", "delta", "history", "want_deltas"),
+    [(123456, 100, 12, 12), (4_000_000_000, 2**32 - 1, 48, None)],
+    ids=["household", "worst"],
+)
+def test_reading_body_fits_51_bytes(
+    board: EmulatedBoard, register: int, delta: int, history: int, want_deltas: int | None
+) -> None:
+    """The nRF51 firmware's own body() on the board: a household reading carries all 12
+    deltas within 50 bytes; the worst case (largest register, weight, interval, alarm
+    flags and deltas) drops old deltas to stay within 51 and keeps at least one."""
+    board.flash({"ml_n": bundle("nrf51")["ml_n"]})
+    board.exec(LOADER + "ld('ml_n')\n")  # first, while the heap is empty
+    board.exec(
+        "from array import array\n"
+        "S=array('L',[0]*15)\nV=array('L',[0]*32)\nF=bytearray(80)\nB=bytearray(62)\n"  # as ml_nd
+        f"Q=[None,None,array('L',[{delta}]*{history})]\n"
+        f"S[2]={register}\nV[9]={history}\n"
+        + ("S[5]=4294967295\nV[10]=63\n" if delta > 127 else "S[5]=1000\n")
+        + f"V[24]={65535 if delta > 127 else 1}\nV[25]=1\nV[26]={65535 if delta > 127 else 900}\n"
+    )
+    out = board.exec(
+        "from utime import ticks_ms\nV[18]=ticks_ms()\nn=body(0)\n"
+        "print(''.join('%02x' % F[9+i] for i in range(n)))\n",
+        timeout=30,
+    )
+    raw = bytes.fromhex(out.strip())
+    body = body_from_map(FrameType.READING, decode_body_map(raw))
+    assert isinstance(body, Reading) and body.register == register
+    frame = 9 + len(raw) + 4  # header, body, MIC
+    assert frame <= (50 if want_deltas else 51)
+    assert len(body.deltas) == (want_deltas or len(body.deltas)) >= 1
+    assert all(d == delta for d in body.deltas)

@@ -1,39 +1,31 @@
-"""Footprint of the firmware on the emulated nRF51 board (MicroPython 1.9.2): heap after
-each import of the resident set and of a frame's crypto, the low-water mark, the files'
-size on the board's filesystem and what is left of it, frame sizes, and what a full boot
-does. Prints the figures (docs/firmware.md quotes them); run with `make bench`."""
+"""Footprint of the nRF51 firmware (the lean profile) on the emulated micro:bit
+(MicroPython 1.9.2): the files' size and what is left of the filesystem, free heap after
+each file is loaded and at the fullest moment of every uplink (the low-water mark), frame
+sizes, and the heap the REPL gets after the maintenance break. Prints the figures
+(docs/firmware.md quotes them); run with `make bench`."""
 
 from __future__ import annotations
 
+import re
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from meterlink.firmware import bundle, full_profile_nrf51, render_config
-from meterlink.hil import BoardError, EmulatedBoard
+from meterlink.firmware import bundle, chunked, render_config, split_chunks
+from meterlink.hil import EmulatedBoard
+from meterlink.protocol import LinkDecoder, LinkFrame
 
 MP_TESTS = Path(__file__).resolve().parents[2] / "firmware" / "tests"
+MP = MP_TESTS.parent / "meterlink" / "firmware" / "mp"
 
-# import orders measured: the resident loop, and what sealing a frame adds
-SETS = {
-    "resident": ["board", "ml_core", "ml_main"],
-    "seal": ["board", "ml_core", "ml_aes", "ml_sec"],
-    "crypto only": ["ml_aes", "ml_sec"],
-}
-PROBE = (
-    "import gc\n"
-    "gc.collect()\n"
-    "print('start', gc.mem_free())\n"
-    "for m in {mods!r}:\n"
-    " try:\n"
-    "  __import__(m)\n"
-    "  gc.collect()\n"
-    "  print(m, gc.mem_free())\n"
-    " except MemoryError as e:\n"
-    "  print(m, 'MemoryError')\n"
-    "  break\n"
-)
+
+def lean_sources() -> list[str]:
+    """The source file of each file bundle("nrf51") puts on the board."""
+    return ["main_nrf51.py" if n == "main.py" else n if n.endswith(".py") else n + ".py"
+            for n in bundle("nrf51")]
+
 FS_PROBE = (
     "n=0\ntry:\n f=open('fsprobe','wb')\n while True:\n  f.write(b'0123456789abcdef'*8)\n"
     "  n+=128\nexcept OSError:\n pass\ntry:\n f.close()\nexcept NameError:\n pass\n"
@@ -71,38 +63,64 @@ def frame_sizes(tmp_path: Path) -> tuple[int, int]:
     return sizes[0], sizes[1]
 
 
+def instrumented(files: dict[str, bytes]) -> dict[str, bytes]:
+    """The nRF51 bundle with heap probes: free heap (after a collection) once each file
+    is loaded, and in every uplink at its fullest moment (body, sealed frame and link
+    frame all alive), printed on the UART between the frames."""
+    out = dict(files)
+    main = files["main.py"].decode()
+    for loop in ("('ml_nd','ml_n','ml_nl','ml_nk','ml_nx','ml_ns','ml_nv','ml_nm'):ld(n)",
+                 "('ml_nk','ml_nx','ml_nb'):ld(n)"):
+        assert loop in main, main
+        main = main.replace(loop, loop + ";print('heap',n,gc.mem_free())")
+    out["main.py"] = main.encode()
+    source = "".join(split_chunks(files["ml_nv"].decode()))
+    write = "uart.write(o[0:j+1])"
+    assert write in source, source
+    probe = "w=o[0:j+1];gc.collect();print('heap up',kind,gc.mem_free());uart.write(w)"
+    out["ml_nv"] = chunked(source.replace(write, probe)).encode()
+    return out
+
+
 @pytest.mark.hil
 @pytest.mark.bench
 def test_footprint(board: EmulatedBoard, tmp_path: Path) -> None:
-    files = full_profile_nrf51()
-    config = render_config(id=1, key=bytes(16), gen=1, interval=5, rx_window_ms=500)
+    files = bundle("nrf51")
     size = sum(len(v) for v in files.values())
-    source = sum(len(v) for v in bundle("rp2").values()) - len(bundle("rp2")["board.py"])
-    print(f"\nfirmware files for nrf51: {len(files)} files, {size} bytes "
-          f"(shrunk from {source} bytes of source + board file)")
+    source = sum((MP / src).stat().st_size for src in lean_sources())
+    print(f"\nfirmware on nrf51: {len(files)} files, {size} bytes (shrunk from {source} bytes)")
+    config = render_config(id=1, key=bytes(16), gen=1, interval=5, rx_window_ms=500,
+                           pin_pulse="pin0", backflow_pulses=3)
     board.flash({**files, "config.txt": config.encode()})
-    main = files["main.py"]
     board.remove_file("main.py")
     fs_left = int(board.exec(FS_PROBE, timeout=60).strip())
-    print(f"filesystem left after firmware + config: {fs_left} bytes "
-          "(the two 62-byte state records need 2 chunks of 128 bytes)")
-    low = None
-    for name, mods in SETS.items():
-        board.reset(wait_for_repl=True)
-        out = board.exec(PROBE.format(mods=mods), timeout=60).split("\n")
-        print(f"heap, {name}: " + "; ".join(x.strip() for x in out if x.strip()))
-        free = [int(x.split()[1]) for x in out if x.strip() and x.split()[1].isdigit()]
-        low = min([low, *free] if low is not None else free)
-        assert free and free[0] > 8000, out  # the REPL starts with ~8.5 KB
-    print(f"heap low-water mark seen: {low} bytes free")
-    typical, worst = frame_sizes(tmp_path)
-    print(f"reading frame: typical {typical} bytes, worst {worst} bytes (limit 51)")
-    assert typical <= 50 and worst <= 51
-    # a full boot: main.py back on the board, if the filesystem takes it
-    try:
-        board.flash({"main.py": main})
-    except BoardError as exc:
-        print(f"full boot on nrf51: main.py does not fit the filesystem ({exc!s:.80})")
-        return
+    print(f"filesystem left with firmware and config (before main.py, {len(files['main.py'])}"
+          f" bytes): {fs_left} bytes; at run time the records and 'rt' need 3-6 chunks of 128")
+
+    board.flash({"main.py": instrumented(files)["main.py"],
+                 "ml_nv": instrumented(files)["ml_nv"]})
     board.reset()
-    print(f"full boot on nrf51: {board.read(4096, timeout=8.0)[:300]!r}")
+    decoder = LinkDecoder()
+    text, frames = b"", []
+    deadline = time.monotonic() + 60
+    board.pulse_in_background("pin0", 40, 40, 160)
+    while time.monotonic() < deadline and len(frames) < 4:
+        data = board.read(4096, timeout=0.5)
+        text += data
+        frames += [f for f in decoder.feed(data) if isinstance(f, LinkFrame)]
+    heap = re.findall(rb"heap (up )?'?(\w+)'? (\d+)", text)
+    assert frames and heap, text[-600:]
+    for up, what, free in heap:
+        label = f"uplink {'reading' if what == b'0' else 'status'}" if up else what.decode()
+        print(f"heap free after {label}: {int(free)} bytes")
+    run_phase = [int(f) for up, w, f in heap if up or w.startswith(b"ml_n") and w != b"ml_nb"]
+    low = min(run_phase)
+    print(f"heap low-water mark, run phase: {low} bytes free (target >= 1024)")
+    sizes = sorted({len(f.payload) for f in frames})
+    print(f"frames seen: {len(frames)}, payload sizes {sizes} bytes (limit 51)")
+    free_repl = int(board.exec("import gc\ngc.collect()\nprint(gc.mem_free())").strip())
+    print(f"heap free at the REPL after the maintenance break: {free_repl} bytes")
+    typical, worst = frame_sizes(tmp_path)
+    print(f"reading frame (full profile): typical {typical} bytes, worst {worst} bytes")
+    assert low >= 1024
+    assert max(sizes) <= 51 and typical <= 50 and worst <= 51

@@ -11,7 +11,8 @@
 # hundred bytes, and one namespace saves a module and a dict per file. The
 # files are stored as chunks, each a 3-digit length and its source (the
 # bundler in meterlink.firmware writes them).
-# On an unexpected error: Ctrl-C re-enabled, a minute's wait (tools can reach
+# After the maintenance break the namespace is emptied, so that the REPL
+# (the harness, provisioning) has the heap. On an unexpected error: Ctrl-C re-enabled, a minute's wait (tools can reach
 # the REPL), a reset: never a tight crash loop.
 import gc
 import os
@@ -34,7 +35,11 @@ try:
     if 'rt' in os.listdir():
         for n in ('ml_nd', 'ml_n', 'ml_nl', 'ml_nk', 'ml_nx', 'ml_ns', 'ml_nv', 'ml_nm'):
             ld(n)
-        run()
+        run()  # returns at the maintenance break: free the heap for the REPL
+        g = globals()
+        for n in list(g):
+            if n != '__name__':
+                del g[n]
     elif 'cf' in os.listdir():
         for n in ('ml_nk', 'ml_nx', 'ml_nb'):
             ld(n)

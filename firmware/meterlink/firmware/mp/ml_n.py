@@ -143,7 +143,7 @@ def body(kind):
                     j += 1
                 F[j] = x
                 j += 1
-                if j > 50:  # too many already: F holds 64 bytes
+                if j > 50:  # too many already (the fields after it fit in F)
                     k = m + 1
                     break
             n = j - o - 1

@@ -10,7 +10,7 @@ from array import array
 
 S = array('L', [0] * 15)
 V = array('L', [0] * 32)
-F = bytearray(64)  # the frame being built
+F = bytearray(80)  # the frame being built (a first try at a body may overrun 51)
 B = bytearray(62)  # a record being written
 Q = [None, None, None]  # pulse reader, direction reader (or None), history
 K = [None, None, None, None]  # K_enc, K_mic schedules, CMAC subkeys K1, K2
