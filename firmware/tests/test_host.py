@@ -21,7 +21,7 @@ from meterlink.firmware import (
     render_config,
     split_chunks,
 )
-from meterlink.firmware.minify import shrink
+from meterlink.firmware.minify import rename_locals, shrink
 
 KEY = bytes(range(16))
 
@@ -33,7 +33,7 @@ def test_bundles_hold_main_and_prefixed_modules() -> None:
     assert "NAME = 'rp2'" in rp2["board.py"].decode()
     # nrf51 runs the lean profile, which uses the micro:bit directly (no board.py)
     nrf51 = bundle("nrf51")
-    assert {"main.py", "ml_cfg.py", "ml_n", "ml_nx"} <= set(nrf51)
+    assert {"main.py", "ml_cfg.py", "ml_np", "ml_nx"} <= set(nrf51)
     assert "board.py" not in nrf51 and "ml_core.py" not in nrf51
     for files in (rp2, nrf51):
         assert all(n in ("main.py", "board.py") or n.startswith("ml_") for n in files)
@@ -44,18 +44,18 @@ def test_nrf51_bundle_is_shrunk_to_fit_the_filesystem() -> None:
     # the micro:bit holds about 15,100 bytes; config.txt and the two records need ~600
     assert sum(map(len, small.values())) < 11_500
     assert sum(map(len, small.values())) < 0.5 * sum(map(len, full.values()))
-    assert b"#" not in small["ml_n"]  # comments dropped
+    assert b"#" not in small["ml_np"]  # comments dropped
 
 
 def test_loaded_files_are_stored_as_chunks_of_whole_statements() -> None:
     files = bundle("nrf51")
-    for name in ("ml_n", "ml_nb", "ml_nd", "ml_nk", "ml_nl", "ml_nm", "ml_ns", "ml_nv", "ml_nx"):
+    for name in ("ml_np", "ml_nb", "ml_nd", "ml_nk", "ml_nl", "ml_nm", "ml_ns", "ml_nv", "ml_nx"):
         assert is_loaded(name)
         chunks = split_chunks(files[name].decode())
         assert all(0 < len(c) <= 999 for c in chunks)
         for chunk in chunks:  # each compiles on its own
             compile(chunk, name, "exec")
-        source = shrink((MP_DIR / f"{name}.py").read_text())
+        source = rename_locals(shrink((MP_DIR / f"{name}.py").read_text()))
         assert "".join(chunks) == source
 
 

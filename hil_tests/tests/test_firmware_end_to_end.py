@@ -11,7 +11,17 @@ import pytest
 
 from meterlink.firmware import bundle, render_config
 from meterlink.hil import EmulatedBoard
-from meterlink.protocol import FrameType, LinkDecoder, Reading, decode_frame
+from meterlink.protocol import (
+    Ack,
+    Alarm,
+    FrameType,
+    LinkDecoder,
+    LinkType,
+    Reading,
+    decode_frame,
+    encode_frame,
+    encode_link,
+)
 from meterlink.protocol.bodies import body_from_map
 from meterlink.protocol.cbor_body import decode_body_map
 
@@ -65,6 +75,43 @@ def test_boot_status_readings_with_pulses_backflow_and_leak(board: EmulatedBoard
     assert all(f.device_id == DEV and len(f.payload) <= 51 for f in frames + later)
 
 
+def test_alarm_frame_is_resent_as_the_same_bytes_until_acked(board: EmulatedBoard) -> None:
+    """A backflow raises an alarm frame (confirmed): unanswered, it is sent again with
+    the same counter and bytes; once an ack with its counter arrives in the receive
+    window after a send, it is not sent again."""
+    config = render_config(
+        id=DEV, key=KEY, gen=1, register=REGISTER, interval=5, rx_window_ms=300,
+        backflow_pulses=3, pin_pulse="pin0", pin_dir="pin1",
+    )
+    board.flash({**bundle("nrf51"), "config.txt": config.encode()})
+    board.reset()
+    decoder = LinkDecoder()
+    assert frames_until(board, decoder, 1, 60)  # booted: the status frame
+    board.set_pin("pin1", 1)
+    board.pulse("pin0", 4, 40, 40)  # reverse
+    board.set_pin("pin1", 0)
+    alarms: list[bytes] = []
+    acked_at = None
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        for link in decoder.feed(board.read(4096, timeout=0.2)):
+            frame = decode_frame(link.payload, KEY)  # type: ignore[union-attr]
+            if frame.frame_type != FrameType.ALARM:
+                continue
+            alarms.append(bytes(link.payload))  # type: ignore[union-attr]
+            if len(alarms) == 2:  # the first resend: answer it at once
+                ack = encode_frame(FrameType.ACK, DEV, frame.counter, Ack(), KEY)
+                board.write(encode_link(LinkType.DATA, ack))
+                acked_at = time.monotonic()
+                deadline = acked_at + 20  # unacked, it would come 2 more times by then
+    assert len(alarms) == 2 and acked_at is not None, alarms
+    assert alarms[0] == alarms[1]  # the same frame: same counter, same bytes
+    first = decode_frame(alarms[0], KEY)
+    assert isinstance(first.body, Alarm)
+    assert first.body.raised & 4 and first.body.reverse >= 3  # raised at the third
+    assert first.body.register == REGISTER
+
+
 # main_nrf51.py's loader, for loading a file at the REPL without booting the firmware
 LOADER = (
     "def ld(n):\n f=open(n)\n while 1:\n  k=f.read(3)\n  if not k:break\n"
@@ -83,8 +130,8 @@ def test_reading_body_fits_51_bytes(
     """The nRF51 firmware's own body() on the board: a household reading carries all 12
     deltas within 50 bytes; the worst case (largest register, weight, interval, alarm
     flags and deltas) drops old deltas to stay within 51 and keeps at least one."""
-    board.flash({"ml_n": bundle("nrf51")["ml_n"]})
-    board.exec(LOADER + "ld('ml_n')\n")  # first, while the heap is empty
+    board.flash({"ml_np": bundle("nrf51")["ml_np"]})
+    board.exec(LOADER + "ld('ml_np')\n")  # first, while the heap is empty
     board.exec(
         "from array import array\n"
         "S=array('L',[0]*15)\nV=array('L',[0]*32)\nF=bytearray(80)\nB=bytearray(62)\n"  # as ml_nd

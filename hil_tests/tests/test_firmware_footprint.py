@@ -69,16 +69,17 @@ def instrumented(files: dict[str, bytes]) -> dict[str, bytes]:
     frame all alive), printed on the UART between the frames."""
     out = dict(files)
     main = files["main.py"].decode()
-    for loop in ("('ml_nd','ml_n','ml_nl','ml_nk','ml_nx','ml_ns','ml_nv','ml_nm'):ld(n)",
-                 "('ml_nk','ml_nx','ml_nb'):ld(n)"):
-        assert loop in main, main
-        main = main.replace(loop, loop + ";print('heap',n,gc.mem_free())")
+    loops = re.findall(r"for n in b'\w+':ld\('ml_n'\+chr\(n\)\)", main)
+    assert len(loops) == 2, main  # the boot phase's and the run phase's
+    for loop in loops:
+        main = main.replace(loop, loop + ";print('heap',chr(n),gc.mem_free())")
     out["main.py"] = main.encode()
     source = "".join(split_chunks(files["ml_nv"].decode()))
-    write = "uart.write(o[0:j+1])"
-    assert write in source, source
-    probe = "w=o[0:j+1];gc.collect();print('heap up',kind,gc.mem_free());uart.write(w)"
-    out["ml_nv"] = chunked(source.replace(write, probe)).encode()
+    size = re.search(r"def link\((\w)\):", source)  # link(n): names are shortened
+    write = re.search(r"uart\.write\(\w\[0:\w\+1\]\)", source)
+    assert size and write, source
+    probe = f"gc.collect();print('heap link',{size[1]},gc.mem_free());"
+    out["ml_nv"] = chunked(source.replace(write[0], probe + write[0])).encode()
     return out
 
 
@@ -90,7 +91,7 @@ def test_footprint(board: EmulatedBoard, tmp_path: Path) -> None:
     source = sum((MP / src).stat().st_size for src in lean_sources())
     print(f"\nfirmware on nrf51: {len(files)} files, {size} bytes (shrunk from {source} bytes)")
     config = render_config(id=1, key=bytes(16), gen=1, interval=5, rx_window_ms=500,
-                           pin_pulse="pin0", backflow_pulses=3)
+                           pin_pulse="pin0", pin_dir="pin1", backflow_pulses=2)
     board.flash({**files, "config.txt": config.encode()})
     board.remove_file("main.py")
     fs_left = int(board.exec(FS_PROBE, timeout=60).strip())
@@ -103,24 +104,34 @@ def test_footprint(board: EmulatedBoard, tmp_path: Path) -> None:
     decoder = LinkDecoder()
     text, frames = b"", []
     deadline = time.monotonic() + 60
-    board.pulse_in_background("pin0", 40, 40, 160)
-    while time.monotonic() < deadline and len(frames) < 4:
+    pulsing = False
+    while time.monotonic() < deadline:
         data = board.read(4096, timeout=0.5)
         text += data
         frames += [f for f in decoder.feed(data) if isinstance(f, LinkFrame)]
-    heap = re.findall(rb"heap (up )?'?(\w+)'? (\d+)", text)
+        kinds = [f.payload[0] & 15 for f in frames]
+        if kinds and not pulsing:  # booted: flow in reverse, a backflow alarm frame
+            board.set_pin("pin1", 1)
+            board.pulse_in_background("pin0", 40, 40, 160)
+            pulsing = True
+        if kinds.count(1) >= 2 and kinds.count(0) >= 2:  # an alarm frame sent again
+            break
+    heap = re.findall(rb"heap (link )?(\w+) (\d+)", text)
     assert frames and heap, text[-600:]
-    for up, what, free in heap:
-        label = f"uplink {'reading' if what == b'0' else 'status'}" if up else what.decode()
+    for link, what, free in heap:
+        label = f"sending a {int(what)}-byte frame" if link else f"loading ml_n{what.decode()}"
         print(f"heap free after {label}: {int(free)} bytes")
-    run_phase = [int(f) for up, w, f in heap if up or w.startswith(b"ml_n") and w != b"ml_nb"]
+    names = [w for _, w, _ in heap]
+    run_phase = [int(f) for _, _, f in heap[names.index(b"d") :]]  # from ml_nd on
     low = min(run_phase)
     print(f"heap low-water mark, run phase: {low} bytes free (target >= 1024)")
     sizes = sorted({len(f.payload) for f in frames})
-    print(f"frames seen: {len(frames)}, payload sizes {sizes} bytes (limit 51)")
+    print(f"frames seen: {len(frames)} (reading, alarm, status: {kinds.count(0)}, "
+          f"{kinds.count(1)}, {kinds.count(2)}), payload sizes {sizes} bytes (limit 51)")
     free_repl = int(board.exec("import gc\ngc.collect()\nprint(gc.mem_free())").strip())
     print(f"heap free at the REPL after the maintenance break: {free_repl} bytes")
     typical, worst = frame_sizes(tmp_path)
     print(f"reading frame (full profile): typical {typical} bytes, worst {worst} bytes")
     assert low >= 1024
     assert max(sizes) <= 51 and typical <= 50 and worst <= 51
+    assert kinds.count(1) >= 2  # the low-water mark covers an alarm frame

@@ -14,7 +14,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from meterlink.firmware.minify import shrink
+from meterlink.firmware.minify import rename_locals, shrink
 
 __all__ = [
     "CHUNK_BYTES",
@@ -36,7 +36,7 @@ SUPPORTED_BOARDS = ("nrf51", "rp2")
 
 # Source file -> on-board name, per board. rp2 runs the full firmware (ml_main and the
 # modules it imports per job, board.py from board_rp2.py). nrf51, with about 9 KB of
-# heap, runs the lean profile (ml_n*), which talks to the micro:bit
+# heap, runs the lean profile (ml_np*), which talks to the micro:bit
 # directly (no board.py) and boots from main_nrf51.py (docs/firmware.md).
 _FULL = {
     name: name
@@ -56,12 +56,13 @@ _FULL = {
 # The lean profile's boot and run phases are loaded, not imported: main.py compiles
 # them a chunk at a time into one namespace (mp/main_nrf51.py says why), so they are
 # stored as chunks (see chunked()) under names without ".py".
-_LOADED = ("ml_n", "ml_nb", "ml_nd", "ml_nk", "ml_nl", "ml_nm", "ml_ns", "ml_nv", "ml_nx")
+_LOADED = ("ml_np", "ml_na", "ml_nb", "ml_nd", "ml_nk", "ml_nl", "ml_nm", "ml_ns", "ml_nv", "ml_nx")
 _LEAN = {"main_nrf51.py": "main.py", "ml_cfg.py": "ml_cfg.py", "ml_nc.py": "ml_nc.py"} | {
     name + ".py": name for name in _LOADED
 }
 _PROFILE = {"nrf51": _LEAN, "rp2": _FULL | {"board_rp2.py": "board.py"}}
-# Boards whose filesystem needs the sources shrunk (see minify.shrink).
+# Boards whose filesystem and heap need the sources shrunk (see minify.shrink) and
+# their local names shared (minify.rename_locals).
 _MINIFIED = ("nrf51",)
 
 
@@ -84,7 +85,7 @@ def bundle(board: str) -> dict[str, bytes]:
         )
     sources = {name: (MP_DIR / src).read_text() for src, name in _PROFILE[board].items()}
     if board in _MINIFIED:
-        sources = {name: shrink(text) for name, text in sources.items()}
+        sources = {name: rename_locals(shrink(text)) for name, text in sources.items()}
     return {
         name: (chunked(text) if name in _LOADED else text).encode()
         for name, text in sources.items()

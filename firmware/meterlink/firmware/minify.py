@@ -10,8 +10,10 @@ numbers differ from the source)."""
 
 from __future__ import annotations
 
+import ast
 import io
 import re
+import symtable
 import tokenize
 
 _SKIP = {tokenize.COMMENT, tokenize.NL, tokenize.ENCODING, tokenize.ENDMARKER}
@@ -102,7 +104,9 @@ def join_statements(lines: list[str]) -> list[str]:
         depth, text = parsed[i]
         if _COMPOUND.match(text):
             j = i + 1
-            while j < len(parsed) and parsed[j][0] == depth + 1 and not _COMPOUND.match(parsed[j][1]):
+            while (
+                j < len(parsed) and parsed[j][0] == depth + 1 and not _COMPOUND.match(parsed[j][1])
+            ):
                 j += 1
             block_ends = j == len(parsed) or parsed[j][0] <= depth
             if j > i + 1 and block_ends:
@@ -137,3 +141,69 @@ def _private_consts(tokens: list[tokenize.TokenInfo]) -> dict[str, str]:
         ):
             found[t[0].string] = t[4].string
     return found
+
+
+_LETTERS = "abcdefghijklmnopqrstuvwxyz"
+
+
+def rename_locals(source: str) -> str:
+    """Each function's parameters and local variables renamed to a, b, c, ... in order
+    of first use. On MicroPython every distinct identifier the compiler sees stays in
+    RAM for good (an interned string); this makes all functions share a dozen names.
+    Only plain functions at module level are renamed, and only names bound by
+    assignment, `for` or as parameters; the caller must not pass them by keyword."""
+    tree = ast.parse(source)
+    table = symtable.symtable(source, "<firmware>", "exec")
+    scopes = {t.get_name(): t for t in table.get_children() if t.get_type() == "function"}
+    moves: dict[tuple[int, int], str] = {}
+    for node in tree.body:
+        if not isinstance(node, ast.FunctionDef) or node.name not in scopes:
+            continue
+        scope = scopes[node.name]
+        if scope.get_children():
+            continue  # a nested function or lambda: left alone
+        bound_otherwise = {
+            n.name if isinstance(n, ast.ExceptHandler) else None
+            for n in ast.walk(node)
+            if isinstance(n, ast.ExceptHandler)
+        } | {
+            a.asname or a.name
+            for n in ast.walk(node)
+            if isinstance(n, ast.Import | ast.ImportFrom)
+            for a in n.names
+        }
+        local = {
+            s.get_name()
+            for s in scope.get_symbols()
+            if (s.is_local() or s.is_parameter())
+            and not s.is_global()
+            and s.get_name() not in bound_otherwise
+        }
+        used = {s.get_name() for s in scope.get_symbols()} - local
+        free = iter(c for c in _LETTERS if c not in used)
+        names: dict[str, str] = {}
+        sites: list[tuple[int, int, str]] = []
+        args = node.args
+        for a in [*args.posonlyargs, *args.args, *args.kwonlyargs]:
+            sites.append((a.lineno, a.col_offset, a.arg))
+        for v in (args.vararg, args.kwarg):
+            if v is not None:
+                sites.append((v.lineno, v.col_offset, v.arg))
+        for n in ast.walk(node):
+            if isinstance(n, ast.Name) and n.id in local:
+                sites.append((n.lineno, n.col_offset, n.id))
+        for line, col, name in sorted(sites):
+            if name not in local:
+                continue
+            if name not in names:
+                names[name] = next(free)
+            moves[(line, col)] = names[name]
+    lines = source.splitlines(keepends=True)
+    for (line, col), new in sorted(moves.items(), reverse=True):
+        text = lines[line - 1]
+        m = re.compile(r"[A-Za-z_][A-Za-z0-9_]*").match(text, col)
+        assert m is not None, (line, col)
+        lines[line - 1] = text[:col] + new + text[m.end() :]
+    out = "".join(lines)
+    ast.parse(out)  # still Python
+    return out

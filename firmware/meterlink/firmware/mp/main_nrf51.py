@@ -3,16 +3,23 @@
 # (about 9 KB). 1 (no file 'cf' or 'rt'): config.txt (ml_nc, ml_cfg) to 'cf'.
 # 2 ('cf'): the state records and the config (ml_nb) and the working keys
 # (with ml_nx) to 'rt', the counter reservation committed. 3, run ('rt'): the
-# state (ml_nd, read from 'rt'), the code, then the main loop.
+# state (ml_nd, first, so that its data lies at the bottom of the heap), the
+# code, largest functions first while the heap still has large blocks, then
+# the main loop (ml_nm).
 # Phases 2 and 3 do not import their files: ld() compiles them a top-level
 # statement at a time into this module's namespace. Compiling a whole module
 # needs free blocks of about three times its size, and after a few imports
 # the heap has no such blocks left; one statement at a time needs a few
 # hundred bytes, and one namespace saves a module and a dict per file. The
 # files are stored as chunks, each a 3-digit length and its source (the
-# bundler in meterlink.firmware writes them).
-# After the maintenance break the namespace is emptied, so that the REPL
-# (the harness, provisioning) has the heap. On an unexpected error: Ctrl-C re-enabled, a minute's wait (tools can reach
+# bundler in meterlink.firmware writes them). File names are built, not
+# written out: every string literal stays in the heap.
+# The run phase's namespace ends with about 45 names; growing its table as
+# they come needs 424 contiguous bytes late, when the heap has no such block:
+# it is grown to that size first (ints as keys: no new names). After the
+# maintenance break the namespace is emptied, so that the REPL (the harness,
+# provisioning) has the heap.
+# On an unexpected error: Ctrl-C re-enabled, a minute's wait (tools can reach
 # the REPL), a reset: never a tight crash loop.
 import gc
 import os
@@ -33,16 +40,20 @@ def ld(n):
 try:
     gc.collect()
     if 'rt' in os.listdir():
-        for n in ('ml_nd', 'ml_n', 'ml_nl', 'ml_nk', 'ml_nx', 'ml_ns', 'ml_nv', 'ml_nm'):
-            ld(n)
-        run()  # returns at the maintenance break: free the heap for the REPL
         g = globals()
+        for n in range(40):
+            g[n] = 0
+        for n in range(40):
+            del g[n]
+        for n in b'dplavxsmk':  # ml_nd, ml_np, ml_nl, ...
+            ld('ml_n' + chr(n))
+        run()  # returns at the maintenance break
         for n in list(g):
             if n != '__name__':
-                del g[n]
+                del globals()[n]  # g too, on the way
     elif 'cf' in os.listdir():
-        for n in ('ml_nk', 'ml_nx', 'ml_nb'):
-            ld(n)
+        for n in b'kxb':
+            ld('ml_n' + chr(n))
         boot()
         machine.reset()
     else:

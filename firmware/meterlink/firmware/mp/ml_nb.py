@@ -1,6 +1,6 @@
 # nRF51 profile, boot phase 2 (main.py): the state records and the config
 # values ml_nc wrote to 'cf', by the rules of ml_boot on rp2; the counter
-# reservation committed. The state, the volatile values (indices as in ml_n), the root
+# reservation committed. The state, the volatile values (indices as in ml_np), the root
 # key and the pins go to the file 'rt' for the run phase, which starts after
 # a reset on an empty heap (ml_nd reads 'rt'). Loaded by main.py with ml_nk
 # (crc) and ml_nx (enc, SB) into one namespace.
@@ -97,7 +97,7 @@ def boot():
     S[9] = 0
     V[17] = S[6]
     S[6] += 32  # reserve frame counters before using any (protocol 3.4)
-    # commit, as ml_n.commit
+    # commit, as ml_np.commit
     S[0] += 1
     b = bytearray(struct.pack('<15I', *S) + b'..')
     struct.pack_into('<H', b, 60, crc(b, 60))

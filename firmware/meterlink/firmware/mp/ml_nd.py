@@ -12,6 +12,8 @@ S = array('L', [0] * 15)
 V = array('L', [0] * 32)
 F = bytearray(80)  # the frame being built (a first try at a body may overrun 51)
 B = bytearray(62)  # a record being written
+A = bytearray(48)  # the alarm frame awaiting its ack
+R = bytearray(16)  # a link frame being received (an ack)
 Q = [None, None, None]  # pulse reader, direction reader (or None), history
 K = [None, None, None, None]  # K_enc, K_mic schedules, CMAC subkeys K1, K2
 

@@ -18,11 +18,16 @@ _IV = const(26)  # interval (s)
 _LEAK = const(27)  # leak_intervals
 _BF = const(29)  # backflow_pulses
 _WANT = const(31)  # a status frame is due
+_RAISED = const(12)
+_AN = const(13)  # pending alarm frame: length (0: none), sends, next send
+_TRIES = const(15)
+_AT = const(16)
 
 
 def step():
     # one pass of the main loop: poll, then at most one of: interval end,
-    # pulse commit, the 100 ms check (backflow, alarm and status frames)
+    # pulse commit, the 100 ms check (backflow, then at most one alarm or
+    # status frame)
     v = V
     poll()
     brk()
@@ -62,7 +67,16 @@ def step():
     v[_ACT] = (v[_ACT] & ~m) | (f & m)
     if m == 5:
         up(0)  # the reading frame
+    elif v[_AN]:  # an alarm frame waits for its ack: resend when due
+        if ticks_diff(t, v[_AT]) >= 0:
+            if v[_TRIES] >= 8:
+                done()
+            else:
+                up(3)
+    elif v[_PEND]:  # newly raised alarms: an alarm frame
+        v[_RAISED] = v[_PEND]
+        v[_PEND] = 0
+        up(1)
     elif v[_WANT]:
         v[_WANT] = 0
         up(2)
-        v[_ACT] &= ~32  # the boot status frame reported the reset

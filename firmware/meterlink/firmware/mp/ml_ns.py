@@ -3,8 +3,8 @@
 import struct
 
 
-def cmac(m, n):
-    # AES-CMAC of m[0:n] with K_mic, into X
+def cmac(m, n, o=0):
+    # AES-CMAC of m[o:o+n] with K_mic, into X
     x = X
     for i in range(16):
         x[i] = 0
@@ -13,7 +13,7 @@ def cmac(m, n):
     for j in range(b):
         for i in range(16):
             p = j * 16 + i
-            c = m[p] if p < n else (128 if p == n else 0)
+            c = m[o + p] if p < n else (128 if p == n else 0)
             x[i] ^= c ^ k[i] if j == b - 1 else c
         enc(K[1], x)
     return x

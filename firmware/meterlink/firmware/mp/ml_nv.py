@@ -1,26 +1,54 @@
-# nRF51 profile: uplink sessions: the body (ml_n), sealed (ml_ns), sent as
-# a SLIP link frame (protocol 5). This profile sends reading and status
-# frames only and does not listen for downlinks (alarm frames, acks, config
-# and time downlinks are rp2-only: docs/firmware.md).
+# nRF51 profile: uplink sessions: the body (ml_np), sealed (ml_ns), sent as
+# a SLIP link frame (protocol 5). An alarm frame is kept (A, ml_nd) and sent
+# again, the same bytes, with backoff until an ack arrives in the receive
+# window after it (ml_na), at most 8 times (protocol 6). Only alarm frames
+# open a receive window here: config and time downlinks are rp2-only
+# (docs/firmware.md).
 from micropython import const
+from utime import ticks_ms, ticks_add
 from microbit import uart
 
 _RSV = const(6)
+_AN = const(13)
+_AFC = const(14)
+_TRIES = const(15)
+_AT = const(16)
 _FC = const(17)
+_RXW = const(28)
 
 
 def up(kind):
-    # one uplink: 0 reading, 2 status (alarm frames are rp2-only; the flags
-    # are in every reading frame)
+    # one uplink: 0 reading, 1 alarm, 2 status, 3 the alarm frame again
     v = V
-    n = body(kind)
-    fc = v[_FC]
-    if fc >= S[_RSV]:
-        S[_RSV] = fc + 32  # reserve counters before using them
-        commit()
-    v[_FC] = fc + 1
-    n = seal(0x10 | kind, fc, n)
-    # the radio payload F[0:n] as one DATA link frame
+    if kind < 3:
+        n = body(kind)
+        fc = v[_FC]
+        if fc >= S[_RSV]:
+            S[_RSV] = fc + 32  # reserve counters before using them
+            commit()
+        v[_FC] = fc + 1
+        n = seal(0x10 | kind, fc, n)
+        if kind == 1:
+            for i in range(n):  # no slice assignment on 1.9.2
+                A[i] = F[i]
+            v[_AN] = n
+            v[_AFC] = fc
+            v[_TRIES] = 0
+    else:
+        n = v[_AN]
+        for i in range(n):
+            F[i] = A[i]
+    if kind & 1:
+        v[_TRIES] += 1
+        w = v[_RXW] if v[_TRIES] >= 8 else 1000 << v[_TRIES]
+        v[_AT] = ticks_add(ticks_ms(), w)
+    link(n)
+    if kind & 1:
+        ack(v[_RXW])
+
+
+def link(n):
+    # the radio payload F[0:n] as one DATA link frame on the UART
     c = crc(F, n, crc(b'\x01', 1))
     o = bytearray(2 * n + 8)
     o[0] = 0xC0

@@ -1,6 +1,6 @@
 # nRF51 profile: AES-128 encryption (FIPS-197; CTR and CMAC never decrypt)
 # as functions on key schedules (no class, no cryptolib branch: this port
-# has none), calling poll() (ml_n's in the run phase, a no-op in the boot
+# has none), calling poll() (ml_np's in the run phase, a no-op in the boot
 # phase) after every round so that no pulse is missed. The boot phase (ml_nb)
 # derives the keys with it; CMAC and sealing are in ml_ns.
 

@@ -29,7 +29,8 @@ _HP = const(8)  # history ring: next slot, entries
 _HN = const(9)
 _ACT = const(10)  # alarm flags: active, pending (raised, not yet sent)
 _PEND = const(11)
-_AN = const(13)  # pending alarm frame: length (0: none), sends, next send
+_AN = const(13)  # pending alarm frame: length (0: none), its counter, sends,
+_AFC = const(14)  # next send (ticks)
 _TRIES = const(15)
 _AT = const(16)
 _T0 = const(18)  # end of the current interval (ticks)
@@ -40,6 +41,7 @@ _ERR = const(23)  # safe-mode error code
 _IV = const(26)  # interval (s)
 _LEAK = const(27)  # leak_intervals
 _BF = const(29)  # backflow_pulses
+_RXW = const(28)  # rx_window_ms
 _WANT = const(31)  # a status frame is due
 
 _RAISED = const(12)
