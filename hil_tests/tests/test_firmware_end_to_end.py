@@ -32,20 +32,41 @@ REGISTER = 5000
 pytestmark = pytest.mark.hil
 
 
-def frames_until(board: EmulatedBoard, decoder: LinkDecoder, want: int, timeout: float) -> list:
-    """Decoded frames heard on the board's UART until `want` of them or the timeout."""
+def frames_until(
+    board: EmulatedBoard,
+    decoder: LinkDecoder,
+    want: int,
+    timeout: float,
+    kind: FrameType | None = None,
+) -> list:
+    """Decoded frames heard on the board's UART until `want` of them (of type `kind`, if
+    given) or the timeout. Alarm frames are acked at once, as a gateway does."""
     got: list = []
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and len(got) < want:
-        for link in decoder.feed(board.read(4096, timeout=0.5)):
-            got.append(decode_frame(link.payload, KEY))  # type: ignore[union-attr]
+    while time.monotonic() < deadline and (
+        len([f for f in got if kind is None or f.frame_type == kind]) < want
+    ):
+        for link in decoder.feed(board.read(4096, timeout=0.2)):
+            frame = decode_frame(link.payload, KEY)  # type: ignore[union-attr]
+            if frame.frame_type == FrameType.ALARM:
+                ack = encode_frame(FrameType.ACK, DEV, frame.counter, Ack(), KEY)
+                board.write(encode_link(LinkType.DATA, ack))
+            got.append(frame)
     return got
 
 
 def test_boot_status_readings_with_pulses_backflow_and_leak(board: EmulatedBoard) -> None:
     config = render_config(
-        id=DEV, key=KEY, gen=1, register=REGISTER, interval=5, rx_window_ms=300,
-        leak_intervals=2, backflow_pulses=3, pin_pulse="pin0", pin_dir="pin1",
+        id=DEV,
+        key=KEY,
+        gen=1,
+        register=REGISTER,
+        interval=5,
+        rx_window_ms=300,
+        leak_intervals=2,
+        backflow_pulses=3,
+        pin_pulse="pin0",
+        pin_dir="pin1",
     )
     board.flash({**bundle("nrf51"), "config.txt": config.encode()})
     board.reset()
@@ -56,7 +77,8 @@ def test_boot_status_readings_with_pulses_backflow_and_leak(board: EmulatedBoard
     board.set_pin("pin1", 1)
     board.pulse("pin0", 4, 40, 40)  # reverse: backflow, a debt the register never shows
     board.set_pin("pin1", 0)
-    frames = frames_until(board, decoder, 4, 40)
+    # alarm frames (backflow, then leak) come too
+    frames = frames_until(board, decoder, 3, 40, FrameType.READING)
     readings = [f for f in frames if f.frame_type == FrameType.READING]
     assert readings, frames
     last = readings[-1].body
@@ -65,11 +87,13 @@ def test_boot_status_readings_with_pulses_backflow_and_leak(board: EmulatedBoard
     assert any(isinstance(r.body, Reading) and r.body.alarms & 4 for r in readings)
     # flow in every interval (a pulse every 0.5 s for 15 s): the leak flag
     train = board.pulse_in_background("pin0", 30, 40, 460)
-    later = [f for f in frames_until(board, decoder, 4, 40) if f.frame_type == FrameType.READING]
+    later = frames_until(board, decoder, 4, 40, FrameType.READING)
     train.wait()
-    assert any(isinstance(r.body, Reading) and r.body.alarms & 1 for r in later)
-    later += frames_until(board, decoder, 2, 20)
-    final = later[-1].body
+    later += frames_until(board, decoder, 2, 20, FrameType.READING)
+    readings = [f for f in later if f.frame_type == FrameType.READING]
+    assert any(isinstance(r.body, Reading) and r.body.alarms & 1 for r in readings)
+    assert any(isinstance(a.body, Alarm) and a.body.raised & 1 for a in later)
+    final = readings[-1].body
     # the 4 reverse pulses were a debt: the first 4 forward ones paid it back
     assert isinstance(final, Reading) and final.register == REGISTER + 7 + 30 - 4
     assert all(f.device_id == DEV and len(f.payload) <= 51 for f in frames + later)
@@ -80,8 +104,15 @@ def test_alarm_frame_is_resent_as_the_same_bytes_until_acked(board: EmulatedBoar
     the same counter and bytes; once an ack with its counter arrives in the receive
     window after a send, it is not sent again."""
     config = render_config(
-        id=DEV, key=KEY, gen=1, register=REGISTER, interval=5, rx_window_ms=300,
-        backflow_pulses=3, pin_pulse="pin0", pin_dir="pin1",
+        id=DEV,
+        key=KEY,
+        gen=1,
+        register=REGISTER,
+        interval=5,
+        rx_window_ms=300,
+        backflow_pulses=3,
+        pin_pulse="pin0",
+        pin_dir="pin1",
     )
     board.flash({**bundle("nrf51"), "config.txt": config.encode()})
     board.reset()

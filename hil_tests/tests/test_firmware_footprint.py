@@ -23,8 +23,11 @@ MP = MP_TESTS.parent / "meterlink" / "firmware" / "mp"
 
 def lean_sources() -> list[str]:
     """The source file of each file bundle("nrf51") puts on the board."""
-    return ["main_nrf51.py" if n == "main.py" else n if n.endswith(".py") else n + ".py"
-            for n in bundle("nrf51")]
+    return [
+        "main_nrf51.py" if n == "main.py" else n if n.endswith(".py") else n + ".py"
+        for n in bundle("nrf51")
+    ]
+
 
 FS_PROBE = (
     "n=0\ntry:\n f=open('fsprobe','wb')\n while True:\n  f.write(b'0123456789abcdef'*8)\n"
@@ -35,15 +38,21 @@ FS_PROBE = (
 
 def frame_sizes(tmp_path: Path) -> tuple[int, int]:
     """Typical and worst reading frame, built by the firmware's own code (CPython)."""
-    for p in (MP_TESTS.parent / "meterlink" / "firmware" / "mp", MP_TESTS / "fake",
-              MP_TESTS / "cpython", MP_TESTS):
+    for p in (
+        MP_TESTS.parent / "meterlink" / "firmware" / "mp",
+        MP_TESTS / "fake",
+        MP_TESTS / "cpython",
+        MP_TESTS,
+    ):
         if str(p) not in sys.path:
             sys.path.insert(0, str(p))
     import mp_checks
 
     sizes = []
-    for kw, delta in (({"register": 123456}, 100), ({"register": 4000000000, "weight": 65535,
-                                                     "interval": 65535, "history": 48}, 2**32 - 1)):
+    for kw, delta in (
+        ({"register": 123456}, 100),
+        ({"register": 4000000000, "weight": 65535, "interval": 65535, "history": 48}, 2**32 - 1),
+    ):
         d = tmp_path / f"f{len(sizes)}"
         d.mkdir()
         mp_checks.setup(str(d) + "/")
@@ -90,16 +99,25 @@ def test_footprint(board: EmulatedBoard, tmp_path: Path) -> None:
     size = sum(len(v) for v in files.values())
     source = sum((MP / src).stat().st_size for src in lean_sources())
     print(f"\nfirmware on nrf51: {len(files)} files, {size} bytes (shrunk from {source} bytes)")
-    config = render_config(id=1, key=bytes(16), gen=1, interval=5, rx_window_ms=500,
-                           pin_pulse="pin0", pin_dir="pin1", backflow_pulses=2)
+    config = render_config(
+        id=1,
+        key=bytes(16),
+        gen=1,
+        interval=5,
+        rx_window_ms=500,
+        pin_pulse="pin0",
+        pin_dir="pin1",
+        backflow_pulses=2,
+    )
     board.flash({**files, "config.txt": config.encode()})
     board.remove_file("main.py")
     fs_left = int(board.exec(FS_PROBE, timeout=60).strip())
-    print(f"filesystem left with firmware and config (before main.py, {len(files['main.py'])}"
-          f" bytes): {fs_left} bytes; at run time the records and 'rt' need 3-6 chunks of 128")
+    print(
+        f"filesystem left with firmware and config (before main.py, {len(files['main.py'])}"
+        f" bytes): {fs_left} bytes; at run time the records and 'rt' need 3-6 chunks of 128"
+    )
 
-    board.flash({"main.py": instrumented(files)["main.py"],
-                 "ml_nv": instrumented(files)["ml_nv"]})
+    board.flash({"main.py": instrumented(files)["main.py"], "ml_nv": instrumented(files)["ml_nv"]})
     board.reset()
     decoder = LinkDecoder()
     text, frames = b"", []
@@ -126,8 +144,10 @@ def test_footprint(board: EmulatedBoard, tmp_path: Path) -> None:
     low = min(run_phase)
     print(f"heap low-water mark, run phase: {low} bytes free (target >= 1024)")
     sizes = sorted({len(f.payload) for f in frames})
-    print(f"frames seen: {len(frames)} (reading, alarm, status: {kinds.count(0)}, "
-          f"{kinds.count(1)}, {kinds.count(2)}), payload sizes {sizes} bytes (limit 51)")
+    print(
+        f"frames seen: {len(frames)} (reading, alarm, status: {kinds.count(0)}, "
+        f"{kinds.count(1)}, {kinds.count(2)}), payload sizes {sizes} bytes (limit 51)"
+    )
     free_repl = int(board.exec("import gc\ngc.collect()\nprint(gc.mem_free())").strip())
     print(f"heap free at the REPL after the maintenance break: {free_repl} bytes")
     typical, worst = frame_sizes(tmp_path)
