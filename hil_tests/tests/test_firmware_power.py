@@ -21,8 +21,9 @@ from typing import Any
 
 import pytest
 
-from meterlink.firmware import full_profile_nrf51
+from meterlink.firmware import bundle, full_profile_nrf51, render_config
 from meterlink.hil import EmulatedBoard
+from meterlink.protocol import Frame, LinkDecoder, LinkFrame, Reading, decode_frame
 
 COMMIT_EVERY = 10
 DRIVER = f"""import board, ml_core
@@ -60,8 +61,7 @@ def campaign(board: EmulatedBoard, cuts: int, seed: int) -> list[tuple[int, int,
     boot, and checks each boot against the one before."""
     rnd = random.Random(seed)
     files = full_profile_nrf51()
-    board.flash({n: files[n] for n in ("board.py", "ml_core.py")}
-                | {"main.py": DRIVER.encode()})
+    board.flash({n: files[n] for n in ("board.py", "ml_core.py")} | {"main.py": DRIVER.encode()})
     board.reset()
     sent = 0
     seen: list[tuple[int, int, int]] = []
@@ -108,3 +108,78 @@ def test_50_power_cuts_lose_nothing_committed(boards: Any) -> None:
 def test_200_power_cuts(boards: Any) -> None:
     results = _run(boards, 2, 100)
     assert sum(len(r) - 1 for r in results) >= 200
+
+
+# ----------------------------------------------------------------------------------------
+# The firmware as shipped for the nRF51 (bundle("nrf51")), cut at random instants: in any
+# of its three boot phases, while counting, committing, sealing or sending.
+
+LEAN_KEY = bytes(range(16))
+LEAN_REGISTER = 1000
+
+
+def lean_campaign(board: EmulatedBoard, cuts: int, seed: int) -> tuple[int, list[Frame]]:
+    """`cuts` power cuts, each 0.3-5 s after power-on with pulses arriving throughout.
+    Returns the pulses sent and every frame heard, in order."""
+    rnd = random.Random(seed)
+    device = 0x4C000000 + seed
+    config = render_config(
+        id=device, key=LEAN_KEY, gen=1, register=LEAN_REGISTER, interval=2,
+        rx_window_ms=100, pin_pulse="pin0",
+    )  # fmt: skip
+    board.flash({**bundle("nrf51"), "config.txt": config.encode()})
+    board.reset()
+    decoder = LinkDecoder()
+    frames: list[Frame] = []
+    sent = 0
+
+    def listen(seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            for link in decoder.feed(board.read(4096, timeout=0.1)):
+                if isinstance(link, LinkFrame):
+                    frames.append(decode_frame(link.payload, LEAN_KEY))
+
+    for _ in range(cuts):
+        train = board.pulse_in_background("pin0", 10_000, high_ms=40, low_ms=40)
+        listen(rnd.uniform(0.3, 5.0))
+        sent += train.cancel()
+        board.power_cut()
+        board.power_on()
+        decoder = LinkDecoder()  # a frame cut in half is not joined to the next
+    listen(8)  # no pulses: a reading or two from the last boot
+    return sent, frames
+
+
+def check_lean_campaign(sent: int, frames: list[Frame]) -> None:
+    by_counter: dict[int, bytes] = {}
+    last = LEAN_REGISTER
+    for f in frames:
+        # a counter is used once: the same counter twice is the same frame resent
+        assert by_counter.setdefault(f.counter, f.payload) == f.payload, f.counter
+        if isinstance(f.body, Reading):
+            # readings carry the committed register: never backwards, never more than
+            # the pulses sent, so nothing committed was lost to any cut
+            assert last <= f.body.register <= LEAN_REGISTER + sent, (last, f.body)
+            last = f.body.register
+    assert last > LEAN_REGISTER  # pulses were counted at all
+
+
+def _run_lean(boards: Any, n: int, cuts: int) -> None:
+    bs = boards(n)
+    with ThreadPoolExecutor(max_workers=n) as pool:
+        results = list(pool.map(lambda ib: lean_campaign(ib[1], cuts, ib[0]), enumerate(bs)))
+    for sent, frames in results:
+        check_lean_campaign(sent, frames)
+        assert sum(isinstance(f.body, Reading) for f in frames) >= cuts // 4
+
+
+@pytest.mark.hil
+def test_50_power_cuts_of_the_shipped_nrf51_firmware(boards: Any) -> None:
+    _run_lean(boards, 2, 25)
+
+
+@pytest.mark.hil
+@pytest.mark.slow
+def test_200_power_cuts_of_the_shipped_nrf51_firmware(boards: Any) -> None:
+    _run_lean(boards, 2, 100)

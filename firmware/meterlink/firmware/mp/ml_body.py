@@ -48,7 +48,7 @@ def reading(c):
     s = c.s
     reg = s[_REG]
     iv = c.th(0)
-    age = board.ticks_diff(board.ticks_ms(), c.t0) // 1000
+    age = max(0, board.ticks_diff(board.ticks_ms(), c.t0)) // 1000  # never negative
     iq = s[_ISEQ] - 1
     # 51 - 13 (header, MIC) - 1 (map head) - 8 keys = 29 for values and deltas
     room = 29 - usz(reg) - usz(c.w) - usz(c.unit) - usz(iv) - usz(age) - usz(iq) - usz(c.act)

@@ -115,7 +115,9 @@ def hd(o, mt, v):
 def body(kind):
     # reading (0), alarm (1) or status (2) body into F[9:]; its length. A
     # reading carries as many deltas (LEB128, newest first) as fit in 51
-    # bytes: all of them, else one fewer, and so on.
+    # bytes: all of them, else one fewer, and so on. The age is clamped at 0:
+    # were the clock to step back, a negative value would be written as a
+    # malformed CBOR head (one frame under heavy load looked like that).
     s = S
     v = V
     h = Q[2]
@@ -127,7 +129,7 @@ def body(kind):
             p = p[:8]
     else:
         p = (1, s[2], 2, v[_W], 3, v[_UNIT], 4, v[_IV], 5, None,
-             6, ticks_diff(ticks_ms(), v[_T0]) // 1000, 7, s[5] - 1, 8, v[_ACT])
+             6, max(0, ticks_diff(ticks_ms(), v[_T0])) // 1000, 7, s[5] - 1, 8, v[_ACT])
     k = v[_HN]
     while 1:
         o = hd(9, 5, len(p) // 2)
