@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 
 from meterlink.firmware import (
     CONFIG_KEYS,
-    MP_DIR,
     FIRMWARE_VERSION,
+    MP_DIR,
     SUPPORTED_BOARDS,
     ConfigError,
     bundle,
@@ -63,7 +63,8 @@ def test_chunks_group_statements_up_to_the_limit() -> None:
     source = "a=1\nb=2\ndef f():\n return 3\nc=4\n"
     assert chunked(source, limit=8) == "008a=1\nb=2\n019def f():\n return 3\n004c=4\n"
     assert chunked(source) == f"{len(source):03d}{source}"
-    assert split_chunks(chunked(source, limit=8)) == ["a=1\nb=2\n", "def f():\n return 3\n", "c=4\n"]
+    parts = ["a=1\nb=2\n", "def f():\n return 3\n", "c=4\n"]
+    assert split_chunks(chunked(source, limit=8)) == parts
     assert not is_loaded("main.py") and not is_loaded("ml_cfg.py")
     with pytest.raises(ValueError, match="at most 999"):
         chunked("x=" + "1" * 1000 + "\n")

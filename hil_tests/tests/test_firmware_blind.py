@@ -14,8 +14,9 @@ import time
 
 import pytest
 
-from meterlink.firmware import full_profile_nrf51
+from meterlink.firmware import bundle, full_profile_nrf51, render_config
 from meterlink.hil import EmulatedBoard
+from meterlink.protocol import LinkDecoder, Reading, decode_frame
 
 DRIVER = """import utime, ml_aes, ml_sec
 from microbit import pin0
@@ -69,3 +70,33 @@ def test_pulses_during_sealing_are_all_counted(board: EmulatedBoard) -> None:
           f"sealed ({ms} ms per frame, keys derived each time)")
     assert frames - frames_before >= 20  # sealing went on all the time
     assert count == sent == 150
+
+
+@pytest.mark.hil
+def test_pulses_through_the_nrf51_builds_frames_are_all_counted(board: EmulatedBoard) -> None:
+    """The firmware as shipped for the nRF51 (bundle("nrf51")), a reading frame every
+    second: body, commit, sealing and sending happen while 150 pulses arrive, and the
+    last reading's register has every one of them."""
+    key, register = bytes(range(16)), 7000
+    config = render_config(id=77, key=key, gen=1, register=register, interval=1,
+                           pin_pulse="pin0")  # fmt: skip
+    board.flash({**bundle("nrf51"), "config.txt": config.encode()})
+    board.reset()
+    decoder = LinkDecoder()
+
+    def readings(wait: float) -> list[Reading]:
+        got: list[Reading] = []
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            for link in decoder.feed(board.read(4096, timeout=0.2)):
+                body = decode_frame(link.payload, key).body  # type: ignore[union-attr]
+                if isinstance(body, Reading):
+                    got.append(body)
+        return got
+
+    assert readings(30)  # booted and sending
+    sent = board.pulse_in_background("pin0", 150, high_ms=40, low_ms=40).wait()  # ~12 s
+    during = readings(3)  # the readings sent while the pulses came, then 3 s more
+    print(f"\n{during[-1].register - register} of {sent} pulses in the last reading; "
+          f"{len(during)} readings sent while they came and just after")
+    assert during[-1].register == register + sent == register + 150

@@ -25,8 +25,8 @@ __all__ = [
     "bundle",
     "chunked",
     "full_profile_nrf51",
-    "parse_config",
     "is_loaded",
+    "parse_config",
     "render_config",
     "split_chunks",
 ]
@@ -113,7 +113,9 @@ def chunked(source: str, limit: int = CHUNK_BYTES) -> str:
             chunks.append(stmt)
     for chunk in chunks:
         if len(chunk) > 999 or not chunk.isascii():
-            raise ValueError(f"cannot store as a chunk (ASCII, at most 999 characters): {chunk[:60]!r}")
+            raise ValueError(
+                f"cannot store as a chunk (ASCII, at most 999 characters): {chunk[:60]!r}"
+            )
     return "".join(f"{len(chunk):03d}{chunk}" for chunk in chunks)
 
 
