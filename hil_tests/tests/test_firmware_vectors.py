@@ -1,6 +1,7 @@
 """The protocol vectors on the emulated nRF51 board (MicroPython 1.9.2, no json): the
 host feeds the cases one by one as literals through the raw REPL; the board runs the
-firmware's own CRC, CBOR encoder, AES, CTR, CMAC and downlink decoder."""
+firmware's own CRC, CBOR encoder, AES, CTR, CMAC and downlink decoder, those of the full
+profile and those of the nRF51 build."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from meterlink.firmware import full_profile_nrf51
+from meterlink.firmware import bundle, full_profile_nrf51
 from meterlink.hil import EmulatedBoard
 
 VECTORS = json.loads(
@@ -147,3 +148,85 @@ def test_downlinks_open_and_decode(vboard: EmulatedBoard) -> None:
         ",".join(f"{k}:{v['map'][str(k)]}" for k in sorted(int(k) for k in v["map"]))
         for v in bodies
     ]
+
+
+# ----------------------------------------------------------------------------------------
+# The nRF51 build (bundle("nrf51")) has its own, leaner CRC, AES, CMAC, sealing and body
+# code; it is loaded here the way its main.py loads it.
+
+LEAN_LOADER = (
+    "import gc\n"
+    "def ld(n):\n f=open(n)\n while 1:\n  k=f.read(3)\n  if not k:break\n"
+    "  exec(f.read(int(k)),globals())\n  gc.collect()\n f.close()\n"
+)
+LEAN_CRYPTO = (
+    "ld('ml_nk')\nld('ml_nx')\nld('ml_nb')\nld('ml_ns')\n"
+    "del boot\ndel rec\ngc.collect()\n"  # the rest of the boot phase: heap for the cases
+    "F=bytearray(80)\nV=[0]*32\n"
+    # the working keys as the boot phase makes them (ml_nb.keys writes them to a file)
+    "class W:\n def write(s,b):\n  L.append(b)\n"
+    "def keys_of(root):\n global K,L\n L=[]\n keys(W(),root)\n K=L\n"
+)
+
+
+@pytest.fixture
+def lean_board(board: EmulatedBoard) -> EmulatedBoard:
+    files = bundle("nrf51")
+    board.flash({n: files[n] for n in ("ml_nk", "ml_nx", "ml_nb", "ml_ns", "ml_np")})
+    board.reset(wait_for_repl=True)
+    board.exec(LEAN_LOADER)
+    return board
+
+
+@pytest.mark.hil
+def test_nrf51_build_crc_aes_cmac_keys_and_sealing(lean_board: EmulatedBoard) -> None:
+    cases = [f"d=h2b({v['data']!r})\nprint('%04x' % crc(d,len(d)))" for v in VECTORS["crc16"]]
+    want = [v["crc"] for v in VECTORS["crc16"]]
+    for v in VECTORS["aes128"]:
+        cases.append(f"b=bytearray(h2b({v['plaintext']!r}))\nenc(ks(h2b({v['key']!r})),b)\n"
+                     "print(hx(b))")
+        want.append(v["ciphertext"])
+    for v in VECTORS["cmac"]:
+        # K_mic := the RFC's key: its schedule and subkeys, as keys() makes them
+        cases.append(f"m=ks(h2b({v['key']!r}))\ne=bytearray(16)\nenc(m,e)\ne=dbl(e)\n"
+                     f"K=[None,m,e,dbl(e)]\nd=h2b({v['message']!r})\n"
+                     "print(hx(cmac(d,len(d))))")
+        want.append(v["mac"])
+    for v in VECTORS["key_derivation"]:  # a schedule starts with its key
+        cases.append(f"keys_of(h2b({v['root_key']!r}))\nprint(hx(K[0][0:16]),hx(K[1][0:16]))")
+        want.append(v["enc"] + " " + v["mic"])
+    for v in uplinks():
+        h = v["header"]
+        cases.append(
+            f"keys_of(h2b({v['root_key']!r}))\nV[22]={h['device_id']}\n"
+            f"p=h2b({v['plaintext']!r})\n"
+            "for i in range(len(p)):\n F[9+i]=p[i]\n"
+            f"n=seal({0x10 | h['frame_type']},{h['counter']},len(p))\n"
+            "print(hx(F[0:n]))"
+        )
+        want.append(v["payload"])
+    assert run(lean_board, LEAN_CRYPTO, cases) == want
+
+
+@pytest.mark.hil
+def test_nrf51_build_reading_body_matches_the_vectors(lean_board: EmulatedBoard) -> None:
+    readings = [v for v in uplinks() if v["header"]["frame_type"] == 0
+                and len(bytes.fromhex(v["map"]["5"])) == len(v["body"]["deltas"])]
+    assert readings
+    cases = []
+    for v in readings:
+        b, deltas = v["body"], v["body"]["deltas"]
+        cases.append(
+            "from array import array\nfrom utime import ticks_ms,ticks_add\n"
+            f"Q=[None,None,array('L',{list(reversed(deltas))!r})]\n"
+            f"S[2]={b['register']}\nS[5]={b['interval_seq'] + 1}\n"
+            f"V[8]=0\nV[9]={len(deltas)}\nV[10]={b['alarms']}\nV[24]={b['pulse_weight']}\n"
+            f"V[25]={b['unit']}\nV[26]={b['interval_s']}\n"
+            f"V[18]=ticks_add(ticks_ms(),-{b['age_s'] * 1000 + 500})\n"
+            "n=body(0)\nprint(hx(F[9:9+n]))"
+        )
+    setup = (
+        "ld('ml_np')\nfrom array import array\n"
+        "S=array('L',[0]*15)\nV=array('L',[0]*32)\nF=bytearray(80)\n"
+    )
+    assert run(lean_board, setup, cases) == [v["plaintext"] for v in readings]

@@ -121,7 +121,7 @@ class BoardSession:
         self.port = port
         check_port(port)
         try:
-            self.transport = open_transport(port, read_timeout=2.0)
+            self.transport = open_transport(port, read_timeout=5.0)
         except (TransportError, OSError) as exc:
             raise PortBusy(
                 f"serial port {port} could not be opened ({exc})",
@@ -172,15 +172,20 @@ class BoardSession:
 
     def eval(self, code: str, timeout: float = 10.0) -> Any:
         """Runs a read-only snippet and parses what it printed. Retried: bytes sent to
-        the raw REPL have been seen to go missing, which shows as a SyntaxError."""
+        the raw REPL have been seen to go missing (a SyntaxError on the board, or no
+        answer at all from a board starved of CPU); after no answer the raw REPL is
+        entered again first."""
         for attempt in range(3):
             try:
                 return ast.literal_eval(self.exec(code, timeout).decode().strip())
             except (BoardNotResponding, ValueError, SyntaxError) as exc:
-                if attempt == 2 or (
-                    "SyntaxError" not in str(exc) and not isinstance(exc, ValueError | SyntaxError)
+                silent = isinstance(exc.__cause__, TransportError)
+                if attempt == 2 or not (
+                    silent or "SyntaxError" in str(exc) or isinstance(exc, ValueError | SyntaxError)
                 ):
                     raise
+                if silent:
+                    self._enter_repl(10.0)
         raise AssertionError("unreachable")
 
     def identify(self, expected: str | None = None) -> BoardInfo:
