@@ -34,10 +34,10 @@ lint: setup
 
 # Every test but the long campaigns (-m slow) and the benchmarks (-m bench).
 test: lint
-	$(PY) -m pytest -n 2 -m "not slow and not bench" $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 --dist loadgroup -m "not slow and not bench" $(PYTEST_ARGS)
 
 hil: setup
-	$(PY) -m pytest -n 2 -m hil $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 --dist loadgroup -m hil $(PYTEST_ARGS)
 
 bench: setup
 	$(PY) -m pytest -s -m bench $(PYTEST_ARGS)

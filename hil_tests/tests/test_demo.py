@@ -49,6 +49,7 @@ def _chromium(url: str, shot: Path, profile: Path) -> str:
     return dom.stdout
 
 
+@pytest.mark.xdist_group("cpu-heavy")  # see docs/hil.md, "Parallel runs"
 @pytest.mark.hil
 def test_demo_reaches_its_goals_shows_them_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     workdir = tmp_path / "demo-run"

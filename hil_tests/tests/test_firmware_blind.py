@@ -57,6 +57,7 @@ def last_line(board: EmulatedBoard, wait: float) -> tuple[int, int, int]:
     return tuple(int(x) for x in found[-1])  # type: ignore[return-value]
 
 
+@pytest.mark.xdist_group("cpu-heavy")  # see docs/hil.md, "Parallel runs"
 @pytest.mark.hil
 def test_pulses_during_sealing_are_all_counted(board: EmulatedBoard) -> None:
     files = full_profile_nrf51()
@@ -72,6 +73,7 @@ def test_pulses_during_sealing_are_all_counted(board: EmulatedBoard) -> None:
     assert count == sent == 150
 
 
+@pytest.mark.xdist_group("cpu-heavy")  # see docs/hil.md, "Parallel runs"
 @pytest.mark.hil
 def test_pulses_through_the_nrf51_builds_frames_are_all_counted(board: EmulatedBoard) -> None:
     """The firmware as shipped for the nRF51 (bundle("nrf51")), a reading frame every
@@ -95,7 +97,7 @@ def test_pulses_through_the_nrf51_builds_frames_are_all_counted(board: EmulatedB
         return got
 
     assert readings(30)  # booted and sending
-    sent = board.pulse_in_background("pin0", 150, high_ms=40, low_ms=40).wait()  # ~12 s
+    sent = board.pulse_in_background("pin0", 150, high_ms=60, low_ms=60).wait()  # ~18 s
     during = readings(3)  # the readings sent while the pulses came, then 3 s more
     print(f"\n{during[-1].register - register} of {sent} pulses in the last reading; "
           f"{len(during)} readings sent while they came and just after")

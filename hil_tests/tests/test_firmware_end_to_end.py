@@ -55,6 +55,7 @@ def frames_until(
     return got
 
 
+@pytest.mark.xdist_group("cpu-heavy")  # see docs/hil.md, "Parallel runs"
 def test_boot_status_readings_with_pulses_backflow_and_leak(board: EmulatedBoard) -> None:
     config = render_config(
         id=DEV,

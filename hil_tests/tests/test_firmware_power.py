@@ -95,6 +95,7 @@ def _run(boards: Any, n: int, cuts: int) -> list[list[tuple[int, int, int]]]:
         return list(pool.map(lambda ib: campaign(ib[1], cuts, ib[0]), enumerate(bs)))
 
 
+@pytest.mark.xdist_group("cpu-heavy")  # see docs/hil.md, "Parallel runs"
 @pytest.mark.hil
 def test_50_power_cuts_lose_nothing_committed(boards: Any) -> None:
     results = _run(boards, 2, 25)
@@ -103,6 +104,7 @@ def test_50_power_cuts_lose_nothing_committed(boards: Any) -> None:
         assert r[-1][1] > 0  # pulses were counted at all
 
 
+@pytest.mark.xdist_group("cpu-heavy")  # see docs/hil.md, "Parallel runs"
 @pytest.mark.hil
 @pytest.mark.slow
 def test_200_power_cuts(boards: Any) -> None:
@@ -174,11 +176,13 @@ def _run_lean(boards: Any, n: int, cuts: int) -> None:
         assert sum(isinstance(f.body, Reading) for f in frames) >= cuts // 4
 
 
+@pytest.mark.xdist_group("cpu-heavy")  # see docs/hil.md, "Parallel runs"
 @pytest.mark.hil
 def test_50_power_cuts_of_the_shipped_nrf51_firmware(boards: Any) -> None:
     _run_lean(boards, 2, 25)
 
 
+@pytest.mark.xdist_group("cpu-heavy")  # see docs/hil.md, "Parallel runs"
 @pytest.mark.hil
 @pytest.mark.slow
 def test_200_power_cuts_of_the_shipped_nrf51_firmware(boards: Any) -> None:

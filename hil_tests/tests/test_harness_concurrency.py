@@ -19,6 +19,7 @@ from meterlink.hil.pytest_plugin import BoardsFactory
 pytestmark = pytest.mark.hil
 
 
+@pytest.mark.xdist_group("cpu-heavy")  # see docs/hil.md, "Parallel runs"
 def test_eight_boards_each_count_their_own_pulses(boards: BoardsFactory) -> None:
     group = boards(8)
 

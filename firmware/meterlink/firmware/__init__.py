@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import threading
 from functools import cache
 from pathlib import Path
 from types import ModuleType
@@ -83,6 +84,17 @@ def bundle(board: str) -> dict[str, bytes]:
         raise ValueError(
             f"unknown board {board!r}; supported boards: {', '.join(SUPPORTED_BOARDS)}"
         )
+    # one at a time: ast.parse in two threads at once failed once on CPython 3.11
+    # ("AST constructor recursion depth mismatch")
+    with _BUNDLE_LOCK:
+        return dict(_bundle(board))
+
+
+_BUNDLE_LOCK = threading.Lock()
+
+
+@cache
+def _bundle(board: str) -> dict[str, bytes]:
     sources = {name: (MP_DIR / src).read_text() for src, name in _PROFILE[board].items()}
     if board in _MINIFIED:
         sources = {name: rename_locals(shrink(text)) for name, text in sources.items()}
