@@ -164,19 +164,21 @@ def test_reading_body_fits_51_bytes(
     deltas within 50 bytes; the worst case (largest register, weight, interval, alarm
     flags and deltas) drops old deltas to stay within 51 and keeps at least one."""
     board.flash({"ml_np": bundle("nrf51")["ml_np"]})
-    board.exec(LOADER + "ld('ml_np')\n")  # first, while the heap is empty
+    board.exec(LOADER + "ld('ml_np')\n", idempotent=True)  # first: the heap is empty
     board.exec(
         "from array import array\n"
         "S=array('L',[0]*15)\nV=array('L',[0]*32)\nF=bytearray(80)\nB=bytearray(62)\n"  # as ml_nd
         f"Q=[None,None,array('L',[{delta}]*{history})]\n"
         f"S[2]={register}\nV[9]={history}\n"
         + ("S[5]=4294967295\nV[10]=63\n" if delta > 127 else "S[5]=1000\n")
-        + f"V[24]={65535 if delta > 127 else 1}\nV[25]=1\nV[26]={65535 if delta > 127 else 900}\n"
+        + f"V[24]={65535 if delta > 127 else 1}\nV[25]=1\nV[26]={65535 if delta > 127 else 900}\n",
+        idempotent=True,
     )
     out = board.exec(
         "from utime import ticks_ms\nV[18]=ticks_ms()\nn=body(0)\n"
         "print(''.join('%02x' % F[9+i] for i in range(n)))\n",
         timeout=30,
+        idempotent=True,
     )
     raw = bytes.fromhex(out.strip())
     body = body_from_map(FrameType.READING, decode_body_map(raw))

@@ -30,9 +30,9 @@ HELPERS = (
 def run(board: EmulatedBoard, setup: str, cases: list[str]) -> list[str]:
     """Runs setup, then each case in its own exec (a whole list of literals does not fit
     the heap), then resets the board; returns what the cases printed."""
-    board.exec(setup)  # imports first, while the heap is least fragmented
-    board.exec(HELPERS)
-    out = [board.exec(case, timeout=30).strip() for case in cases]
+    board.exec(setup, idempotent=True)  # imports first: the heap is least fragmented
+    board.exec(HELPERS, idempotent=True)
+    out = [board.exec(case, timeout=30, idempotent=True).strip() for case in cases]
     board.reset(wait_for_repl=True)  # 1.9.2 cannot unload modules: a fresh heap
     return out
 

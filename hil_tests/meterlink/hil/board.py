@@ -242,10 +242,13 @@ class EmulatedBoard:
                         transport.close()
                 uart.resume()
 
-    def exec(self, code: str, timeout: float = 10) -> str:
+    def exec(self, code: str, timeout: float = 10, *, idempotent: bool = False) -> str:
         """Runs code in the raw REPL and returns what it printed; BoardError carrying the
-        board's traceback if it raised."""
+        board's traceback if it raised. idempotent: the code may safely run twice, so a
+        failure (a byte lost on a busy host's line shows as a SyntaxError) is retried."""
         with self.repl() as transport:
+            if idempotent:
+                return board_files.run_idempotent(transport, code, timeout=timeout)
             return board_files.run(transport, code, timeout=timeout)
 
     def mem_free(self) -> int:
