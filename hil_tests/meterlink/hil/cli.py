@@ -25,7 +25,7 @@ def register(subparsers: Any) -> None:
             "Starts a local Mosquitto, boots emulated meter modules (QEMU microbit, "
             "MicroPython 1.9.2), provisions them through the real installer path, starts "
             "the gateway on their lossy radio channel and drives water flow on their pins: "
-            "a household day, a leak that never stops, a backflow event; midway a power "
+            "a household day, a leak that never stops, backflow events; midway a power "
             "cut on one module and a broker outage. Ctrl-C stops everything."
         ),
     )

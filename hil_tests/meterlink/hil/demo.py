@@ -247,7 +247,8 @@ class Demo:
             elif m.role == "leak":
                 profile = flow.leak(1)
             else:
-                profile = flow.backflow(3, 8, flow.household(self.o.seed + m.index))
+                # repeated: a host too busy to run the board for a second loses pulses
+                profile = flow.backflow(3, 8, flow.household(self.o.seed + m.index), every=8)
             m.driver = flow.FlowDriver(
                 m.board,
                 profile,
@@ -257,7 +258,7 @@ class Demo:
                 name=f"flow-{m.index}",
             )
             m.driver.start()
-        self.say("flow      household day on module 0, a leak on 1, a backflow event on 2")
+        self.say("flow      household day on module 0, a leak on 1, backflow events on 2")
 
     # ------------------------------------------------------------------ events
     def _power_cut(self, m: Module) -> None:
@@ -300,11 +301,15 @@ class Demo:
             rssi = last.get("rssi", "-") if last else "-"
             alarms = ",".join(sorted(out.alarms.get(m.device_id, set()))) or "-"
             given = m.driver.given_forward if m.driver else 0
+            back = m.driver.given_reverse if m.driver else 0
+            back_text = f" (+{back} reverse)" if back else ""
             lines.append(
                 f"  module {m.index} {m.role:<9} device {m.device_id:<10} readings "
                 f"{out.readings.get(m.device_id, 0):<3} register {reg:<12} rssi {rssi!s:<4} "
-                f"alarms {alarms:<18} pulses given {given}"
+                f"alarms {alarms:<18} pulses given {given}{back_text}"
             )
+            if m.driver and m.driver.errors:
+                lines.append(f"    flow on module {m.index}: {m.driver.errors[-1]}")
             silent_s = time.monotonic() - self.flow_started
             if not out.readings.get(m.device_id) and silent_s > 3 * self.o.interval_s:
                 lines.append(

@@ -53,12 +53,13 @@ def leak(pulses_per_interval: int = 1) -> Profile:
     return profile
 
 
-def backflow(start: int, reverse_pulses: int, base: Profile) -> Profile:
-    """`base` flow, and at interval `start` water flowing back into the network."""
+def backflow(start: int, reverse_pulses: int, base: Profile, every: int = 0) -> Profile:
+    """`base` flow, and at interval `start` (then every `every` intervals, if given) water
+    flowing back into the network."""
 
     def profile(i: int) -> IntervalFlow:
         flow = base(i)
-        if i == start:
+        if i == start or (every and i > start and (i - start) % every == 0):
             return IntervalFlow(forward=flow.forward, reverse=reverse_pulses)
         return flow
 
