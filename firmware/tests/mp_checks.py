@@ -461,8 +461,10 @@ def check_interval_alarms():
     c = boot()
     c.pend = c.act = 0
     ml_main.up = lambda c, k: None  # frames are checked elsewhere
+    # backflow counts this interval's reverse pulses and the one's before: an event
+    # across an interval end is not split in two
     for d, rev, want in ((1, 0, 0), (1, 0, 0), (1, 0, 1), (6, 0, 1), (6, 0, 3),
-                         (0, 2, 4), (0, 0, 0)):
+                         (0, 2, 4), (0, 0, 4), (0, 0, 0), (0, 1, 0), (0, 1, 4), (0, 0, 0)):
         for _ in range(d):
             c.edge(0)
         for _ in range(rev):

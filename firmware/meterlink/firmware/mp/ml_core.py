@@ -83,6 +83,7 @@ class Core:
         self.rd = None  # direction input
         self.lv = self.cand = self.tc = 0  # debouncer
         self.fi = self.ri = self.np = 0  # interval forward/reverse, since commit
+        self.rq = 0  # reverse pulses in the interval before (backflow spans both)
         self.nz = self.bc = 0  # intervals with flow / at burst flow, in a row
         self.hp = self.hn = 0
         self.nd = 0  # intervals since the last periodic status

@@ -73,7 +73,8 @@ def interval(c, t):
     c.s[_ISEQ] += 1
     c.nz = c.nz + 1 if d else 0
     c.bc = c.bc + 1 if d >= c.th(2) else 0
-    f = 4 if c.ri >= c.th(4) else 0
+    f = 4 if c.ri + c.rq >= c.th(4) else 0  # this interval and the one before
+    c.rq = c.ri
     c.ri = 0
     if c.nz >= c.th(1):
         f |= 1
@@ -94,7 +95,7 @@ def check(c, t):
     # every 100 ms: tamper, backflow, then at most one alarm/status frame
     c.tk = t
     c.flags(8 if c.rt() else 0, 8)
-    if c.ri >= c.th(4):
+    if c.ri + c.rq >= c.th(4):
         c.flags(4, 4)
     if c.an:
         if board.ticks_diff(t, c.at) >= 0:

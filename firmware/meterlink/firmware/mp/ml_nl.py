@@ -5,6 +5,7 @@ from utime import ticks_ms, ticks_diff, ticks_add
 _ISEQ = const(5)
 _FI = const(3)  # forward / reverse pulses in this interval
 _RI = const(4)
+_RP = const(7)  # reverse pulses in the interval before
 _NP = const(5)  # pulses since the last commit
 _NZ = const(6)  # intervals in a row with flow
 _HP = const(8)  # history ring: next slot, entries
@@ -47,8 +48,11 @@ def step():
         v[_HN] = min(v[_HN] + 1, len(h))
         S[_ISEQ] += 1
         v[_NZ] = v[_NZ] + 1 if d else 0
-        f = (4 if v[_RI] >= v[_BF] else 0) | (1 if v[_NZ] >= v[_LEAK] else 0)
+        # backflow: reverse pulses in this interval and the one before (_RP),
+        # so that an event across an interval end is not split in two
+        f = (4 if v[_RI] + v[_RP] >= v[_BF] else 0) | (1 if v[_NZ] >= v[_LEAK] else 0)
         m = 5
+        v[_RP] = v[_RI]
         v[_RI] = 0
         commit()
     elif v[_NP] >= 10 and ticks_diff(t, v[_TCM]) >= 300000:
@@ -56,7 +60,7 @@ def step():
         return
     elif ticks_diff(t, v[_TK]) >= 100:
         v[_TK] = t
-        if v[_RI] < v[_BF]:
+        if v[_RI] + v[_RP] < v[_BF]:
             m = 0
         else:
             f = m = 4

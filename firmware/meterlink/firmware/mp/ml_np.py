@@ -25,6 +25,7 @@ _FI = const(3)  # forward / reverse pulses in this interval
 _RI = const(4)
 _NP = const(5)  # pulses since the last commit
 _NZ = const(6)  # intervals in a row with flow
+_RP = const(7)  # reverse pulses in the interval before (ml_nl)
 _HP = const(8)  # history ring: next slot, entries
 _HN = const(9)
 _ACT = const(10)  # alarm flags: active, pending (raised, not yet sent)
