@@ -55,25 +55,25 @@ def frames_until(
     return got
 
 
-@pytest.mark.xdist_group("cpu-heavy")  # see docs/hil.md, "Parallel runs"
-def test_boot_status_readings_with_pulses_backflow_and_leak(board: EmulatedBoard) -> None:
-    config = render_config(
-        id=DEV,
-        key=KEY,
-        gen=1,
-        register=REGISTER,
-        interval=5,
-        rx_window_ms=300,
-        leak_intervals=2,
-        backflow_pulses=3,
-        pin_pulse="pin0",
-        pin_dir="pin1",
-    )
-    board.flash({**bundle("nrf51"), "config.txt": config.encode()})
+def boot(board: EmulatedBoard, **config: object) -> LinkDecoder:
+    """Flashes the nRF51 build with a 5 s interval (and `config`), boots it and waits for
+    its boot status frame; returns the decoder to go on reading frames with."""
+    values: dict[str, object] = {
+        "id": DEV, "key": KEY, "gen": 1, "register": REGISTER, "interval": 5,
+        "rx_window_ms": 300, "backflow_pulses": 3, "pin_pulse": "pin0", "pin_dir": "pin1",
+    }  # fmt: skip
+    text = render_config(**(values | config))
+    board.flash({**bundle("nrf51"), "config.txt": text.encode()})
     board.reset()
     decoder = LinkDecoder()
     first = frames_until(board, decoder, 1, 60)
     assert first and first[0].frame_type == FrameType.STATUS
+    return decoder
+
+
+@pytest.mark.xdist_group("cpu-heavy")  # see docs/hil.md, "Parallel runs"
+def test_boot_status_readings_with_pulses_backflow_and_leak(board: EmulatedBoard) -> None:
+    decoder = boot(board, leak_intervals=2)
     board.pulse("pin0", 7, 40, 40)  # forward
     board.set_pin("pin1", 1)
     board.pulse("pin0", 4, 40, 40)  # reverse: backflow, a debt the register never shows
@@ -105,21 +105,7 @@ def test_alarm_frame_is_resent_as_the_same_bytes_until_acked(board: EmulatedBoar
     """A backflow raises an alarm frame (confirmed): unanswered, it is sent again with
     the same counter and bytes; once an ack with its counter arrives in the receive
     window after a send, it is not sent again."""
-    config = render_config(
-        id=DEV,
-        key=KEY,
-        gen=1,
-        register=REGISTER,
-        interval=5,
-        rx_window_ms=300,
-        backflow_pulses=3,
-        pin_pulse="pin0",
-        pin_dir="pin1",
-    )
-    board.flash({**bundle("nrf51"), "config.txt": config.encode()})
-    board.reset()
-    decoder = LinkDecoder()
-    assert frames_until(board, decoder, 1, 60)  # booted: the status frame
+    decoder = boot(board)
     board.set_pin("pin1", 1)
     board.pulse("pin0", 4, 40, 40)  # reverse
     board.set_pin("pin1", 0)
