@@ -17,6 +17,7 @@ from meterlink.firmware import (
     chunked,
     full_profile_nrf51,
     is_loaded,
+    nrf51_loader,
     parse_config,
     render_config,
     split_chunks,
@@ -155,3 +156,14 @@ def test_shrink_keeps_meaning() -> None:
     ns: dict[str, object] = {}
     exec(out.replace("from micropython import const\n", ""), ns)
     assert ns["A"]().f(1) == [1, "a # b"] * 3  # type: ignore[operator]
+
+
+def test_nrf51_loader_is_main_pys_and_loads_chunks(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    loader = nrf51_loader()
+    assert loader.splitlines()[1].startswith("def ld(")
+    assert loader.splitlines()[1] in bundle("nrf51")["main.py"].decode()
+    (tmp_path / "ml_nq").write_text(chunked("x=1\ndef f():\n return x+1\n", limit=4))
+    monkeypatch.chdir(tmp_path)
+    names: dict[str, object] = {}
+    exec(loader + "ld('ml_nq')\n", names)  # CPython runs the same loader
+    assert names["f"]() == 2  # type: ignore[operator]

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from meterlink.firmware import bundle, render_config
+from meterlink.firmware import bundle, nrf51_loader, render_config
 from meterlink.hil import EmulatedBoard
 from meterlink.protocol import (
     Ack,
@@ -132,10 +132,7 @@ def test_alarm_frame_is_resent_as_the_same_bytes_until_acked(board: EmulatedBoar
 
 
 # main_nrf51.py's loader, for loading a file at the REPL without booting the firmware
-LOADER = (
-    "def ld(n):\n f=open(n)\n while 1:\n  k=f.read(3)\n  if not k:break\n"
-    "  exec(f.read(int(k)),globals())\n  gc.collect()\n f.close()\nimport gc\n"
-)
+LOADER = nrf51_loader()
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from meterlink.firmware import bundle, full_profile_nrf51
+from meterlink.firmware import bundle, full_profile_nrf51, nrf51_loader
 from meterlink.hil import EmulatedBoard
 
 VECTORS = json.loads(
@@ -154,11 +154,7 @@ def test_downlinks_open_and_decode(vboard: EmulatedBoard) -> None:
 # The nRF51 build (bundle("nrf51")) has its own, leaner CRC, AES, CMAC, sealing and body
 # code; it is loaded here the way its main.py loads it.
 
-LEAN_LOADER = (
-    "import gc\n"
-    "def ld(n):\n f=open(n)\n while 1:\n  k=f.read(3)\n  if not k:break\n"
-    "  exec(f.read(int(k)),globals())\n  gc.collect()\n f.close()\n"
-)
+LEAN_LOADER = nrf51_loader()
 LEAN_CRYPTO = (
     "ld('ml_nk')\nld('ml_nx')\nld('ml_nb')\nld('ml_ns')\n"
     "del boot\ndel rec\ngc.collect()\n"  # the rest of the boot phase: heap for the cases

@@ -29,6 +29,7 @@ __all__ = [
     "chunked",
     "full_profile_nrf51",
     "is_loaded",
+    "nrf51_loader",
     "parse_config",
     "render_config",
     "split_chunks",
@@ -157,6 +158,15 @@ def split_chunks(stored: str) -> list[str]:
 def is_loaded(name: str) -> bool:
     """Whether on-board file `name` is stored as chunks (loaded, not imported)."""
     return name in _LOADED
+
+
+def nrf51_loader() -> str:
+    """The nRF51 main.py's loader `ld(name)` as source to run at a board's REPL, so that
+    tools and tests load files exactly as the firmware does."""
+    lines = bundle("nrf51")["main.py"].decode().splitlines(keepends=True)
+    start = next(i for i, line in enumerate(lines) if line.startswith("def ld("))
+    end = next(i for i in range(start + 1, len(lines)) if not lines[i].startswith(" "))
+    return "import gc\n" + "".join(lines[start:end])
 
 
 def full_profile_nrf51() -> dict[str, bytes]:
