@@ -19,7 +19,7 @@ def ack(ms):
     j = x = 0
     while ticks_diff(e, ticks_ms()) > 0:
         poll()
-        for c in brk() or ():
+        for c in rx() or ():
             if c == 0xC0:
                 if (j == 16 and r[0] == 1 and r[1] == 0x18
                         and crc(r, 14) == r[14] << 8 | r[15]
