@@ -131,6 +131,31 @@ def test_alarm_frame_is_resent_as_the_same_bytes_until_acked(board: EmulatedBoar
     assert first.body.register == REGISTER
 
 
+def test_boot_status_frame_is_sent_at_boot_whatever_an_alarm_waits_for(
+    board: EmulatedBoard,
+) -> None:
+    """After a power cut the module raises the unexpected-reset alarm, a confirmed frame
+    that, unacked, is resent for minutes. The boot status frame does not wait for it: it
+    is the first frame of the boot; the alarm frame follows."""
+    boot(board)
+    time.sleep(1)
+    board.power_cut()
+    board.power_on()
+    decoder = LinkDecoder()
+    frames: list = []
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not any(
+        f.frame_type == FrameType.ALARM for f in frames
+    ):
+        for link in decoder.feed(board.read(4096, timeout=0.2)):  # nothing is acked
+            frames.append(decode_frame(link.payload, KEY))  # type: ignore[union-attr]
+    kinds = [f.frame_type for f in frames]
+    assert kinds and kinds[0] == FrameType.STATUS, kinds
+    assert frames[0].body.reason == 1  # the boot status
+    alarms = [f for f in frames if f.frame_type == FrameType.ALARM]
+    assert alarms and isinstance(alarms[0].body, Alarm) and alarms[0].body.raised & 32
+
+
 # main_nrf51.py's loader, for loading a file at the REPL without booting the firmware
 LOADER = nrf51_loader()
 

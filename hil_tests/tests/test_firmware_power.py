@@ -23,7 +23,7 @@ import pytest
 
 from meterlink.firmware import bundle, full_profile_nrf51, render_config
 from meterlink.hil import EmulatedBoard
-from meterlink.protocol import Frame, LinkDecoder, LinkFrame, Reading, decode_frame
+from meterlink.protocol import Alarm, Frame, LinkDecoder, LinkFrame, Reading, decode_frame
 
 COMMIT_EVERY = 10
 DRIVER = f"""import board, ml_core
@@ -114,7 +114,9 @@ def test_200_power_cuts(boards: Any) -> None:
 
 # ----------------------------------------------------------------------------------------
 # The firmware as shipped for the nRF51 (bundle("nrf51")), cut at random instants: in any
-# of its three boot phases, while counting, committing, sealing or sending.
+# of its three boot phases, while counting, committing, sealing or sending. Every frame
+# with a register (readings, and the alarm frames each cut's unexpected reset raises)
+# must show a committed one: in the order the frames were made, registers never go back.
 
 LEAN_KEY = bytes(range(16))
 LEAN_REGISTER = 1000
@@ -154,17 +156,23 @@ def lean_campaign(board: EmulatedBoard, cuts: int, seed: int) -> tuple[int, list
 
 
 def check_lean_campaign(sent: int, frames: list[Frame]) -> None:
-    by_counter: dict[int, bytes] = {}
-    last = LEAN_REGISTER
+    by_counter: dict[int, Frame] = {}
     for f in frames:
         # a counter is used once: the same counter twice is the same frame resent
-        assert by_counter.setdefault(f.counter, f.payload) == f.payload, f.counter
-        if isinstance(f.body, Reading):
-            # readings carry the committed register: never backwards, never more than
-            # the pulses sent, so nothing committed was lost to any cut
-            assert last <= f.body.register <= LEAN_REGISTER + sent, (last, f.body)
-            last = f.body.register
+        assert by_counter.setdefault(f.counter, f).payload == f.payload, f.counter
+    last = LEAN_REGISTER
+    kinds = set()
+    for counter in sorted(by_counter):  # the order the frames were made in
+        body = by_counter[counter].body
+        if isinstance(body, Reading | Alarm):
+            # every frame's register was committed: never backwards (readings and the
+            # alarm frames after each cut's unexpected reset alike), never more than the
+            # pulses sent, so nothing committed was lost to any cut
+            assert last <= body.register <= LEAN_REGISTER + sent, (counter, last, body)
+            last = body.register
+            kinds.add(type(body))
     assert last > LEAN_REGISTER  # pulses were counted at all
+    assert kinds == {Reading, Alarm}, kinds  # both kinds were checked
 
 
 def _run_lean(boards: Any, n: int, cuts: int) -> None:

@@ -404,6 +404,20 @@ class RadioChannel:
             self._trace_file.write(json.dumps(asdict(entry)) + "\n")
             self._trace_file.flush()
 
+    def transmit_raw(self, board: str, data: bytes) -> bool:
+        """Anyone in range transmitting `data` through a transparent modem: the bytes
+        reach the board's UART as they are, with no link framing (a hostile sender, or
+        noise). Recorded in the trace as direction "down", outcome "raw"; False if the
+        board was off or in a REPL session (then they are lost)."""
+        with self._lock:
+            link = self._boards.get(board)
+        if link is None:
+            raise ValueError(f"no board named {board!r} is attached to this channel")
+        sent = link.endpoint.try_write(data)
+        with self._lock:
+            self._record(DOWN, board, "", "raw" if sent else "unavailable", data)
+        return sent
+
     # ---------------------------------------------------------------- helpers
     def settle(self, timeout: float = 10.0) -> None:
         """Waits until nothing is queued, scheduled or unwritten in the channel (frames

@@ -132,10 +132,11 @@ class SerialLinesCable:
             self._serial.rts = False
 
 
-# How long running firmware may take to see the maintenance input (it checks every
-# 100 ms, but not while it seals a frame or listens in a receive window, up to 60 s by
-# config; 2 s by default) before the module is reset with the input held.
-STOP_WAIT_S = 3.0
+# How long the module may take to stop by itself once the maintenance input is held
+# (running, it checks every 100 ms and in receive windows; booting, it finishes the
+# phase it is in, about 2 s) before it is reset with the input held. A reset is a power
+# cut to the firmware: only for a module that does not answer (a crash's wait).
+STOP_WAIT_S = 6.0
 
 
 def enter_maintenance(

@@ -1,0 +1,111 @@
+"""No way in from the radio (docs/protocol.md section 5): the nRF51 firmware as shipped
+(bundle("nrf51")) shares its UART between the radio modem and the REPL. Hostile bytes
+sent over the radio, through a transparent modem (RadioChannel.transmit_raw) and inside a
+downlink link frame addressed to the module, reach its UART while it meters: the old
+maintenance break (8 x 0x03), a long run of them, Ctrl-C/Ctrl-A/Ctrl-D/Ctrl-B as a tool
+would send them to reach the raw REPL, Python source, and random bytes. The module keeps
+counting every pulse and sending readings, and never prints a prompt, a banner or a
+traceback. The maintenance input (pin8, physical) still stops it."""
+
+from __future__ import annotations
+
+import os
+import random
+import struct
+import time
+
+import pytest
+
+from meterlink.firmware import bundle, render_config
+from meterlink.hil import EmulatedBoard
+from meterlink.hil.radio import RadioChannel
+from meterlink.protocol import (
+    FrameType,
+    LinkDecoder,
+    LinkFrame,
+    LinkType,
+    Reading,
+    decode_frame,
+    encode_link,
+)
+
+pytestmark = pytest.mark.hil
+
+KEY = bytes(range(16))
+DEV = 0x0E0F1011
+REGISTER = 700
+
+HOSTILE = [
+    b"\x03" * 8,  # the old maintenance break
+    b"\x03" * 200,
+    b"\r\x03\x03\r\x01",  # what a tool sends to reach the raw REPL
+    b"\x01import os\r\nprint(os.listdir())\r\n\x04",  # raw REPL code
+    b"\x03\x04",  # Ctrl-C, Ctrl-D (soft reset at a REPL)
+    b"\x02\r\n>>> \r\n",  # Ctrl-B, a prompt echoed back
+    b"\xc0" + b"\x03" * 12 + b"\xc0",  # the break inside a SLIP frame
+    bytes(random.Random(13).randrange(256) for _ in range(600)),  # noise
+]
+NOT_FIRMWARE = (b">>> ", b"raw REPL", b"MicroPython v", b"Traceback", b"Error")
+
+
+def readings(board: EmulatedBoard, decoder: LinkDecoder, seconds: float) -> tuple[list, bytes]:
+    """Reading frames the board sent within `seconds`, and every byte it sent."""
+    got: list = []
+    heard = b""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        data = board.read(4096, timeout=0.2)
+        heard += data
+        for link in decoder.feed(data):
+            if isinstance(link, LinkFrame):
+                frame = decode_frame(link.payload, KEY)
+                if frame.frame_type == FrameType.READING:
+                    got.append(frame.body)
+    return got, heard
+
+
+@pytest.mark.xdist_group("cpu-heavy")  # see docs/hil.md, "Parallel runs"
+def test_hostile_radio_bytes_never_stop_metering_or_reach_a_repl(
+    board: EmulatedBoard, channel: RadioChannel
+) -> None:
+    config = render_config(id=DEV, key=KEY, gen=1, register=REGISTER, interval=2,
+                           rx_window_ms=200, pin_pulse="pin0")  # fmt: skip
+    board.flash({**bundle("nrf51"), "config.txt": config.encode()})
+    channel.attach_board(board)
+    receiver = channel.add_receiver("rx0")
+    board.reset()
+    decoder = LinkDecoder()
+    first, _ = readings(board, decoder, 8)
+    assert first, "the module did not start metering"
+    channel.wait_for(lambda e: e.direction == "up", timeout=10)  # the channel knows the route
+
+    train = board.pulse_in_background("pin0", 10_000, high_ms=40, low_ms=60)
+    heard = b""
+    fd = os.open(receiver, os.O_RDWR | os.O_NOCTTY)  # where a gateway writes downlinks
+    try:
+        for seq in HOSTILE:
+            assert channel.transmit_raw(board.name, seq)
+            # and the same bytes as the payload of a downlink addressed to the module
+            os.write(fd, encode_link(LinkType.DATA, struct.pack(">BI", 0x13, DEV) + seq[:200]))
+            got, more = readings(board, decoder, 0.7)
+            heard += more
+        got, more = readings(board, decoder, 6)  # three intervals more, pulses flowing
+        heard += more
+    finally:
+        os.close(fd)
+    sent = train.cancel()
+    got_after, more = readings(board, decoder, 6)  # the last pulses in a reading
+    heard += more
+    assert [e for e in channel.trace if e.outcome == "raw"], "nothing was injected"
+    assert any(e.direction == "down" and e.outcome == "delivered" for e in channel.trace)
+    for marker in NOT_FIRMWARE:
+        assert marker not in heard, (marker, heard[-300:])
+    registers = [r.register for r in got + got_after if isinstance(r, Reading)]
+    assert len(registers) >= 4 and registers == sorted(registers), registers
+    assert registers[-1] == REGISTER + sent  # every pulse counted, none lost to the bytes
+    # the physical way in still works: the maintenance input stops it at once
+    board.set_pin("pin8", 1)
+    try:
+        assert b">>> " in board.read_until(b">>> ", timeout=5)
+    finally:
+        board.set_pin("pin8", 0)
