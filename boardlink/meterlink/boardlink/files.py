@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from mpremote.transport import TransportError
 from mpremote.transport_serial import SerialTransport
 
-from meterlink.hil.errors import BoardError
+from meterlink.boardlink.errors import BoardError
 
 WRITE_CHUNK = 64  # bytes per f.write() call
 EXEC_SOURCE_BUDGET = 1024  # source bytes per exec: the board compiles it in ~9 KB of heap
