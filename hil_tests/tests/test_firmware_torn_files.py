@@ -10,8 +10,9 @@ import time
 
 import pytest
 
+from meterlink.boardlink import files as board_files
 from meterlink.firmware import bundle, nrf51_loader, render_config
-from meterlink.hil import EmulatedBoard, board_files
+from meterlink.hil import EmulatedBoard
 from meterlink.protocol import FrameType, LinkDecoder, LinkFrame, Status, decode_frame
 
 pytestmark = pytest.mark.hil

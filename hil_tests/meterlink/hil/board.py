@@ -14,11 +14,11 @@ from types import TracebackType
 
 from mpremote.transport_serial import SerialTransport
 
-from meterlink.hil import board_files
-from meterlink.hil.errors import BoardError
+from meterlink.boardlink import files as board_files
+from meterlink.boardlink.errors import BoardError
+from meterlink.boardlink.transport import enter_maintenance, open_transport
 from meterlink.hil.pulses import MAINTENANCE_PIN, PulseTrain, pin_line
 from meterlink.hil.qemu import DEFAULT_ICOUNT_SHIFT, DEFAULT_MICROBIT_HEX, QemuMachine, QemuOptions
-from meterlink.hil.transport import enter_maintenance, open_transport
 from meterlink.hil.uart import UartListener, UartLog, UartPump
 
 _live_boards: weakref.WeakSet[EmulatedBoard] = weakref.WeakSet()
@@ -217,7 +217,7 @@ class EmulatedBoard:
     @property
     def cable(self) -> BoardCable:
         """The programming cable's maintenance input (pin8, through qtest) and reset (QMP),
-        as provisioning drives them (meterlink.hil.transport.MaintenanceCable)."""
+        as provisioning drives them (meterlink.boardlink.transport.MaintenanceCable)."""
         return BoardCable(self)
 
     @contextmanager
@@ -352,7 +352,7 @@ class EmulatedBoard:
 
 
 class BoardCable:
-    """An EmulatedBoard's programming cable (meterlink.hil.transport.MaintenanceCable)."""
+    """An EmulatedBoard's programming cable (meterlink.boardlink.transport.MaintenanceCable)."""
 
     def __init__(self, board: EmulatedBoard) -> None:
         self._board = board

@@ -14,7 +14,7 @@ from typing import Any
 
 from mpremote.transport import TransportError
 
-from meterlink.hil.transport import (
+from meterlink.boardlink.transport import (
     MaintenanceCable,
     SerialLinesCable,
     enter_maintenance,

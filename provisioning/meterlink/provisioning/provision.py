@@ -11,6 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from meterlink.protocol.module_config import config_field
 from meterlink.provisioning import registry as reg
 from meterlink.provisioning.board import BoardSession, check_space
 from meterlink.provisioning.errors import BadValue, ProvisioningError, SelfTestFailed
@@ -33,17 +34,23 @@ from meterlink.provisioning.values import (
 )
 
 if TYPE_CHECKING:
-    from meterlink.hil.transport import MaintenanceCable
+    from meterlink.boardlink.transport import MaintenanceCable
 
 Say = Callable[[str], None]
 
 
+def _default(name: str) -> int:
+    value = config_field(name).default
+    assert value is not None, name
+    return value
+
+
 @dataclass
 class Alarms:
-    leak_intervals: int = 96
-    burst_pulses: int = 100
-    burst_intervals: int = 2
-    backflow_pulses: int = 10
+    leak_intervals: int = _default("leak_intervals")
+    burst_pulses: int = _default("burst_pulses")
+    burst_intervals: int = _default("burst_intervals")
+    backflow_pulses: int = _default("backflow_pulses")
 
 
 @dataclass
@@ -55,7 +62,7 @@ class ProvisionRequest:
     port: str | None = None
     board: str | None = None  # expected board family
     device_id: int | None = None
-    interval_s: int = 900
+    interval_s: int = _default("interval")
     alarms: Alarms = field(default_factory=Alarms)
     pin_pulse: str = "pin0"
     pin_dir: str = ""  # flow-direction input; empty: none
@@ -71,7 +78,7 @@ class ProvisionRequest:
     selftest_timeout: float = 60.0
     wait_reading: bool = False
     # drives the module's maintenance input and reset; None: the port's DTR and RTS
-    # lines (meterlink.hil.transport.SerialLinesCable)
+    # lines (meterlink.boardlink.transport.SerialLinesCable)
     cable: MaintenanceCable | None = None
 
 
@@ -190,7 +197,7 @@ def flash_and_restart(r: ProvisionRequest, say: Say, *, show_progress: bool = Tr
         files[CONFIG_NAME] = config_text(device, r).encode("ascii")
         current = session.file_sizes()
         if r.erase_other_files:
-            from meterlink.hil import board_files
+            from meterlink.boardlink import files as board_files
 
             for name in sorted(set(current) - set(files)):
                 board_files.remove_file(session.transport, name)
