@@ -127,6 +127,53 @@ def test_syntax_errors(text: str, code: int, words: str) -> None:
     assert e.value.code == code
 
 
+GOOD = "id=1\nkey=" + KEY.hex() + "\ngen=1\n"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [bytes(range(256))[::-7] * 3, GOOD.encode("utf-16"), GOOD.encode() + b"\xff\n",
+     b"id=1\x00\n", "id=1\nunit=\u00e9\n"],
+    ids=["random-bytes", "utf-16", "byte-0xff", "nul", "non-ascii-text"],
+)  # fmt: skip
+def test_garbage_is_unreadable_code_2(data: bytes | str) -> None:
+    """Protocol 4.7: a file that is not plain text is unreadable (2), not a bad value."""
+    with pytest.raises(ConfigError, match="not plain text") as e:
+        parse_config(data)
+    assert e.value.code == 2
+
+
+@pytest.mark.parametrize(
+    ("board", "pins", "key", "words"),
+    [
+        ("nrf51", {"pin_pulse": "pin25"}, "pin_pulse", "no such pin"),
+        ("nrf51", {"pin_dir": "pin17"}, "pin_dir", "no such pin"),
+        ("nrf51", {"pin_tamper": "16"}, "pin_tamper", "no such pin"),
+        ("nrf51", {"pin_pulse": "pin8"}, "pin_pulse", "maintenance input"),
+        ("rp2", {"pin_pulse": "29"}, "pin_pulse", "GPIO 0..28"),
+        ("rp2", {"pin_pulse": "pin0"}, "pin_pulse", "no such pin"),
+    ],
+)
+def test_a_pin_the_board_lacks_is_refused(
+    board: str, pins: dict[str, str], key: str, words: str
+) -> None:
+    text = GOOD + "".join(f"{k}={v}\n" for k, v in pins.items())
+    parse_config(text)  # the pin is well formed: only the board's pin list refuses it
+    with pytest.raises(ConfigError, match=words) as e:
+        parse_config(text, board)
+    assert e.value.key == key and e.value.code == 3
+    with pytest.raises(ConfigError, match=words):
+        render_config(board=board, id=1, key=KEY, gen=1, **pins)
+
+
+def test_every_pin_the_board_has_is_accepted() -> None:
+    from meterlink.firmware import BOARD_PINS
+
+    for board, pins in BOARD_PINS.items():
+        for pin in sorted(pins):
+            assert parse_config(GOOD + f"pin_pulse={pin}\n", board)["pin_pulse"] == pin
+
+
 @given(
     dev=st.integers(0, 2**32 - 1),
     key=st.binary(min_size=16, max_size=16),
