@@ -1,7 +1,7 @@
 """Footprint of the nRF51 firmware (the lean profile) on the emulated micro:bit
 (MicroPython 1.9.2): the files' size and what is left of the filesystem, free heap after
 each file is loaded and at the fullest moment of every uplink (the low-water mark), frame
-sizes, and the heap the REPL gets after the maintenance break. Prints the figures
+sizes, and the heap the REPL gets after the maintenance stop. Prints the figures
 (docs/firmware.md quotes them); run with `make bench`."""
 
 from __future__ import annotations
@@ -149,7 +149,7 @@ def test_footprint(board: EmulatedBoard, tmp_path: Path) -> None:
         f"{kinds.count(1)}, {kinds.count(2)}), payload sizes {sizes} bytes (limit 51)"
     )
     free_repl = int(board.exec("import gc\ngc.collect()\nprint(gc.mem_free())").strip())
-    print(f"heap free at the REPL after the maintenance break: {free_repl} bytes")
+    print(f"heap free at the REPL after the maintenance stop: {free_repl} bytes")
     typical, worst = frame_sizes(tmp_path)
     print(f"reading frame (full profile): typical {typical} bytes, worst {worst} bytes")
     assert low >= 1024

@@ -101,7 +101,8 @@ def test_pulses_on_pin0_are_counted_by_a_polling_script(board: EmulatedBoard) ->
     counts = [int(n) for n in re.findall(rb"count (\d+)", out)]
     assert counts == list(range(1, 21))
     assert board.read(timeout=0.3).count(b"count") == 0  # no pulse counted twice
-    # the maintenance break stops main.py; its globals are left at the REPL
+    # Ctrl-C (the harness sends it with the maintenance input) stops this plain script;
+    # its globals are left at the REPL
     assert board.exec("print(n)").strip() == "20"
 
 
