@@ -133,7 +133,7 @@ class SerialLinesCable:
 
 
 # How long the module may take to stop by itself once the maintenance input is held
-# (running, it checks every 100 ms and in receive windows; booting, it finishes the
+# (running, it checks every 100 ms and after each receive window; booting, it ends the
 # phase it is in, about 2 s) before it is reset with the input held. A reset is a power
 # cut to the firmware: only for a module that does not answer (a crash's wait).
 STOP_WAIT_S = 6.0

@@ -1,8 +1,9 @@
 # nRF51 profile: the receive window after an alarm frame (protocol 5, 4.4):
 # an ack from the gateway whose counter is the alarm frame's ends the alarm
 # session. Anything else heard (other link types, other devices, config and
-# time downlinks, bad CRC or MIC) is ignored. The maintenance input is
-# watched here too, so that it stops the module at once.
+# time downlinks, bad CRC or MIC) is ignored. The maintenance input is not
+# watched here (16 bytes of code too many for the run phase's loading):
+# ml_nl sees it at the first 100 ms check after the window.
 import struct
 from micropython import const
 from utime import ticks_ms, ticks_add, ticks_diff
@@ -20,8 +21,6 @@ def ack(ms):
     j = x = 0
     while ticks_diff(e, ticks_ms()) > 0:
         poll()
-        if microbit.pin8.read_digital():  # the maintenance input (ml_nm)
-            raise KeyboardInterrupt
         for c in rx() or ():
             if c == 0xC0:
                 if (j == 16 and r[0] == 1 and r[1] == 0x18
