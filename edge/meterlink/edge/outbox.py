@@ -7,14 +7,20 @@ caller (`commit(batch)`), with `synchronous=FULL` so that a committed batch surv
 power cut: only then are confirmed frames acknowledged.
 
 Size policy: the stored messages are capped at `max_bytes`, and the filesystem must keep
-`min_free_bytes` free. Past either limit, `drop_oldest_readings` deletes the oldest
-non-alarm messages to make room, `refuse_readings` refuses new non-alarm messages.
-Alarms are always stored.
+`min_free_bytes` free. Free space is judged on what the database can actually use: the
+filesystem's free bytes plus the pages SQLite keeps for reuse (`freelist_count`), since
+deleting rows does not shrink the file. Past either limit, `drop_oldest_readings` deletes
+just enough of the oldest non-alarm messages to get back under it, `refuse_readings`
+refuses new non-alarm messages. Alarms are always stored.
+
+Every write raises `OutboxError` (never a bare sqlite3 error) when SQLite cannot write:
+disk full (SQLITE_FULL), I/O error, read-only file. Callers stay up and retry.
 """
 
 from __future__ import annotations
 
-import shutil
+import contextlib
+import os
 import sqlite3
 import time
 from dataclasses import dataclass, field
@@ -53,6 +59,15 @@ class OutboxError(RuntimeError):
     """The state file cannot be opened or written."""
 
 
+def fs_free_bytes(path: Path) -> int:
+    """Bytes an unprivileged writer may still use on the filesystem holding `path`."""
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return 0
+    return st.f_bavail * st.f_frsize
+
+
 @dataclass
 class Message:
     kind: str  # reading | alarm | status
@@ -86,6 +101,8 @@ class CommitResult:
     dropped: int  # older readings deleted to make room
     refused: int  # new readings refused
     full: bool  # at the cap or the disk is nearly full
+    disk_low: bool = False  # usable space under min_free_bytes
+    usable_bytes: int = 0  # filesystem free + reusable database pages
 
 
 @dataclass
@@ -110,13 +127,17 @@ class Outbox:
             self.db.execute("PRAGMA busy_timeout=5000")
             self.db.executescript(SCHEMA)
             row = self.db.execute("SELECT count(*), coalesce(sum(size), 0) FROM outbox").fetchone()
+            self.page_size: int = self.db.execute("PRAGMA page_size").fetchone()[0]
+            self.oldest_received_at: float | None = self.db.execute(
+                "SELECT min(received_at) FROM outbox").fetchone()[0]
         except sqlite3.DatabaseError as exc:
             raise OutboxError(f"{self.path}: cannot open the state database: {exc}; if the "
                               "file is not a meterlink database, move it away") from None
         self.count: int = row[0]
         self.bytes: int = row[1]
-        self._disk_checked = 0.0
-        self._disk_low = False
+        self._room = 0  # bytes that may still be written before min_free_bytes (estimate)
+        self.disk_low = False  # as of the last commit
+        self.usable_bytes = 0
         self._last_dropped = 0
         self.full = False
 
@@ -125,41 +146,45 @@ class Outbox:
 
     # -- size policy ------------------------------------------------------------------------
 
-    def disk_low(self) -> bool:
-        now = time.monotonic()
-        if now - self._disk_checked > 1.0:
-            self._disk_checked = now
-            try:
-                free = shutil.disk_usage(self.path.parent).free
-            except OSError:
-                free = 0
-            self._disk_low = free < self.min_free_bytes
-        return self._disk_low
+    def usable(self) -> int:
+        """Bytes the database can still grow into: free on the filesystem plus its own
+        free pages (kept by SQLite for reuse after deletes)."""
+        free_pages = int(self.db.execute("PRAGMA freelist_count").fetchone()[0])
+        return fs_free_bytes(self.path.parent) + free_pages * self.page_size
 
     def _make_room(self, size: int) -> bool:
         """Within the open transaction: True when a non-alarm message of `size` may be
-        stored (after deleting older readings if the policy allows)."""
-        over_cap = self.bytes + size > self.max_bytes
-        if not over_cap and not self.disk_low():
+        stored (after deleting just enough older readings if the policy allows)."""
+        over_cap = self.bytes + size - self.max_bytes
+        short = size - self._room  # how far below the free-space floor this would go
+        if over_cap <= 0 and short <= 0:
+            self._room -= size
             return True
         self.full = True
         if self.policy == "refuse_readings":
             return False
-        need = max(self.bytes + size - self.max_bytes, size)
+        need = max(over_cap, short)
         freed = 0
-        cur = self.db.execute(
-            "SELECT id, size FROM outbox WHERE kind != 'alarm' ORDER BY id LIMIT 1000")
         victims = []
-        for row_id, row_size in cur:
-            victims.append(row_id)
-            freed += row_size
-            if freed >= need:
+        last = 0
+        while freed < need:
+            rows = self.db.execute(
+                "SELECT id, size FROM outbox WHERE kind != 'alarm' AND id > ? ORDER BY id "
+                "LIMIT 256", (last,)).fetchall()
+            if not rows:
                 break
-        if freed < need and self.bytes - freed + size > self.max_bytes:
+            for row_id, row_size in rows:
+                victims.append(row_id)
+                freed += row_size
+                last = row_id
+                if freed >= need:
+                    break
+        if freed < need:
             return False
         self.db.executemany("DELETE FROM outbox WHERE id = ?", [(v,) for v in victims])
         self.count -= len(victims)
         self.bytes -= freed
+        self._room += freed - size
         self._last_dropped += len(victims)
         return True
 
@@ -175,6 +200,8 @@ class Outbox:
         refused = 0
         try:
             self.db.execute("BEGIN IMMEDIATE")
+            self.usable_bytes = self.usable()
+            self._room = self.usable_bytes - self.min_free_bytes
             for m in batch.messages:
                 if m.kind != "alarm" and not self._make_room(m.size):
                     refused += 1
@@ -189,6 +216,8 @@ class Outbox:
                     m.id = int(cur.lastrowid or 0)
                     self.count += 1
                     self.bytes += m.size
+                    if m.kind == "alarm":
+                        self._room -= m.size
                     if m.kind == "alarm" and self.bytes > self.max_bytes:
                         self.full = True
                 else:  # already stored (same device and counter): keep the first
@@ -211,19 +240,34 @@ class Outbox:
                                 (dev, hi - SEEN_KEEP))
             self.db.execute("COMMIT")
         except sqlite3.Error as exc:
-            if self.db.in_transaction:
-                self.db.execute("ROLLBACK")
+            self._rollback()
             self.count, self.bytes = count, nbytes
             raise OutboxError(f"{self.path}: commit failed: {exc}") from exc
+        if self._last_dropped or (self.oldest_received_at is None and self.count):
+            self._update_oldest()
+        self.disk_low = self._room < 0
         return CommitResult(stored=stored, dropped=self._last_dropped, refused=refused,
-                            full=self.full or self.disk_low())
+                            full=self.full or self.disk_low, disk_low=self.disk_low,
+                            usable_bytes=self.usable_bytes)
+
+    def _rollback(self) -> None:
+        """After a failed statement: SQLite may already have rolled back by itself (it
+        does on SQLITE_FULL), and ROLLBACK itself can fail on a broken card."""
+        if self.db.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                self.db.execute("ROLLBACK")
+
+    def _update_oldest(self) -> None:
+        self.oldest_received_at = self.db.execute(
+            "SELECT min(received_at) FROM outbox").fetchone()[0] if self.count else None
 
     def delete(self, ids: list[int]) -> None:
-        """Removes published messages (after their PUBACK)."""
+        """Removes published messages (after their PUBACK); raises OutboxError when the
+        delete cannot be written (the messages stay and are published again later)."""
         if not ids:
             return
-        self.db.execute("BEGIN IMMEDIATE")
         try:
+            self.db.execute("BEGIN IMMEDIATE")
             freed = 0
             removed = 0
             for i in ids:
@@ -233,11 +277,13 @@ class Outbox:
                     freed += row[0]
                     removed += 1
             self.db.execute("COMMIT")
-        except sqlite3.Error:
-            self.db.execute("ROLLBACK")
-            raise
+        except sqlite3.Error as exc:
+            self._rollback()
+            raise OutboxError(f"{self.path}: delete of published messages failed: "
+                              f"{exc}") from exc
         self.count -= removed
         self.bytes -= freed
+        self._update_oldest()
 
     # -- reads ------------------------------------------------------------------------------
 
@@ -250,8 +296,9 @@ class Outbox:
                 for r in rows]
 
     def backlog(self) -> Backlog:
-        row = self.db.execute("SELECT min(received_at) FROM outbox").fetchone()
-        return Backlog(messages=self.count, bytes=self.bytes, oldest_received_at=row[0])
+        """Cached figures (updated by commit and delete): safe to read from any thread."""
+        return Backlog(messages=self.count, bytes=self.bytes,
+                       oldest_received_at=self.oldest_received_at)
 
     def load_replay(self) -> dict[int, tuple[int, int]]:
         return {dev: (hi, int(bm, 16)) for dev, hi, bm in
@@ -260,9 +307,13 @@ class Outbox:
     def forget_replay(self, device_id: int) -> None:
         """Drops a device's replay window and digests (its key changed: counters under
         the new key are checked afresh)."""
-        with self.db:
-            self.db.execute("DELETE FROM replay WHERE device_id=?", (device_id,))
-            self.db.execute("DELETE FROM seen WHERE device_id=?", (device_id,))
+        try:
+            with self.db:
+                self.db.execute("DELETE FROM replay WHERE device_id=?", (device_id,))
+                self.db.execute("DELETE FROM seen WHERE device_id=?", (device_id,))
+        except sqlite3.Error as exc:
+            self._rollback()
+            raise OutboxError(f"{self.path}: cannot reset replay state: {exc}") from exc
 
     def load_seen(self) -> dict[int, dict[int, bytes]]:
         out: dict[int, dict[int, bytes]] = {}
@@ -275,19 +326,28 @@ class Outbox:
     def next_downlink_counter(self, device_id: int) -> int:
         """Reserves and durably records the next downlink counter of a device, so that a
         counter is never used twice, even across a crash."""
-        self.db.execute("BEGIN IMMEDIATE")
-        row = self.db.execute("SELECT counter FROM downlink_counter WHERE device_id=?",
-                              (device_id,)).fetchone()
-        counter = (row[0] + 1) if row else 1
-        self.db.execute("INSERT OR REPLACE INTO downlink_counter(device_id, counter) "
-                        "VALUES (?,?)", (device_id, counter))
-        self.db.execute("COMMIT")
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+            row = self.db.execute("SELECT counter FROM downlink_counter WHERE device_id=?",
+                                  (device_id,)).fetchone()
+            counter = (row[0] + 1) if row else 1
+            self.db.execute("INSERT OR REPLACE INTO downlink_counter(device_id, counter) "
+                            "VALUES (?,?)", (device_id, counter))
+            self.db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._rollback()
+            raise OutboxError(f"{self.path}: cannot reserve a downlink counter: "
+                              f"{exc}") from exc
         return counter
 
     def add_command(self, device_id: int, kind: str, body: str) -> int:
-        cur = self.db.execute(
-            "INSERT INTO commands(device_id, kind, body, created_at) VALUES (?,?,?,?)",
-            (device_id, kind, body, time.time()))
+        try:
+            cur = self.db.execute(
+                "INSERT INTO commands(device_id, kind, body, created_at) VALUES (?,?,?,?)",
+                (device_id, kind, body, time.time()))
+        except sqlite3.Error as exc:
+            self._rollback()
+            raise OutboxError(f"{self.path}: cannot store the command: {exc}") from exc
         return int(cur.lastrowid or 0)
 
     def pending_commands(self) -> list[tuple[int, int, str, str]]:
@@ -296,4 +356,8 @@ class Outbox:
             "SELECT id, device_id, kind, body FROM commands ORDER BY id")]
 
     def delete_command(self, command_id: int) -> None:
-        self.db.execute("DELETE FROM commands WHERE id=?", (command_id,))
+        try:
+            self.db.execute("DELETE FROM commands WHERE id=?", (command_id,))
+        except sqlite3.Error as exc:
+            self._rollback()
+            raise OutboxError(f"{self.path}: cannot remove a sent command: {exc}") from exc
