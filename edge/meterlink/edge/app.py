@@ -126,6 +126,7 @@ class Gateway:
         for name, rx in self.receivers.items():
             if isinstance(rx, UdpReceiver):
                 self.metrics.kernel_drops.set(rx.kernel_drops, receiver=name)
+                self.metrics.shed.set(rx.shed, receiver=name)
         return 200, "text/plain; version=0.0.4", self.metrics.render().encode()
 
     # -- views ------------------------------------------------------------------------------

@@ -7,7 +7,15 @@ seconds; nothing else stops.
 Backpressure: receivers read only while the pipeline's `Gate` is open. Closed, they leave
 the input where it is: in the UDP socket's kernel buffer (whose overflow drops the kernel
 counts: `kernel_drops`, from SO_RXQ_OVFL and /proc/net/udp) or the serial driver.
-Confirmed frames (alarms) in a burst read from a socket are handled first.
+
+Alarms first: the kernel drops at the tail without looking, so under sustained overload it
+would drop alarms as often as readings, and a retried alarm could miss its receive window
+again and again. A UDP receiver therefore watches its socket's fill (SO_MEMINFO, on each
+read and every 10 ms while paused); past a quarter full (about 2,500 small datagrams, a
+burst the buffer still holds whole) it takes the oldest datagrams off the queue, hands the
+confirmed frames (alarms) on and sheds the readings (counted: `shed`), so that the queue
+does not overflow and an alarm waits behind at most a quarter of a buffer. In a burst
+read, alarms are handled first.
 """
 
 from __future__ import annotations
@@ -33,9 +41,12 @@ from meterlink.protocol import (
     encode_link_datagram,
 )
 
-UDP_RCVBUF = 1024 * 1024
+UDP_RCVBUF = 4 * 1024 * 1024  # the kernel doubles it; ~10,000 small datagrams
 UDP_BURST = 64  # datagrams read per readiness event (bounds the overshoot past the gate)
 SO_RXQ_OVFL = getattr(socket, "SO_RXQ_OVFL", 40)  # Linux: drop count as ancillary data
+SO_MEMINFO = getattr(socket, "SO_MEMINFO", 55)  # Linux >= 4.6: rmem_alloc, rcvbuf, ...
+SHED_FILL = 0.25  # the socket queue is kept under this fraction of its buffer
+SHED_CHECK_S = 0.01
 
 
 class Gate:
@@ -238,6 +249,8 @@ class UdpReceiver:
         self.frames = 0
         self.last_heard: float | None = None
         self._ovfl = 0  # from SO_RXQ_OVFL ancillary data
+        self.shed = 0  # readings taken off a nearly full queue while paused
+        self._watch: asyncio.TimerHandle | None = None
 
     @property
     def kernel_drops(self) -> int:
@@ -269,9 +282,30 @@ class UdpReceiver:
         self.last_heard = heard.received_at
         self.on_heard(heard)
 
-    def _read_burst(self, limit: int) -> int:
-        """Reads up to `limit` queued datagrams and handles them, confirmed frames first.
-        Returns how many were read (fewer: the socket is empty)."""
+    def queue_fill(self) -> float:
+        """How full the socket's receive buffer is (0..1; 0 when unknown)."""
+        if self.sock is None:
+            return 0.0
+        try:
+            info = self.sock.getsockopt(socket.SOL_SOCKET, SO_MEMINFO, 64)
+        except OSError:
+            return 0.0
+        rmem, rcvbuf = int.from_bytes(info[0:4], "little"), int.from_bytes(info[4:8], "little")
+        return rmem / rcvbuf if rcvbuf else 0.0
+
+    def _watch_queue(self) -> None:
+        """While paused: keeps the queue under SHED_FILL, alarms on, readings shed."""
+        self._watch = None
+        if self.sock is None or self.gate.is_open:
+            return
+        if self.queue_fill() > SHED_FILL:
+            self._read_burst(UDP_BURST * 8, shed=True)
+        self._watch = asyncio.get_running_loop().call_later(SHED_CHECK_S, self._watch_queue)
+
+    def _read_burst(self, limit: int, shed: bool = False) -> int:
+        """Reads up to `limit` queued datagrams and handles them, confirmed frames first
+        (with `shed`, only those: the rest are counted and dropped). Returns how many were
+        read (fewer: the socket is empty)."""
         sock = self.sock
         if sock is None:
             return 0
@@ -290,13 +324,19 @@ class UdpReceiver:
                 if level == socket.SOL_SOCKET and kind == SO_RXQ_OVFL and len(cdata) >= 4:
                     self._ovfl = int.from_bytes(cdata[:4], "little")
             heard = self._decode(data)
-            if heard is not None:
-                got.append((heard, addr))
+            if heard is None:
+                continue
+            if shed and not _confirmed(heard):
+                self.shed += 1
+                continue
+            got.append((heard, addr))
         for heard, addr in sorted(got, key=lambda h: not _confirmed(h[0])):  # stable
             self._deliver(heard, addr)
         return n
 
     def _readable(self) -> None:
+        if self.queue_fill() > SHED_FILL:  # falling behind the input: alarms only
+            self._read_burst(UDP_BURST * 8, shed=True)
         self._read_burst(UDP_BURST)
 
     def _on_gate(self, is_open: bool) -> None:
@@ -309,12 +349,13 @@ class UdpReceiver:
         elif not is_open and self._reading:
             loop.remove_reader(self.sock.fileno())
             self._reading = False
+            if self._watch is None:
+                self._watch = loop.call_later(SHED_CHECK_S, self._watch_queue)
 
     async def start(self) -> int:
         sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET,
                              socket.SOCK_DGRAM)
-        # Bursts from many receivers must not overflow the default ~200 KB buffer; a
-        # larger one only delays alarms behind readings under overload.
+        # Bursts from many receivers must not overflow the default ~200 KB buffer.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RCVBUF)
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.SOL_SOCKET, SO_RXQ_OVFL, 1)
@@ -342,6 +383,9 @@ class UdpReceiver:
         return total
 
     def close(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+            self._watch = None
         if self.sock is not None:
             if self._reading:
                 with contextlib.suppress(Exception):

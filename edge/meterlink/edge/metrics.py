@@ -186,6 +186,9 @@ class GatewayMetrics:
         self.kernel_drops = r.gauge(
             "meterlink_udp_kernel_drops", "Datagrams the kernel dropped on a UDP receiver's "
             "socket because its buffer was full (the socket's counter, by receiver)")
+        self.shed = r.gauge(
+            "meterlink_udp_shed", "Readings a paused UDP receiver took off its nearly full "
+            "socket queue and dropped so that alarms get through (by receiver)")
         self.ingress_pauses = r.counter(
             "meterlink_ingress_pauses_total",
             "Times the receivers stopped reading because commits fell behind")

@@ -69,6 +69,7 @@ class Pipeline:
         self._full = asyncio.Event()
         self._urgent = False  # a confirmed frame waits: commit without the grouping delay
         self._commit_lock = asyncio.Lock()
+        self._committing = False  # _sealed[0] is being written
         self.gate = Gate()
         self.commit_ok = True
         self.last_commit_error: str | None = None
@@ -141,10 +142,12 @@ class Pipeline:
             self._seal()
 
     def _seal(self) -> None:
-        """Closes the open batch; it waits for the committer, ingress pauses meanwhile."""
+        """Closes the open batch; if it must wait behind the commit in flight, ingress
+        pauses until that commit is done."""
         self._sealed.append((self._batch, self._sightings))
         self._batch, self._sightings = Batch(), []
-        self.gate.close()
+        if len(self._sealed) > (1 if self._committing else 0):
+            self.gate.close()
         self._full.set()
 
     @property
@@ -201,13 +204,19 @@ class Pipeline:
                 self._sealed.append((self._batch, self._sightings))
                 self._batch, self._sightings = Batch(), []
             batch, sightings = self._sealed[0]
+            self._committing = True
+            if len(self._sealed) == 1:  # nothing waits behind this one: read on
+                self.gate.open()
             try:
                 result = await self.db.call(self.db.outbox.commit, batch)
             except OutboxError as exc:
                 self._sealed.popleft()
+                self._committing = False
                 await self._commit_failed(batch, sightings, str(exc))
                 self._after_commit()
                 return
+            finally:
+                self._committing = False
             self._sealed.popleft()
             self._after_commit()
         if not self.commit_ok:
@@ -239,7 +248,7 @@ class Pipeline:
         self.on_durable()
 
     def _after_commit(self) -> None:
-        if self._sealed:
+        if self._sealed:  # the next one is committed at once (the gate opens then)
             self._full.set()
             self._wake.set()
         else:
