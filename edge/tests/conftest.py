@@ -351,4 +351,5 @@ def tools() -> Any:
 
     return types.SimpleNamespace(start_gateway=start_gateway, http_get=http_get,
                                  scrape=scrape, rss_mib=rss_mib, make_fleet=make_fleet,
-                                 config_text=config_text, small_filesystem=small_filesystem)
+                                 config_text=config_text, small_filesystem=small_filesystem,
+                                 PersistentCentral=PersistentCentral)

@@ -6,7 +6,7 @@ accepted is lost by the kill (accepted means committed); the gateway's RSS stays
 kernel's drops on the socket are exported; alarms sent during the load are acked inside
 their receive window (2 s, the firmware's default `rx_window_ms`), retried as a module does.
 
-`OVERLOAD_S` (default 3) sets the length of the load; the figures are printed (`-s`).
+`OVERLOAD_S` (default 2) sets the length of the load; the figures are printed (`-s`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import time
 from meterlink.hil.broker import free_port
 from meterlink.protocol import decode_link_datagram, encode_rxinfo_datagram
 
-OVERLOAD_S = float(os.environ.get("OVERLOAD_S", "3"))
+OVERLOAD_S = float(os.environ.get("OVERLOAD_S", "2"))
 SEND_RATE = 12_000  # frames/s offered: well above what one core verifies and commits
 RX_WINDOW_S = 2.0
 COMMIT_MAX = 500

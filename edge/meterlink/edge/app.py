@@ -27,7 +27,7 @@ from meterlink.edge.http import HttpServer, json_response, status_page
 from meterlink.edge.ingress import Receiver, SerialReceiver, UdpReceiver
 from meterlink.edge.logs import Logger, RateLimitedLog
 from meterlink.edge.metrics import GatewayMetrics
-from meterlink.edge.outbox import Outbox, OutboxError
+from meterlink.edge.outbox import Outbox, OutboxError, space_check
 from meterlink.edge.pipeline import Pipeline
 from meterlink.edge.registry import DeviceRegistry, RegistryError
 from meterlink.edge.replay import ReplayGuard
@@ -62,6 +62,10 @@ class Gateway:
         for w in self.registry.warnings:
             self.log.warning("keys_file_permissions", detail=w)
         self.metrics.registry_devices.set(n)
+        errors, warnings = space_check(cfg.outbox.path, cfg.outbox.max_bytes,
+                                       cfg.outbox.min_free_bytes)
+        for text in errors + warnings:  # check-config refuses the errors; here: say it
+            self.log.critical("outbox_limits_unreachable", detail=text)
         outbox = Outbox(cfg.outbox.path, max_bytes=cfg.outbox.max_bytes,
                         min_free_bytes=cfg.outbox.min_free_bytes, policy=cfg.outbox.policy)
         self.db = Database(outbox)

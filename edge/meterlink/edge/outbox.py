@@ -68,6 +68,69 @@ def fs_free_bytes(path: Path) -> int:
     return st.f_bavail * st.f_frsize
 
 
+MIB = 1024 * 1024
+MIN_USEFUL_BYTES = 1 * MIB  # below this an outbox keeps only a few hundred messages
+WAL_CHECKPOINT_PAGES = 512  # checkpoint past 2 MiB of WAL (SQLite's default: 1000 pages)
+WAL_RESERVE_BYTES = 3 * MIB  # the WAL at its largest: 512 pages plus one commit group
+
+
+def fs_total_bytes(path: Path) -> int:
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return 0
+    return st.f_blocks * st.f_frsize
+
+
+def effective_floor(path: Path, min_free_bytes: int) -> int:
+    """The free-space floor the size policy keeps: `min_free_bytes`, or a tenth of the
+    filesystem when `min_free_bytes` cannot ever be free there (a floor that is never
+    met would make `drop_oldest_readings` keep only the newest reading)."""
+    total = fs_total_bytes(path.parent)
+    if total and min_free_bytes >= total:
+        return total // 10
+    return min_free_bytes
+
+
+def space_check(path: str | Path, max_bytes: int, min_free_bytes: int
+                ) -> tuple[list[str], list[str]]:
+    """(errors, warnings) about size limits that the filesystem holding the outbox at
+    `path` cannot meet. Stored messages take about 1.25 to 2 times their size on disk
+    (pages, index), plus the WAL; the figures here assume 1.25."""
+    path = Path(path)
+    try:
+        st = os.statvfs(path.parent)
+    except OSError as exc:
+        return [f"outbox.path: cannot inspect the filesystem of {path.parent}: {exc}"], []
+    total = st.f_blocks * st.f_frsize
+    free = st.f_bavail * st.f_frsize
+    own = sum(p.stat().st_size for p in (path, path.with_name(path.name + "-wal"))
+              if p.exists())
+    room = free + own - min_free_bytes - WAL_RESERVE_BYTES  # what the outbox may grow to
+    errors: list[str] = []
+    warnings: list[str] = []
+    fs = f"the filesystem of {path.parent} ({total / MIB:.1f} MiB, {free / MIB:.1f} MiB free)"
+    if min_free_bytes >= total:
+        errors.append(f"outbox.min_free_bytes: {min_free_bytes} bytes can never be free on "
+                      f"{fs}; set it to about 10% of the filesystem, e.g. {total // 10} (the "
+                      "gateway uses that when it runs with this configuration)")
+    elif room < MIN_USEFUL_BYTES:
+        errors.append(f"outbox.min_free_bytes: keeping {min_free_bytes} bytes free on {fs} "
+                      f"leaves the outbox {max(room, 0) / MIB:.1f} MiB (after an "
+                      f"{WAL_RESERVE_BYTES // MIB} MiB reserve for its journal): it would "
+                      "drop or refuse almost every reading; lower min_free_bytes or move "
+                      "outbox.path to a larger filesystem")
+    elif max_bytes * 5 // 4 > room:
+        fits = room * 4 // 5
+        warnings.append(f"outbox.max_bytes: {max_bytes} bytes of messages take about "
+                        f"{max_bytes * 5 / 4 / MIB:.0f} MiB on disk, but {fs} leaves the "
+                        f"outbox {room / MIB:.0f} MiB above min_free_bytes: the free-space "
+                        f"floor, not max_bytes, will limit the backlog (to about "
+                        f"{fits / MIB:.0f} MiB of messages); set max_bytes to {fits} or "
+                        "less to make the cap the limit")
+    return errors, warnings
+
+
 @dataclass
 class Message:
     kind: str  # reading | alarm | status
@@ -118,12 +181,14 @@ class Outbox:
         self.path = Path(path)
         self.max_bytes = max_bytes
         self.min_free_bytes = min_free_bytes
+        self.floor = effective_floor(self.path, min_free_bytes)
         self.policy = policy
         try:
             self.db = sqlite3.connect(self.path, isolation_level=None,
                                       check_same_thread=False)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=FULL")
+            self.db.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
             self.db.execute("PRAGMA busy_timeout=5000")
             self.db.executescript(SCHEMA)
             row = self.db.execute("SELECT count(*), coalesce(sum(size), 0) FROM outbox").fetchone()
@@ -148,9 +213,28 @@ class Outbox:
 
     def usable(self) -> int:
         """Bytes the database can still grow into: free on the filesystem plus its own
-        free pages (kept by SQLite for reuse after deletes)."""
-        free_pages = int(self.db.execute("PRAGMA freelist_count").fetchone()[0])
-        return fs_free_bytes(self.path.parent) + free_pages * self.page_size
+        free pages (kept by SQLite for reuse after deletes), less what the WAL may still
+        grow by before it is reused from its start."""
+        pages, free_pages = (int(self.db.execute(f"PRAGMA {p}").fetchone()[0])
+                             for p in ("page_count", "freelist_count"))
+        sizes = []
+        for name in (self.path, self.path.with_name(self.path.name + "-wal")):
+            try:
+                sizes.append(name.stat().st_size)
+            except OSError:
+                sizes.append(0)
+        db_growth = max(0, pages * self.page_size - sizes[0])  # pages still in the WAL
+        return (fs_free_bytes(self.path.parent) + free_pages * self.page_size - db_growth
+                - max(0, WAL_RESERVE_BYTES - sizes[1]))
+
+    def disk_cost(self) -> float:
+        """Bytes of database pages per byte of stored message (pages are never full,
+        and the unique index and the replay state take room too)."""
+        if self.bytes < 256 * 1024:
+            return 2.0
+        pages, free_pages = (int(self.db.execute(f"PRAGMA {p}").fetchone()[0])
+                             for p in ("page_count", "freelist_count"))
+        return min(4.0, max(1.2, (pages - free_pages) * self.page_size / self.bytes))
 
     def _make_room(self, size: int) -> bool:
         """Within the open transaction: True when a non-alarm message of `size` may be
@@ -201,7 +285,9 @@ class Outbox:
         try:
             self.db.execute("BEGIN IMMEDIATE")
             self.usable_bytes = self.usable()
-            self._room = self.usable_bytes - self.min_free_bytes
+            room = self.usable_bytes - self.floor
+            # the budget in message bytes (_make_room counts in those)
+            self._room = int(room / self.disk_cost()) if room > 0 else room
             for m in batch.messages:
                 if m.kind != "alarm" and not self._make_room(m.size):
                     refused += 1
@@ -249,6 +335,16 @@ class Outbox:
         return CommitResult(stored=stored, dropped=self._last_dropped, refused=refused,
                             full=self.full or self.disk_low, disk_low=self.disk_low,
                             usable_bytes=self.usable_bytes)
+
+    def probe(self) -> None:
+        """A small real write (the header's user_version), to learn whether writing works
+        again after a failure without waiting for new frames; raises OutboxError."""
+        try:
+            version = self.db.execute("PRAGMA user_version").fetchone()[0]
+            self.db.execute(f"PRAGMA user_version = {(int(version) + 1) % 1_000_000}")
+        except sqlite3.Error as exc:
+            self._rollback()
+            raise OutboxError(f"{self.path}: still cannot write: {exc}") from exc
 
     def _rollback(self) -> None:
         """After a failed statement: SQLite may already have rolled back by itself (it

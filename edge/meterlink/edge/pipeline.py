@@ -70,6 +70,7 @@ class Pipeline:
         self._urgent = False  # a confirmed frame waits: commit without the grouping delay
         self._commit_lock = asyncio.Lock()
         self._committing = False  # _sealed[0] is being written
+        self.probe_interval_s = 1.0
         self.gate = Gate()
         self.commit_ok = True
         self.last_commit_error: str | None = None
@@ -177,6 +178,12 @@ class Pipeline:
 
     async def run_committer(self) -> None:
         while True:
+            if not self.commit_ok:  # find out by itself when writing works again
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.probe_interval_s)
+                if not self._wake.is_set():
+                    await self._probe()
+                    continue
             await self._wake.wait()
             if self.commit_interval_s > 0 and not self._sealed and not self._urgent:
                 with contextlib.suppress(TimeoutError):
@@ -246,6 +253,15 @@ class Pipeline:
                               min_free_bytes=self.db.outbox.min_free_bytes)
         self.status.outbox_full = result.full
         self.on_durable()
+
+    async def _probe(self) -> None:
+        try:
+            await self.db.call(self.db.outbox.probe)
+        except OutboxError as exc:
+            self.last_commit_error = str(exc)
+            return
+        self.log.info("outbox_recovered", by="probe")
+        self.commit_ok, self.last_commit_error = True, None
 
     def _after_commit(self) -> None:
         if self._sealed:  # the next one is committed at once (the gate opens then)
