@@ -36,7 +36,8 @@ def test_million_readings_ingest_and_drain_with_flat_memory(tmp_path, tools):
     keys = fleet.write_keys(tmp_path / "keys.json")
     broker = Mosquitto(tmp_path / "broker", port=free_port())
     cfg = tmp_path / "gateway.toml"
-    cfg.write_text(tools.config_text(tmp_path, keys, broker_port=broker.port))
+    cfg.write_text(tools.config_text(tmp_path, keys, broker_port=broker.port,  # all kept
+                                     outbox=f"max_bytes = {4 << 30}"))
     log = tmp_path / "gw.log"
     proc, ready = tools.start_gateway(cfg, log)
     port, http = ready["udp_ports"]["net"], ready["http_port"]

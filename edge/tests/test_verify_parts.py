@@ -144,3 +144,22 @@ def test_link_level_rejects_are_logged_within_the_same_limit(write_config, runni
     rejected = [x for x in lines if x["event"] == "frame_rejected"]
     assert len(rejected) == 4
     assert all(x["layer"] == "link" and x["reason"] == "bad_crc" for x in rejected)
+
+
+def test_gateway_views_work_before_run(write_config):
+    """Every part exists once the Gateway is constructed: the status, health and metrics
+    views answer before `run()` (nothing is started, no SQLite call on the caller's
+    thread beyond opening the outbox)."""
+    from meterlink.edge.app import Gateway
+    from meterlink.edge.config import load_config
+
+    gw = Gateway(load_config(write_config()), log=Logger("info", io.StringIO()))
+    try:
+        snap = gw.snapshot()
+        assert snap["backlog"] == {"messages": 0, "bytes": 0, "oldest_age_s": 0.0}
+        assert [r["name"] for r in snap["receivers"]] == ["net"]
+        code, _, body = gw._health()
+        assert code == 200 and json.loads(body)["outbox_writable"] is True
+        assert "meterlink_pending_frames 0" in gw._metrics()[2].decode()
+    finally:
+        gw.db.close()
