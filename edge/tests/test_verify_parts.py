@@ -163,3 +163,40 @@ def test_gateway_views_work_before_run(write_config):
         assert "meterlink_pending_frames 0" in gw._metrics()[2].decode()
     finally:
         gw.db.close()
+
+
+def test_udp_receiver_reads_the_kernels_drop_counter():
+    """A receiver paused by the gate, flooded while the loop is busy: the kernel drops
+    what its buffer cannot hold and the receiver reports that count (SO_RXQ_OVFL and
+    the drops column of /proc/net/udp); once reopened, every datagram held is delivered or
+    (readings past a quarter-full queue) counted as shed."""
+    import asyncio
+    import socket
+
+    from meterlink.edge.ingress import Gate, UdpReceiver, proc_udp_drops
+    from meterlink.protocol import encode_rxinfo_datagram
+
+    heard: list[object] = []
+
+    async def main() -> tuple[int, int | None, int, int]:
+        gate = Gate()
+        rx = UdpReceiver("net", "127.0.0.1", 0, heard.append, lambda *a: None, gate)
+        port = await rx.start()
+        gate.close()
+        datagram = encode_rxinfo_datagram(b"\x00" * 20, -70, 0)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            for _ in range(30_000):  # the loop does not run meanwhile: nothing is read
+                s.sendto(datagram, ("127.0.0.1", port))
+        assert rx.sock is not None
+        drops, proc = rx.kernel_drops, proc_udp_drops(rx.sock)
+        gate.open()
+        await asyncio.sleep(0.3)
+        rx.close()
+        return drops, proc, len(heard), rx.shed
+
+    drops, proc, delivered, shed = asyncio.run(main())
+    print(f"\n30000 sent to a paused receiver: kernel drops {drops} (/proc/net/udp: {proc}); "
+          f"of those held, {shed} readings shed (the queue was over a quarter full), "
+          f"{delivered} delivered")
+    assert drops > 0 and drops == proc
+    assert delivered + shed + drops == 30_000
