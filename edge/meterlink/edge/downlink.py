@@ -144,7 +144,10 @@ class Downlink:
         if not self._send(s.best_receiver, frame):
             queue.appendleft(cmd)  # the counter is skipped, never reused
             return
-        await self.db.call(self.db.outbox.delete_command, cmd.id)
+        try:
+            await self.db.call(self.db.outbox.delete_command, cmd.id)
+        except Exception as exc:  # OutboxError: sent once; it stays queued after a restart
+            self.log.error("command_delete_failed", device_id=s.device_id, error=str(exc))
         self.metrics.downlinks_sent.inc(kind=cmd.kind)
         self.log.info("downlink_sent", device_id=s.device_id, kind=cmd.kind,
                       counter=counter, receiver=s.best_receiver)

@@ -4,6 +4,12 @@ A message leaves the outbox only after its PUBACK. On any connection error the f
 reconnects with jittered exponential backoff and starts again from the oldest message
 still stored; a message may then be published twice, always with the same idempotency
 key. Also: the retained gateway status (with a Last Will), and the command subscription.
+
+The backlog is read in pages of `max_inflight` messages, so memory does not grow with it.
+When the delete after PUBACK cannot be written (disk full, card failing), the forwarder
+stays connected, keeps the published ids and retries the delete every second without
+publishing anything new; the messages are republished only after a reconnection (once),
+never in a loop.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from meterlink.edge.downlink import CommandError, Downlink
 from meterlink.edge.logs import Logger
 from meterlink.edge.messages import final_payload, iso
 from meterlink.edge.metrics import GatewayMetrics
+from meterlink.edge.outbox import OutboxError
 from meterlink.edge.status import LiveStatus
 
 _MQTT_LOG = logging.getLogger("meterlink.edge.mqtt")
@@ -66,6 +73,9 @@ class Forwarder:
         self._new = asyncio.Event()
         self._client: aiomqtt.Client | None = None
         self.published = 0
+        self.delete_ok = True
+        self.delete_error: str | None = None
+        self.delete_retry_s = 1.0
 
     def notify(self) -> None:
         """New messages are durable in the outbox."""
@@ -143,7 +153,7 @@ class Forwarder:
                 return_exceptions=True)
             done = [m for m, r in zip(rows, results, strict=True) if r is None]
             if done:
-                await self.db.call(outbox.delete, [m.id for m in done])
+                await self._delete([m.id for m in done])
                 now = time.time()
                 for m in done:
                     self.metrics.published.inc(kind=m.kind)
@@ -154,6 +164,27 @@ class Forwarder:
                 err = failed[0]
                 raise err if isinstance(err, Exception) else aiomqtt.MqttError(str(err))
             after = rows[-1].id
+
+    async def _delete(self, ids: list[int]) -> None:
+        """Deletes published messages; while that fails, retries (publishing nothing new:
+        the connection stays up, the broker has them, nothing is published twice)."""
+        while True:
+            try:
+                await self.db.call(self.db.outbox.delete, ids)
+            except OutboxError as exc:
+                if self.delete_ok:
+                    self.log.critical("outbox_delete_failed", error=str(exc),
+                                      published_not_deleted=len(ids),
+                                      retry_s=self.delete_retry_s,
+                                      hint="free space on the outbox's filesystem; "
+                                           "publishing pauses until the delete works")
+                self.delete_ok, self.delete_error = False, str(exc)
+                await asyncio.sleep(self.delete_retry_s)
+                continue
+            if not self.delete_ok:
+                self.log.info("outbox_delete_recovered", deleted=len(ids))
+            self.delete_ok, self.delete_error = True, None
+            return
 
     async def _commands(self, client: aiomqtt.Client) -> None:
         prefix = self.command_filter[:-1]
@@ -167,6 +198,12 @@ class Forwarder:
             except (ValueError, CommandError) as exc:
                 self.metrics.commands.inc(outcome="invalid")
                 self.log.warning("command_rejected", topic=name, error=str(exc))
+                continue
+            except OutboxError as exc:
+                self.metrics.commands.inc(outcome="not_stored")
+                self.log.error("command_not_stored", topic=name, error=str(exc),
+                               hint="the outbox cannot be written; send the command again "
+                                    "once /healthz is ok")
                 continue
             self.metrics.commands.inc(outcome="queued")
             self.log.info("command_queued", device_id=cmd.device_id, kind=cmd.kind,
