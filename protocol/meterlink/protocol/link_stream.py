@@ -26,6 +26,7 @@ class LinkDecoder:
         self._buffer = bytearray()
         self._raw_len = 0  # escaped bytes since the last END
         self._escape = False
+        self._bad_escape = False
         self._overflow = False
         self._synced = False
         self.stats: dict[str, int] = {
@@ -43,7 +44,7 @@ class LinkDecoder:
         """Forget a partial frame, e.g. after the line was reopened."""
         self._buffer.clear()
         self._raw_len = 0
-        self._escape = self._overflow = self._synced = False
+        self._escape = self._bad_escape = self._overflow = self._synced = False
 
     def feed(self, data: bytes) -> list[LinkFrame | ProtocolError]:
         out: list[LinkFrame | ProtocolError] = []
@@ -64,8 +65,10 @@ class LinkDecoder:
                 continue
             if self._escape:
                 self._escape = False
-                # RFC 1055: a byte after ESC that is not ESC_END/ESC_ESC is kept as is;
-                # the CRC then rejects the frame.
+                # spec 5: a byte after ESC that is not ESC_END/ESC_ESC spoils the frame,
+                # whatever its CRC (RFC 1055 would keep the byte)
+                if byte not in _UNESCAPE:
+                    self._bad_escape = True
                 self._buffer.append(_UNESCAPE.get(byte, byte))
             elif byte == ESC:
                 self._escape = True
@@ -81,6 +84,8 @@ class LinkDecoder:
             result = Oversized(f"more than {MAX_LINK_FRAME} bytes between two ENDs: frame dropped")
         elif self._escape:
             result = BadCrc("frame ends inside a SLIP escape: corrupted on the line")
+        elif self._bad_escape:
+            result = BadCrc("invalid SLIP escape (ESC not followed by DC or DD): corrupted")
         elif self._raw_len == 0:
             self.stats["empty"] += 1
         else:
@@ -90,7 +95,7 @@ class LinkDecoder:
                 result = exc
         self._buffer.clear()
         self._raw_len = 0
-        self._escape = self._overflow = False
+        self._escape = self._bad_escape = self._overflow = False
         if result is not None:
             key = "ok" if isinstance(result, LinkFrame) else result.code
             self.stats[key] = self.stats.get(key, 0) + 1
