@@ -194,7 +194,7 @@ def _valid(
     extra = getattr(decoded.body, "extra", {})
     if extra:
         entry["ignored_keys"] = sorted(extra)
-    if _fields(decoded.body) != _fields(body) or extra != getattr(body, "extra", {}):
+    if _fields(decoded.body) != _fields(body) or extra:
         entry["encoder_input"] = body_to_fields(body)
     if rssi is not None:
         entry["rxinfo_link_frame"] = encode_rxinfo(payload, rssi, -22).hex()
