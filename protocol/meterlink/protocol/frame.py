@@ -6,6 +6,7 @@ import dataclasses
 import hmac
 import struct
 from dataclasses import dataclass, replace
+from typing import Any
 
 from .bodies import STATUS_PRIORITY, Body, Reading, Status, body_from_map, body_to_map
 from .cbor_body import decode_body_map, encode_body_map
@@ -152,7 +153,7 @@ def _body_bytes(frame_type: FrameType, body: Body) -> bytes:
 
 def _fit_status(body: Status, limit: int) -> bytes:
     """Spec 4.4: the required keys, then each optional key in STATUS_PRIORITY that fits."""
-    kept: dict[str, object] = {}
+    kept: dict[str, Any] = {}
     names = {f.metadata["key"]: f.name for f in dataclasses.fields(body) if "key" in f.metadata}
     base = replace(body, **{names[k]: None for k in STATUS_PRIORITY})  # type: ignore[arg-type]
     body_bytes = _body_bytes(FrameType.STATUS, base)
