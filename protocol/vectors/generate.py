@@ -574,8 +574,10 @@ def downlink_counter_cases() -> list[dict[str, Any]]:
     for last, on_air in [(0, 1), (7, 7), (7, 6), (7, 8), (65535, 0), (65600, 63),
                          (65600, 62), (65600, 1000)]:
         counter = extend_counter(on_air, last)
+        payload = encode_frame(FrameType.TIME, DEVICE, counter, TimeSync(unix_time=1_800_000_000),
+                               ROOT_KEY)
         out.append({"last": last, "on_air": on_air, "counter": counter,
-                    "outcome": "new" if counter > last else "stale"})
+                    "outcome": "new" if counter > last else "stale", "payload": payload.hex()})
     return out
 
 
