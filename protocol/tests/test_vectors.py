@@ -414,13 +414,41 @@ def test_link_streams(vectors: dict[str, Any]) -> None:
         for r in LinkDecoder().feed(bytes.fromhex(case["input"])):
             got.append({"ok": r.payload.hex()} if isinstance(r, LinkFrame) else {"error": r.code})
         assert got == case["results"], case["name"]
-        # fed one byte at a time, the results are the same
+        # fed one byte at a time, the results are the same; then the line ends
         decoder, one = LinkDecoder(), []
         for b in bytes.fromhex(case["input"]):
             for r in decoder.feed(bytes([b])):
                 one.append({"ok": r.payload.hex()} if isinstance(r, LinkFrame)
                            else {"error": r.code})
         assert one == case["results"], case["name"]
+        assert [{"error": e.code} for e in decoder.finish()] == case["finish"], case["name"]
+    assert any(c["finish"] == [{"error": "incomplete"}] for c in vectors["link_streams"])
+
+
+def test_airtime_by_semtechs_formula(vectors: dict[str, Any]) -> None:
+    """Spec 6.2, written out here: T_sym = 2^SF / BW, preamble 8 + 4.25 symbols, CR 4/5,
+    explicit header, CRC on, low data rate optimisation at SF11 and SF12."""
+    import math
+
+    r = vectors["radio"]
+    assert (r["bandwidth_hz"], r["preamble_symbols"], r["sync_word"]) == (125_000, 8, 0x12)
+    for row in r["airtime_ms"]:
+        for sf_text, ms in row["sf"].items():
+            sf = int(sf_text)
+            de = 1 if sf >= 11 else 0
+            t_sym = 2**sf / 125_000 * 1000
+            n = 8 + max(math.ceil((8 * row["bytes"] - 4 * sf + 28 + 16) / (4 * (sf - 2 * de)))
+                        * 5, 0)
+            assert abs((12.25 + n) * t_sym - ms) < 0.001, (row, sf)
+    at = {row["frame"]: row["sf"] for row in r["airtime_ms"]}
+    assert round(at["ack"]["12"] + at["config_all"]["12"]) == 2802  # issue 12: ~2.8 s > 2 s
+    for sf, w in r["receive_window_ms"].items():
+        assert w >= 1000 + at["ack"][sf] + at["downlink_largest"][sf]
+    # the worst hour at SF12 (4 readings, one alarm of 8 sends, a status) fits 1 % of it
+    worst = 4 * at["reading_largest"]["12"] + 8 * at["alarm_largest"]["12"] + at[
+        "reading_largest"]["12"]
+    assert worst / 1000 < 0.01 * 3600
+    assert vectors["retries"]["sends"] == 1 + len(vectors["retries"]["resend_after_s"]) == 8
 
 
 def test_counter_extension(vectors: dict[str, Any]) -> None:

@@ -45,6 +45,7 @@ from meterlink.protocol import (
     encode_rxinfo,
     extend_counter,
     payload_digest,
+    radio,
 )
 from meterlink.protocol.cbor_body import encode_body_map
 from meterlink.protocol.crypto import compute_mic, ctr_xor
@@ -473,9 +474,10 @@ def radio_cases() -> list[dict[str, Any]]:
     return cases
 
 
-def _stream(name: str, description: str, data: bytes,
-            results: list[dict[str, str]]) -> dict[str, Any]:
-    return {"name": name, "description": description, "input": data.hex(), "results": results}
+def _stream(name: str, description: str, data: bytes, results: list[dict[str, str]],
+            finish: list[dict[str, str]] | None = None) -> dict[str, Any]:
+    return {"name": name, "description": description, "input": data.hex(), "results": results,
+            "finish": finish or []}
 
 
 def link_cases() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -539,6 +541,8 @@ def link_cases() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
                 b"\xc0" + bytes(400) + link_ok, [{"error": "oversized"}, ok]),
         _stream("stream_garbage", "random bytes without END, then END: one frame failing its CRC",
                 b"\xc0" + garbage + b"\xc0", [{"error": "bad_crc"}]),
+        _stream("cut_mid_frame", "a frame, then half a frame when the line ends: incomplete",
+                link_ok + link_ok[1:20], [ok], [{"error": "incomplete"}]),
     ]
     datagrams = [
         _case("datagram_bad_crc", "UDP link frame with its CRC off", "link_datagram",
@@ -699,6 +703,31 @@ def replay_sequences() -> list[dict[str, Any]]:
     }]
 
 
+def lora_cases() -> dict[str, Any]:
+    """Spec 6: the parameters, and airtime by Semtech's formula for each frame size."""
+    sizes = {"ack": 11, "time": 19, "config_all": 26, "alarm_largest": 36,
+             "reading_household": 48, "reading_largest": 51, "downlink_largest": 64}
+    return {
+        "channels_hz": list(radio.CHANNELS_HZ),
+        "bandwidth_hz": radio.BANDWIDTH_HZ,
+        "coding_rate": "4/5",
+        "preamble_symbols": radio.PREAMBLE_SYMBOLS,
+        "explicit_header": True,
+        "crc": True,
+        "low_data_rate_optimize_from_sf": 11,
+        "sync_word": radio.SYNC_WORD,
+        "iq_inverted": {"uplink": False, "downlink": True},
+        "duty_cycle": radio.DUTY_CYCLE,
+        "airtime_ms": [
+            {"frame": name, "bytes": n,
+             "sf": {str(sf): round(radio.airtime_ms(n, sf), 3) for sf in radio.SPREADING_FACTORS}}
+            for name, n in sizes.items()
+        ],
+        "receive_window_ms": {str(sf): radio.receive_window_ms(sf)
+                              for sf in radio.SPREADING_FACTORS},
+    }
+
+
 def window_cases() -> list[dict[str, Any]]:
     counters = [10, 11, 9, 11, 80, 16, 17, 80, 81, 17]
     window = ReplayWindow()
@@ -755,6 +784,9 @@ def build() -> dict[str, Any]:
         "link_streams": streams,
         "replay": window_cases(),
         "replay_sequences": replay_sequences(),
+        "retries": {"sends": 8, "resend_after_s": [2, 4, 8, 16, 32, 64, 128],
+                    "stop_after_later_counters": 64},
+        "radio": lora_cases(),
         "receiver_keys": {str(DEVICE): ROOT_KEY.hex()},
     }
     _self_check(doc)
@@ -782,14 +814,15 @@ def run_invalid(case: dict[str, Any], receiver_keys: dict[int, bytes]) -> str:
     return "ok"
 
 
-def run_stream(case: dict[str, Any]) -> list[dict[str, str]]:
+def run_stream(case: dict[str, Any]) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
     out: list[dict[str, str]] = []
-    for r in LinkDecoder().feed(bytes.fromhex(case["input"])):
+    decoder = LinkDecoder()
+    for r in decoder.feed(bytes.fromhex(case["input"])):
         if isinstance(r, LinkFrame):
             out.append({"ok": r.payload.hex()})
         else:
             out.append({"error": r.code})
-    return out
+    return out, [{"error": e.code} for e in decoder.finish()]
 
 
 def _self_check(doc: dict[str, Any]) -> None:
@@ -803,7 +836,7 @@ def _self_check(doc: dict[str, Any]) -> None:
         if got != case["error"]:
             raise SystemExit(f"vector {case['name']}: gives {got}, expected {case['error']}")
     for case in doc["link_streams"]:
-        if run_stream(case) != case["results"]:
+        if run_stream(case) != (case["results"], case["finish"]):
             raise SystemExit(f"stream {case['name']}: gives {run_stream(case)}")
     for v in doc["valid_frames"]:
         limit = 51 if v["header"]["frame_type"] < 8 else 64

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .constants import MAX_LINK_FRAME
-from .errors import BadCrc, Oversized, ProtocolError
+from .errors import BadCrc, IncompleteError, Oversized, ProtocolError
 from .link import END, ESC, ESC_END, ESC_ESC, LinkFrame, parse_link_content
 
 __all__ = ["LinkDecoder"]
@@ -38,6 +38,7 @@ class LinkDecoder:
             "oversized": 0,
             "bad_crc": 0,
             "bad_link_type": 0,
+            "incomplete": 0,
         }
 
     def reset(self) -> None:
@@ -45,6 +46,22 @@ class LinkDecoder:
         self._buffer.clear()
         self._raw_len = 0
         self._escape = self._bad_escape = self._overflow = self._synced = False
+
+    @property
+    def pending(self) -> bool:
+        """True while part of a frame is buffered (an END seen, bytes since, no END yet)."""
+        return self._synced and (self._raw_len > 0 or self._overflow)
+
+    def finish(self) -> list[ProtocolError]:
+        """The line ended (closed, reopened): a partial frame is reported as `incomplete`
+        (spec 5) and forgotten; the decoder then waits for an END as when new."""
+        out: list[ProtocolError] = []
+        if self.pending:
+            self.stats["incomplete"] += 1
+            out.append(IncompleteError(
+                f"the line ended {self._raw_len} bytes into a frame, before its END"))
+        self.reset()
+        return out
 
     def feed(self, data: bytes) -> list[LinkFrame | ProtocolError]:
         out: list[LinkFrame | ProtocolError] = []
