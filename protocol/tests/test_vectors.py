@@ -295,7 +295,7 @@ def test_household_ciphertext_computed_by_hand(vectors: dict[str, Any]) -> None:
     root = bytes.fromhex(case["root_key"])
     deltas = bytes([12, 0, 3, 41, 7, 0, 0, 2, 95, 18, 4, 0])  # all < 128: one byte each
     body = cbor2.dumps({1: 123456, 2: 1, 3: 1, 4: 900, 5: deltas, 6: 5, 7: 1000, 8: 0})
-    assert len(body) == 1 + 6 + 4 + 4 + 14 + 2 + 4 + 2  # spec 7 table
+    assert len(body) == 1 + 6 + 4 + 4 + 14 + 2 + 4 + 2  # spec 8 table
     header = struct.pack(">BIH", 0x20, 0x12345678, 41)
     auth = struct.pack(">BII", 0x20, 0x12345678, 41)
     ciphertext = bytes(

@@ -207,14 +207,14 @@ def valid_frames() -> list[dict[str, Any]]:
     downlink_64 = Config(interval_s=900, extra={40: bytes(range(44))})
     return [
         _valid("reading_household",
-               "typical household (spec 7): 1 L/pulse, 15 min, 12 deltas < 128: 48 bytes",
+               "typical household (spec 8): 1 L/pulse, 15 min, 12 deltas < 128: 48 bytes",
                FrameType.READING, 41, HOUSEHOLD, rssi=-97),
         _valid("reading_15_years",
                "newest interval 525,600 (15 years of 15 minutes), counter 600,000 (16 bits "
                "on air), age 23 s, leak flag: 12 household deltas in 50 bytes",
                FrameType.READING, 600_000, FIFTEEN_YEARS),
         _valid("reading_worst_case_51",
-               "every fixed field at its largest allowed value (spec 7): a 5-byte and a "
+               "every fixed field at its largest allowed value (spec 8): a 5-byte and a "
                "1-byte delta fit, exactly 51 bytes",
                FrameType.READING, 0xFFFFFFFE, WORST_CASE),
         _valid("reading_most_deltas_51",

@@ -19,7 +19,7 @@ from meterlink.protocol import (
 )
 from meterlink.protocol.replay import WINDOW, Outcome
 
-SEEN_KEEP = WINDOW
+SEEN_KEEP = WINDOW  # digests kept per device: one per counter of the window
 
 Verdict = Outcome
 

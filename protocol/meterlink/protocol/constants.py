@@ -1,4 +1,5 @@
-"""Numbers fixed by wire format v2: frame and link types, units, alarm flags, limits."""
+"""Numbers fixed by wire format v2: frame and link types, units, alarm flags, status
+codes, limits, and the names the gateway publishes them under (docs/mqtt.md)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ __all__ = [
     "ON_AIR_COUNTER_MOD",
     "OVERHEAD",
     "PROTOCOL_VERSION",
+    "SAFE_MODE_ERRORS",
+    "STATUS_REASONS",
     "UINT32_LIMIT",
     "AlarmFlags",
     "FrameType",
@@ -37,7 +40,7 @@ OVERHEAD = HEADER_LEN + MIC_LEN
 MAX_UPLINK = 51
 MAX_DOWNLINK = 64
 MAX_BODY = MAX_DOWNLINK - OVERHEAD  # 53; 4 AES blocks at most (CTR block index 1..4)
-# The most deltas any reading can carry in 51 bytes (spec 7): 23 one-byte deltas with
+# The most deltas any reading can carry in 51 bytes (spec 8): 23 one-byte deltas with
 # every fixed field at its smallest; 24 would need a 2-byte byte-string head.
 MAX_DELTAS = 23
 MAX_LINK_FRAME = 300  # bytes between two ENDs, before unescaping
@@ -47,7 +50,7 @@ ON_AIR_COUNTER_MOD = 1 << 16
 # (counters below 2^20: 30 years of one frame every 15 minutes), spec 3.4.
 COUNTER_SEARCH = 16
 
-# Limits that make "at least one delta fits a reading" true (spec 7). The configuration
+# Limits that make "at least one delta fits a reading" true (spec 8). The configuration
 # owner (issue 11) must not allow more; reconcile there.
 MIN_INTERVAL_S = 1
 MAX_INTERVAL_S = 86_400
@@ -94,9 +97,23 @@ class Unit(IntEnum):
     L = 1
     M3 = 2
 
+    @property
+    def symbol(self) -> str:
+        """The unit as published and as installers type it: mL, L, m3."""
+        return _UNIT_SYMBOLS[self]
+
+    @property
+    def millilitres(self) -> int:
+        """One of this unit in millilitres (exact)."""
+        return _UNIT_IN_ML[self]
+
     def litres(self, value: float) -> float:
         """Convert `value` in this unit to litres."""
-        return value * {Unit.ML: 0.001, Unit.L: 1.0, Unit.M3: 1000.0}[self]
+        return value * _UNIT_IN_ML[self] / 1000
+
+
+_UNIT_SYMBOLS = {Unit.ML: "mL", Unit.L: "L", Unit.M3: "m3"}
+_UNIT_IN_ML = {Unit.ML: 1, Unit.L: 1000, Unit.M3: 1_000_000}
 
 
 class AlarmFlags(IntFlag):
@@ -106,3 +123,13 @@ class AlarmFlags(IntFlag):
     TAMPER = 8
     LOW_BATTERY = 16
     UNEXPECTED_RESET = 32
+
+    def names(self) -> list[str]:
+        """The raised alarms' names, lowest bit first: ["leak", "backflow"]."""
+        return [f.name.lower() for f in AlarmFlags if f.name and self & f]
+
+
+# Status frame `reason` and safe-mode `error` codes (spec 4.4, 4.8) and their published names.
+STATUS_REASONS = {0: "periodic", 1: "boot", 2: "safe_mode"}
+SAFE_MODE_ERRORS = {1: "config_missing", 2: "config_unreadable", 3: "config_invalid",
+                    4: "store_corrupt"}

@@ -1,4 +1,4 @@
-"""Errors and outcomes a decoder reports (protocol section 8).
+"""Errors and outcomes a decoder reports (protocol section 9).
 
 Every error carries `.code`, the spec's error string, so callers (the gateway's
 counters, the CLI, the test vectors) can report the outcome without parsing text.
