@@ -378,11 +378,13 @@ def check_gen_change_restarts_register_keeps_counters():
     board.pins['pin0'] = 0
     c = boot()
     c.s[2] = 77
+    c.s[7] = 41  # a downlink counter accepted
     c.commit()
     rsv = c.s[6]
     config(register=500, gen=2)
     c = boot()
     assert c.s[2] == 500 and c.fc == rsv and not c.act & 32
+    assert c.s[7] == 41  # old config downlinks stay stale
 
 
 def check_config_downlink_applied_once():
