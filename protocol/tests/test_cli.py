@@ -248,3 +248,16 @@ def test_decode_extends_a_counter_above_16_bits(
     code, out, _ = run(capsys, "frame", "decode", "--key", KEY, "--highest",
                        str(case["counter"] - 5), case["payload"])
     assert code == 0 and f"counter:   {case['counter']} " in out
+
+
+def test_encode_reports_status_keys_left_out(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(
+        capsys, "frame", "encode", "--key", KEY, "--type", "status", "--device-id", "1",
+        "--counter", "70000", "--json",
+        '{"battery_pct": 100, "fw_version": 512, "resets": 70000, "reason": 0, '
+        '"register": 4294967280, "interval_s": 86400, "alarms": 63, "reverse": 65536, '
+        '"leak_intervals": 65535, "burst_pulses": 4294967295, "burst_intervals": 65535, '
+        '"backflow_pulses": 4294967295}')
+    assert code == 0 and len(bytes.fromhex(out.strip())) <= 51
+    assert err == (
+        "note: left out register, reverse, backflow_pulses to fit the payload (spec 4.4)\n")

@@ -178,8 +178,14 @@ def _cmd_encode(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     sent = decode_frame(payload, key, counter=counter).body
     if sent != body:
-        dropped = len(getattr(body, "deltas", ())) - len(getattr(sent, "deltas", ()))
-        print(f"note: dropped the {dropped} oldest deltas to fit the payload", file=sys.stderr)
+        if hasattr(body, "deltas"):
+            dropped = len(getattr(body, "deltas", ())) - len(getattr(sent, "deltas", ()))
+            print(f"note: dropped the {dropped} oldest deltas to fit the payload",
+                  file=sys.stderr)
+        else:  # a status: optional keys left out in the order of spec 4.4
+            given, kept = body_to_fields(body), body_to_fields(sent)
+            left_out = ", ".join(k for k in given if k not in kept)
+            print(f"note: left out {left_out} to fit the payload (spec 4.4)", file=sys.stderr)
     if args.rssi is not None or args.snr is not None:
         print(encode_rxinfo(payload, args.rssi or 0, args.snr or 0).hex())
     elif args.link:
