@@ -102,7 +102,7 @@ def test_render_then_parse_round_trip() -> None:
     [
         ({"id": 1, "gen": 1}, "key", "32 hex digits"),
         ({"key": KEY, "gen": 1}, "id", "required"),
-        ({"id": 1, "key": KEY, "gen": 1, "history": 49}, "history", "1..48"),
+        ({"id": 1, "key": KEY, "gen": 1, "history": 24}, "history", "1..23"),
         ({"id": 1, "key": KEY, "gen": 1, "unit": 3}, "unit", "0..2"),
         ({"id": 1, "key": KEY, "gen": 1, "pin_tamper": "pin0"}, "pins", "different"),
         ({"id": 1, "key": KEY, "gen": 1, "pin_dir": "left"}, "pin_dir", "pin name"),
@@ -132,7 +132,7 @@ def test_syntax_errors(text: str, code: int, words: str) -> None:
     key=st.binary(min_size=16, max_size=16),
     register=st.integers(0, 2**32 - 1),
     interval=st.integers(1, 65535),
-    history=st.integers(1, 48),
+    history=st.integers(1, 23),
 )
 def test_any_valid_config_round_trips(
     dev: int, key: bytes, register: int, interval: int, history: int

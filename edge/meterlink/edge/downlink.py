@@ -1,5 +1,5 @@
 """Downlinks in a module's receive window: the ack of a confirmed uplink, then at most one
-queued `config` or `time` command (protocol 3.4 and 6).
+queued `config` or `time` command (protocol 3.4, 6.3 and 7).
 
 Commands arrive from the central system as JSON on `commands/<device_id>` and wait in the
 database until the device's next uplink. A downlink counter is reserved durably before it

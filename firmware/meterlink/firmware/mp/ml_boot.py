@@ -35,10 +35,11 @@ def boot(c):
     c.key = g.get('key', c.key)
     if not c.err:
         if e or s[1] != g['gen']:
-            # first boot of this provisioning: keep only the record sequence
-            # and the counter reservation
+            # first boot of this provisioning: keep only the record sequence,
+            # the counter reservation and the last downlink counter (an old
+            # config downlink must stay stale: protocol 3.4)
             for i in range(1, 15):
-                if i != 6:
+                if i != 6 and i != 7:
                     s[i] = 0
             s[1] = g['gen']
             s[2] = g['register']

@@ -36,7 +36,7 @@ def up(c, kind):
         fc = c.fc
         c.fc += 1
         f = c.f
-        n = sec.seal(f, 0x10 | kind, fc, n, c.poll)
+        n = sec.seal(f, 0x20 | kind, fc, n, c.poll)  # protocol version 2
         if kind == 1:
             for i in range(n):  # no slice assignment on 1.9.2
                 c.a[i] = f[i]
@@ -99,7 +99,9 @@ def check(c, t):
         c.flags(4, 4)
     if c.an:
         if board.ticks_diff(t, c.at) >= 0:
-            if c.tries >= _TRIES:
+            # 8 sends, and never once 64 later counters are used: a gateway
+            # would take it for a replay (protocol 3.5)
+            if c.tries >= _TRIES or c.fc - c.afc > 63:
                 done(c)
             else:
                 up(c, 3)
