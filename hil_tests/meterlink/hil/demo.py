@@ -227,6 +227,7 @@ class Demo:
                 keys_out=self.keys,
                 pin_pulse=PULSE_PIN,
                 pin_dir=DIR_PIN,
+                cable=m.board.cable,  # the maintenance input, as an installer's cable
             )
             req.alarms.leak_intervals = leak_intervals
             req.alarms.backflow_pulses = 5

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from meterlink.protocol.module_config import config_field
 from meterlink.provisioning import registry as reg
@@ -31,6 +32,9 @@ from meterlink.provisioning.values import (
     derive_device_id,
     register_from_reading,
 )
+
+if TYPE_CHECKING:
+    from meterlink.boardlink.transport import MaintenanceCable
 
 Say = Callable[[str], None]
 
@@ -73,6 +77,9 @@ class ProvisionRequest:
     mqtt: tuple[str, int] | None = None
     selftest_timeout: float = 60.0
     wait_reading: bool = False
+    # drives the module's maintenance input and reset; None: the port's DTR and RTS
+    # lines (meterlink.boardlink.transport.SerialLinesCable)
+    cable: MaintenanceCable | None = None
 
 
 @dataclass
@@ -139,6 +146,7 @@ def config_text(device: reg.Device, r: ProvisionRequest) -> str:
     from meterlink.firmware import render_config
 
     text: str = render_config(
+        board=device.board or None,  # a pin the module lacks is refused here, not on it
         id=device.device_id,
         key=device.key_hex,
         weight=device.pulse_weight,
@@ -177,7 +185,7 @@ def flash_and_restart(r: ProvisionRequest, say: Say, *, show_progress: bool = Tr
     """Every step that needs the module's serial port; the port is released on return."""
     port = choose_port(r.port)
     say(f"module port: {port}")
-    with reg.Registry(r.registry_path) as registry, BoardSession(port) as session:
+    with reg.Registry(r.registry_path) as registry, BoardSession(port, cable=r.cable) as session:
         info = session.identify(r.board)
         say(f"board: {info.family} ({info.machine}), MicroPython {info.micropython_str}")
         from meterlink.firmware import FIRMWARE_VERSION

@@ -7,19 +7,19 @@
 def boot(c):
     import board
     from array import array
-    from ml_cfg import parse, CfgError
+    from ml_cfg import as_text, parse, CfgError
     from ml_core import load
     s = c.s
     e = load(s, board.FS)
     try:
-        f = open(board.FS + 'config.txt', 'r')
+        f = open(board.FS + 'config.txt', 'rb')
     except OSError:
         f = None
         c.err = 1
     g = {}
     if f:
         try:
-            g = parse(f.read())
+            g = parse(as_text(f.read()))
             c.rp = board.pin(g['pin_pulse'])
             if g['pin_dir']:
                 c.rd = board.pin(g['pin_dir'])

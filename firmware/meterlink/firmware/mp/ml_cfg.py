@@ -14,9 +14,22 @@ KEYS = tuple(k[0] for k in INTS) + ('key',) + PINS
 
 class CfgError(Exception):
     # args: safe-mode error code (2 syntax, 3 value), the key (None: a line
-    # without '='), the line number (0: a value), the values parsed so far.
+    # without '='; an int: a byte that is not text), the line number (0: a
+    # value), the values parsed so far.
     # The host's parse_config turns these into messages.
     pass
+
+
+def as_text(b):
+    # config.txt's bytes as text; CfgError (2, the byte, its line) for a
+    # byte that is not plain ASCII text: random bytes or another encoding
+    # make the file unreadable (code 2), not a bad value
+    n = 1
+    for c in b:
+        n += c == 10
+        if c > 126 or c < 32 and c not in (9, 10, 13):
+            raise CfgError(2, c, n, {})
+    return str(b, 'ascii')  # 1.9.2 on the micro:bit has no bytes.decode
 
 
 def parse(text):

@@ -36,7 +36,6 @@ _TRIES = const(15)
 _AT = const(16)
 _T0 = const(18)  # end of the current interval (ticks)
 _TK = const(19)  # last 100 ms check (ticks)
-_C3 = const(20)  # consecutive 0x03 bytes
 _TCM = const(21)  # last commit (ticks)
 _ERR = const(23)  # safe-mode error code
 _IV = const(26)  # interval (s)
@@ -92,15 +91,11 @@ def poll():
             v[_NP] += 1
 
 
-def brk():
-    # read the UART for the maintenance break: 8 or more consecutive 0x03
-    # bytes. Returns what was read (None: nothing).
-    d = uart.read()
-    for x in d or ():
-        V[_C3] = V[_C3] + 1 if x == 3 else 0
-        if V[_C3] >= 8:
-            raise KeyboardInterrupt
-    return d
+def rx():
+    # what the UART (the radio modem) sent, or None. Never a way to the REPL:
+    # Ctrl-C is off (main.py) and no byte sequence is special here
+    # (maintenance needs the maintenance input, docs/protocol.md section 5).
+    return uart.read()
 
 
 def hd(o, mt, v):

@@ -21,6 +21,11 @@ def up(kind):
     # one uplink: 0 reading, 1 alarm, 2 status, 3 the alarm frame again
     v = V
     if kind < 3:
+        if kind == 1:
+            # an alarm frame carries the register: committed first, so that no
+            # frame ever shows a register a power cut could take back
+            # (docs/firmware.md, "Loss bound")
+            commit()
         n = body(kind)
         fc = v[_FC]
         if fc >= S[_RSV]:
