@@ -6,6 +6,7 @@ Run with `pytest -s -m bench hil_tests/tests/test_capacity_bench.py`."""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -70,8 +71,8 @@ def test_bench_capacity_table_and_plot():
     print(f"highest duty cycle of a module (SF12): {100 * worst:.2f}% of the 1% budget")
     # the figures hold what the model implies
     for rows in results.values():
-        assert all(a.collision_loss <= b.collision_loss + 0.01 for a, b in zip(rows, rows[1:],
-                                                                               strict=False))
+        assert all(a.collision_loss <= b.collision_loss + 0.01
+                   for a, b in itertools.pairwise(rows))
         assert all(r.backfill_share >= r.direct_share for r in rows)
 
     import matplotlib

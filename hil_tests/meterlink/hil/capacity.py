@@ -114,9 +114,9 @@ def simulate(n_modules: int, *, seed: int = 15, scenario: str = "", interval_s: 
     medium.resolve(math.inf)
     received = [[False] * intervals for _ in range(n_modules)]
     for seq, (i, k) in sent.items():
-        r = got.get(seq)
+        rec = got.get(seq)
         counted = history <= k < intervals
-        outcome = r.outcome if r is not None else "not_heard"
+        outcome = rec.outcome if rec is not None else "not_heard"
         if counted:
             res.frames += 1
             sf = params[i].sf
