@@ -477,7 +477,7 @@ def check_interval_alarms():
 # ---- the AT modem (RAK3172-class, RUI3 in P2P mode) as the firmware sees it
 
 def hexs(b):
-    return ''.join(['%02X' % v for v in b])
+    return ''.join([f'{v:02X}' for v in b])
 
 
 def at_modem(answer=None):

@@ -51,6 +51,15 @@ def register(subparsers: Any) -> None:
     p.add_argument("--pin-dir", default="", help="flow-direction input pin, for meters with "
                    "a second reed contact (none by default)")
     p.add_argument("--pin-tamper", default="", help="tamper loop input pin (none by default)")
+    p.add_argument("--modem", choices=["uart", "at"], default="uart",
+                   help="radio modem: uart (transparent, SLIP) or at (RAK3172-class, RUI3 "
+                        "LoRa P2P AT commands); default uart")
+    p.add_argument("--lora-freq", type=int, default=868_100_000, metavar="HZ",
+                   help="LoRa frequency in Hz (868100000)")
+    p.add_argument("--lora-sf", type=int, default=9, metavar="SF",
+                   help="LoRa spreading factor 7..12 (9)")
+    p.add_argument("--lora-power", type=int, default=14, metavar="DBM",
+                   help="transmit power in dBm (14)")
     p.add_argument("--address", default="", help="installation address")
     p.add_argument("--gps", help="latitude,longitude, e.g. 52.3702,4.8952")
     p.add_argument("--installer", help="installer name (default: login name)")
@@ -216,6 +225,10 @@ def _cmd_provision(args: argparse.Namespace) -> int:
         pin_pulse=args.pin_pulse,
         pin_dir=args.pin_dir,
         pin_tamper=args.pin_tamper,
+        modem=1 if args.modem == "at" else 0,
+        lora_freq=args.lora_freq,
+        lora_sf=args.lora_sf,
+        lora_power=args.lora_power,
         address=args.address,
         gps=parse_gps(args.gps) if args.gps else None,
         installer=args.installer or os.environ.get("USER") or getpass.getuser(),
