@@ -27,11 +27,12 @@ DEV = 0x0A0B0C0D
 EUI_NEAR, EUI_FAR = "aa555a0000000001", "aa555a0000000002"
 
 
-def write_config(tmp_path: Path, broker_port: int, euis: list[str]) -> Path:
+def write_config(tmp_path: Path, broker_port: int, euis: list[str], *, key: bytes = KEY,
+                 device_id: int = DEV, interval_s: int = 900) -> Path:
     keys = tmp_path / "keys.json"
     keys.write_text(json.dumps({"format": "meterlink-keys/1", "devices": [
-        {"device_id": DEV, "key": KEY.hex(), "meter_serial": "WM-LORA", "pulse_weight": 1,
-         "unit": 1, "interval_s": 900}]}))
+        {"device_id": device_id, "key": key.hex(), "meter_serial": "WM-LORA",
+         "pulse_weight": 1, "unit": 1, "interval_s": interval_s}]}))
     keys.chmod(0o600)
     cfg = tmp_path / "gateway.toml"
     listed = ", ".join(f'"{e}"' for e in euis)
@@ -57,15 +58,8 @@ port = 0
     return cfg
 
 
-def ready(gw: Any, timeout: float = 20.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for line in gw.log_text().splitlines():
-            if '"event": "ready"' in line:
-                return dict(json.loads(line))
-        assert gw.running, gw.log_text()
-        time.sleep(0.05)
-    raise AssertionError(f"gateway not ready: {gw.log_text()}")
+def ready(gw: Any) -> dict[str, Any]:
+    return gw.wait_ready()  # type: ignore[no-any-return]
 
 
 class Module:
