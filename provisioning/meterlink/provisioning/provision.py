@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
+from meterlink.protocol.module_config import config_field
 from meterlink.provisioning import registry as reg
 from meterlink.provisioning.board import BoardSession, check_space
 from meterlink.provisioning.errors import BadValue, ProvisioningError, SelfTestFailed
@@ -34,12 +35,18 @@ from meterlink.provisioning.values import (
 Say = Callable[[str], None]
 
 
+def _default(name: str) -> int:
+    value = config_field(name).default
+    assert value is not None, name
+    return value
+
+
 @dataclass
 class Alarms:
-    leak_intervals: int = 96
-    burst_pulses: int = 100
-    burst_intervals: int = 2
-    backflow_pulses: int = 10
+    leak_intervals: int = _default("leak_intervals")
+    burst_pulses: int = _default("burst_pulses")
+    burst_intervals: int = _default("burst_intervals")
+    backflow_pulses: int = _default("backflow_pulses")
 
 
 @dataclass
@@ -51,14 +58,14 @@ class ProvisionRequest:
     port: str | None = None
     board: str | None = None  # expected board family
     device_id: int | None = None
-    interval_s: int = 900
+    interval_s: int = _default("interval")
     alarms: Alarms = field(default_factory=Alarms)
     pin_pulse: str = "pin0"
     pin_dir: str = ""  # flow-direction input; empty: none
     pin_tamper: str = ""  # tamper loop input; empty: none
     # the LoRa modem (docs/firmware.md): 0 transparent UART modem, 1 AT modem (RUI3 P2P)
     modem: int = 0
-    lora_freq: int = 868_100_000
+    lora_freq: int = 868_100_000  # module_config's defaults
     lora_sf: int = 9
     lora_power: int = 14
     address: str = ""
@@ -152,9 +159,9 @@ def config_text(device: reg.Device, r: ProvisionRequest) -> str:
         pin_dir=r.pin_dir,
         pin_tamper=r.pin_tamper,
         # written only when not the firmware's defaults (the nRF51 filesystem is small)
-        **{k: v for k, v, d in (("modem", r.modem, 0), ("lora_freq", r.lora_freq, 868_100_000),
-                                ("lora_sf", r.lora_sf, 9), ("lora_power", r.lora_power, 14))
-           if v != d},
+        **{k: v for k, v in (("modem", r.modem), ("lora_freq", r.lora_freq),
+                             ("lora_sf", r.lora_sf), ("lora_power", r.lora_power))
+           if v != config_field(k).default},
     )
     return text
 
@@ -191,7 +198,7 @@ def flash_and_restart(r: ProvisionRequest, say: Say, *, show_progress: bool = Tr
         files[CONFIG_NAME] = config_text(device, r).encode("ascii")
         current = session.file_sizes()
         if r.erase_other_files:
-            from meterlink.hil import board_files
+            from meterlink.boardlink import files as board_files
 
             for name in sorted(set(current) - set(files)):
                 board_files.remove_file(session.transport, name)
