@@ -25,7 +25,6 @@ from meterlink.edge.packet_forwarder import Concentrator
 from meterlink.protocol import Ack, Config, DeviceKeys, FrameType, TimeSync, encode_frame
 from meterlink.protocol.module_config import COMMAND_FIELDS
 
-
 Sender = Receiver | Concentrator  # a concentrator schedules in the window (PULL_RESP)
 
 
