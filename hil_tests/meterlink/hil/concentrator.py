@@ -272,7 +272,8 @@ class EmulatedConcentrator:
             self._tx_ack(Downlink(token, {}, "FORMAT"))  # not in the spec's list: counted
             return
         now_t = self.medium.now()
-        if txpk.get("imme"):
+        imme = bool(txpk.get("imme"))
+        if imme:
             start = now_t + 0.002
         else:
             tmst = txpk.get("tmst")
@@ -284,9 +285,9 @@ class EmulatedConcentrator:
         down = Downlink(token, txpk, "NONE")
         if not self.tx_band[0] <= params.freq_mhz <= self.tx_band[1]:
             down.error = "TX_FREQ"
-        elif start - now_t < self.tx_margin_s:
+        elif not imme and start - now_t < self.tx_margin_s:
             down.error = "TOO_LATE"
-        elif start - now_t > self.max_advance_s:
+        elif not imme and start - now_t > self.max_advance_s:
             down.error = "TOO_EARLY"
         elif any(s.params is not None and start < s.due_mono - self.medium.t0
                  + airtime_s(len(s.payload), s.params.sf, s.params.bw_hz, s.params.codr)
