@@ -193,14 +193,6 @@ class Concentrator:
         while len(self.windows) > WINDOWS_PER_CONCENTRATOR:
             self.windows.popitem(last=False)
 
-    def send(self, radio_payload: bytes) -> bool:
-        """Schedules a downlink without waiting for its TX_ACK."""
-        txpk = self._txpk(radio_payload)
-        if txpk is None:
-            return False
-        asyncio.get_running_loop().create_task(self.server.pull_resp(self, txpk))
-        return True
-
     async def transmit(self, radio_payload: bytes) -> bool:
         """Sends a downlink in the module's window; True once the concentrator accepted it
         (TX_ACK without error, or none within tx_ack_timeout_s from an older forwarder)."""
