@@ -160,7 +160,8 @@ def test_alarm_ack_goes_out_as_pull_resp_timed_for_the_window(fleet, write_confi
     asyncio.run(main())
 
 
-@pytest.mark.parametrize("error", ["TOO_LATE", "TOO_EARLY", "COLLISION_PACKET", "TX_FREQ"])
+@pytest.mark.parametrize("error", ["TOO_LATE", "TOO_EARLY", "COLLISION_PACKET", "TX_FREQ",
+                                   "OTHER"])
 def test_tx_ack_error_is_counted_and_the_command_kept_for_the_next_window(
         error, fleet, write_config, running_gateway, until):
     cfg = write_config(udp=False, extra=pf_table(EUI_A))
@@ -175,7 +176,7 @@ def test_tx_ack_error_is_counted_and_the_command_kept_for_the_next_window(
             token, txpk = await c.pull_resp()
             assert decode_frame(base64.b64decode(txpk["data"]), dev.key).frame_type \
                 == FrameType.CONFIG
-            c.tx_ack(token, error)
+            c.tx_ack(token, "SOMETHING_NEW" if error == "OTHER" else error)
             assert await until(lambda: gw.metrics.render().count(
                 f'meterlink_pf_tx_ack_errors_total{{concentrator="{EUI_A}",error="{error}"}} 1'
             ) == 1)

@@ -406,7 +406,7 @@ class PacketForwarder:
                 ack = {}
             err = ack.get("error") if isinstance(ack, dict) else None
             if isinstance(err, str) and err not in ("", "NONE"):
-                error = err
+                error = err if err in TX_ERRORS else "OTHER"  # bounded metric labels
         fut = self._pending.pop((conc.eui, token), None)
         if fut is None:
             self.metrics.tx.inc(concentrator=conc.eui, result="unmatched_tx_ack")
