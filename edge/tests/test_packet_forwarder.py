@@ -297,6 +297,28 @@ def test_two_concentrators_one_reading_with_both_euis_ack_through_the_best(
     assert len(alarms) == 1 and sorted(alarms[0].json()["receivers"]) == [EUI_A, EUI_B]
 
 
+def test_a_concentrator_without_downlink_route_hands_the_ack_to_the_next_best(
+        fleet, write_config, running_gateway, until):
+    cfg = write_config(udp=False, extra=pf_table(EUI_A, EUI_B))
+    dev = fleet.devices[1]
+    alarm = dev.alarm()
+
+    async def main() -> None:
+        async with running_gateway(cfg) as gw:
+            a = await connect(gw, EUI_A)
+            b = Client(gw.udp_ports["lora"], EUI_B)  # heard it best, but sent no PULL_DATA
+            b.push({"rxpk": [rxpk(alarm, 500_000, rssi=-70)]})
+            a.push({"rxpk": [rxpk(alarm, 8_000_000, rssi=-115)]})
+            token, txpk = await a.pull_resp()
+            a.tx_ack(token)
+            assert txpk["tmst"] == 9_000_000  # A's own counter
+            assert await until(lambda: gw.metrics.acks_sent.total() == 1)
+            a.close()
+            b.close()
+
+    asyncio.run(main())
+
+
 def test_no_downlink_without_pull_data_or_after_the_window(fleet, write_config,
                                                            running_gateway, until):
     cfg = write_config(udp=False, extra=pf_table(EUI_A, extra="rx_delay_ms = 100"))

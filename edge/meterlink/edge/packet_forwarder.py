@@ -196,6 +196,10 @@ class Concentrator:
     async def transmit(self, radio_payload: bytes) -> bool:
         """Sends a downlink in the module's window; True once the concentrator accepted it
         (TX_ACK without error, or none within tx_ack_timeout_s from an older forwarder)."""
+        if not self.connected:  # no downlink route: the next best that heard it, if any
+            alt = self.server.fallback(radio_payload, self)
+            if alt is not None:
+                return await alt.transmit(radio_payload)
         txpk = self._txpk(radio_payload)
         if txpk is None:
             return False
@@ -441,6 +445,26 @@ class PacketForwarder:
         self.log.warning("downlink_refused", concentrator=conc.eui, error=error,
                          tmst=txpk.get("tmst"), datr=txpk.get("datr"), freq=txpk.get("freq"))
         return False
+
+    def fallback(self, payload: bytes, failed: Concentrator) -> Concentrator | None:
+        """Among the other concentrators with a downlink route that heard the device's last
+        uplink, the one that heard it best."""
+        try:
+            device_id = Header.parse(payload).device_id
+        except ProtocolError:
+            return None
+        best: Concentrator | None = None
+        for c in self.concentrators.values():
+            w = c.windows.get(device_id)
+            if c is failed or w is None or not c.connected:
+                continue
+            if best is None or (w.heard.rssi or -999) > (best.windows[device_id].heard.rssi
+                                                        or -999):
+                best = c
+        if best is not None:
+            self.log.info("downlink_fallback", device_id=device_id, concentrator=best.eui,
+                          instead_of=failed.eui, why="no PULL_DATA from it lately")
+        return best
 
     def radio(self, device_id: int) -> list[dict[str, Any]]:
         """The device's last uplink as each concentrator heard it (for the status page)."""
