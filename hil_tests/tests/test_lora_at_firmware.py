@@ -140,7 +140,7 @@ def test_at_firmware_alarm_acked_by_pull_resp(fw_board, tmp_path, broker, centra
         # the ack started rx_delay (1 s) after the alarm ended, inside the 2 s window
         assert heard[0].tx.start - alarms[0].end == pytest.approx(1.0, abs=0.01)
         precv = [c for c in modem.commands if c.startswith("AT+PRECV=")]
-        assert precv and 1900 <= int(precv[0][9:]) <= 2000
+        assert precv and 1500 <= int(precv[0][9:]) <= 2000  # the rest of the 2 s window
     finally:
         stop.set()
         modem.close()
