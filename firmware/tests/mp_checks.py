@@ -534,6 +534,109 @@ def check_interval_alarms():
     del sys.modules['ml_main']
 
 
+# ---- the AT modem (RAK3172-class, RUI3 in P2P mode) as the firmware sees it
+
+def hexs(b):
+    return ''.join([f'{v:02X}' for v in b])
+
+
+def at_modem(answer=None):
+    # a scripted RUI3 modem on the fake UART: OK to commands, TX DONE after
+    # PSEND, and for PRECV answer(payload just sent) as an RXP2P event (or a
+    # receive timeout). Returns the command lines and the payloads sent.
+    lines = []
+    sent = []
+    buf = [b'']
+
+    def w(chunk):
+        buf[0] += bytes(chunk)
+        while b'\r\n' in buf[0]:
+            i = buf[0].find(b'\r\n')
+            ln = buf[0][0:i].decode()
+            buf[0] = buf[0][i + 2:]
+            lines.append(ln)
+            out = ['OK']
+            if ln.startswith('AT+PSEND='):
+                sent.append(h2b(ln[9:]))
+                out.append('+EVT:TXP2P DONE')
+            elif ln.startswith('AT+PRECV='):
+                d = answer(sent[-1]) if answer and sent else None
+                out.append('+EVT:RXP2P:-97:-3:' + hexs(d) if d else
+                           '+EVT:RXP2P RECEIVE TIMEOUT')
+            board.rx.append(('\r\n'.join(out) + '\r\n').encode())
+    board.on_write[0] = w
+    return lines, sent
+
+
+def link_payload(d):
+    # the radio payload of one SLIP DATA frame made by downlink()
+    return unslip(d)[0][1]
+
+
+def check_at_modem_set_up_at_boot_and_frames_sent_as_hex():
+    config(modem=1, lora_freq=868300000, lora_sf=10, lora_power=14, interval=2,
+           rx_window_ms=150)
+    board.pins['pin0'] = 0
+    lines, sent = at_modem()
+    c = boot()
+    run_until(c, 1000 + 2 * 2000 + 300)
+    assert lines[0:2] == ['AT+NWM=0', 'AT+P2P=868300000:10:125:0:8:14'], lines[0:3]
+    assert lines[2].startswith('AT+PSEND=') and lines[3][0:9] == 'AT+PRECV=', lines[2:4]
+    assert not board.tx or all([t[0:2] == b'AT' for t in board.tx])  # no SLIP at all
+    kinds = [p[0] & 15 for p in sent]
+    assert kinds == [2, 0, 0], kinds  # boot status, two readings
+    assert all([struct.unpack_from('>I', p, 1)[0] == DEV for p in sent])
+
+
+def check_at_modem_alarm_acked_by_rxp2p_in_the_window():
+    config(modem=1, pin_tamper='pin2', interval=600, rx_window_ms=1000)
+    board.pins['pin0'] = 0
+    board.pins['pin2'] = lambda t: 1 if t > 1500 else 0
+
+    def gateway(p):
+        if p[0] & 15 == 1:  # ack the alarm
+            return link_payload(downlink(8, struct.unpack_from('>I', p, 5)[0], b''))
+        return None
+    lines, sent = at_modem(gateway)
+    c = boot()
+    run_until(c, 1500 + 10000)
+    assert [p[0] & 15 for p in sent] == [2, 1], [p[0] & 15 for p in sent]
+    assert c.an == 0  # acked at the first send: no resend
+    i = lines.index('AT+PSEND=' + hexs(sent[1]))
+    assert lines[i + 1][0:9] == 'AT+PRECV=', lines[i + 1]  # the window opens on TX done
+    assert 900 <= int(lines[i + 1][9:]) <= 1000
+
+
+def check_duty_cycle_budget_delays_an_alarm_and_skips_readings():
+    # 1 % sub-band, SF7: a 51-byte frame is charged 102.7 ms of airtime, which
+    # the bucket earns back in 10.3 s
+    config(pin_tamper='pin2', interval=2, rx_window_ms=50, lora_sf=7,
+           lora_freq=868100000)
+    board.pins['pin0'] = 0
+    board.pins['pin2'] = lambda t: 1 if t > 1500 else 0
+    c = boot()
+    run_until(c, 1100)
+    n0 = len(uplinks())
+    c.dcb = 0  # the budget is spent
+    t0 = board.clock[0]
+    run_until(c, t0 + 9500)
+    assert len(uplinks()) == n0  # nothing fits yet: the readings were skipped
+    assert c.pend & 8 and not c.an  # the alarm waits
+    run_until(c, t0 + 12000)
+    f = uplinks()[n0:]
+    assert [x[0] for x in f] == [1], [x[0] for x in f]  # the alarm first, not dropped
+    assert c.s[5] >= 5  # intervals went on; their deltas ride in later readings
+
+
+def check_airtime_formula():
+    import ml_air
+    assert ml_air.air_us(51, 12) == 2465792
+    assert ml_air.air_us(13, 7) == 46336
+    assert ml_air.air_us(51, 11) == 1314816
+    assert ml_air.rate(868100000) == 10 and ml_air.rate(869525000) == 100
+    assert ml_air.rate(868800000) == 1
+
+
 def run_all(fs_root):
     # for MicroPython: run every check in its own directory; True if all pass
     names = sorted([n for n in globals() if n.startswith('check_')])

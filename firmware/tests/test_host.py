@@ -108,8 +108,13 @@ def test_render_then_parse_round_trip() -> None:
         ({"id": 1, "key": KEY, "gen": 1, "pin_dir": "left"}, "pin_dir", "pin name"),
         ({"id": 1, "key": KEY, "gen": 1, "colour": 2}, "colour", "unknown"),
         ({"id": 1, "key": KEY[:8], "gen": 1}, "key", "16 bytes"),
+        ({"id": 1, "key": KEY, "gen": 1, "modem": 2}, "modem", "0..1"),
+        ({"id": 1, "key": KEY, "gen": 1, "lora_sf": 13}, "lora_sf", "7..12"),
+        ({"id": 1, "key": KEY, "gen": 1, "lora_freq": 915000000}, "lora_freq",
+         "863000000..870000000"),
     ],
-    ids=["no-key", "no-id", "history", "unit", "same-pin", "pin-name", "unknown", "short-key"],
+    ids=["no-key", "no-id", "history", "unit", "same-pin", "pin-name", "unknown", "short-key",
+         "modem", "lora-sf", "lora-freq"],
 )
 def test_bad_values_name_the_key(values: dict[str, object], key: str, words: str) -> None:
     with pytest.raises(ConfigError, match=words) as e:

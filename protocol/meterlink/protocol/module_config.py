@@ -71,6 +71,12 @@ INT_FIELDS: tuple[ConfigField, ...] = (
     ConfigField("rx_window_ms", 0, 60000, 2000, "receive window after an uplink, ms"),
     # at most what a reading can carry (protocol 8)
     ConfigField("history", 1, MAX_DELTAS, 12, "interval deltas kept and sent"),
+    ConfigField("modem", 0, 1, 0,
+                "0 transparent UART modem, 1 AT modem (RAK3172-class, RUI3 LoRa P2P)"),
+    ConfigField("lora_freq", 863_000_000, 870_000_000, 868_100_000,
+                "LoRa frequency, Hz; its EU868 sub-band sets the duty-cycle budget"),
+    ConfigField("lora_sf", 7, 12, 9, "LoRa spreading factor"),
+    ConfigField("lora_power", 5, 22, 14, "LoRa transmit power, dBm (AT modem)"),
 )
 
 # Text fields: the key (32 hex digits, required) and the input pins (a micro:bit pin
