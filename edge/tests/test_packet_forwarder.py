@@ -15,6 +15,8 @@ import pytest
 
 from meterlink.edge.config import ConfigError, parse_config
 from meterlink.protocol import FrameType, decode_frame
+from meterlink.protocol.constants import OVERHEAD
+from meterlink.protocol.lora import airtime_s
 
 EUI_A = "0016c001ff10a235"
 EUI_B = "0016c001ff10a236"
@@ -213,8 +215,11 @@ def test_ack_and_command_share_the_window_one_after_the_other(fleet, write_confi
                      for p in (first, second)]
             assert kinds == [FrameType.ACK, FrameType.TIME]
             assert first["tmst"] == 1_000_100
-            # the second starts after the first's airtime (13 bytes at SF7: 46.3 ms) + 20 ms
-            assert second["tmst"] - first["tmst"] == 46_336 + 20_000
+            # the second starts after the first's airtime at SF7 + 20 ms
+            ack_len = len(base64.b64decode(first["data"]))
+            assert ack_len == OVERHEAD  # an ack has no body
+            gap_us = round(airtime_s(ack_len, 7) * 1e6) + 20_000
+            assert second["tmst"] - first["tmst"] == gap_us
             assert t1 != t2
             c.close()
 

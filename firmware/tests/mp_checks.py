@@ -595,7 +595,7 @@ def check_at_modem_alarm_acked_by_rxp2p_in_the_window():
 
     def gateway(p):
         if p[0] & 15 == 1:  # ack the alarm
-            return link_payload(downlink(8, struct.unpack_from('>I', p, 5)[0], b''))
+            return link_payload(downlink(8, struct.unpack_from('>H', p, 5)[0], b''))
         return None
     lines, sent = at_modem(gateway)
     c = boot()

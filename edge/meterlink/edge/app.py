@@ -83,7 +83,8 @@ class Gateway:
                                  cfg.downlink_delay_ms / 1000)
         self.forwarder = Forwarder(cfg=cfg.mqtt, gateway_id=cfg.gateway_id, db=self.db,
                                    downlink=self.downlink, metrics=self.metrics,
-                                   status=self.status, log=self.log)
+                                   status=self.status, log=self.log,
+                                   gather_s=cfg.dedupe.gather_ms / 1000)
         self.pipeline = Pipeline(
             gateway_id=cfg.gateway_id, topic_prefix=cfg.mqtt.topic_prefix,
             registry=self.registry, guard=guard,

@@ -91,6 +91,9 @@ class OutboxConfig:
 class DedupeConfig:
     window_s: float = 60.0
     max_entries: int = 10000
+    # A message is published once it is this old, with every receiver (concentrator)
+    # that heard it by then: copies from other receivers come a little later.
+    gather_ms: int = 200
 
 
 @dataclass(frozen=True)
@@ -351,7 +354,8 @@ def parse_config(data: dict[str, Any]) -> GatewayConfig:
     outbox = _outbox(root.table("outbox"))
     dt = root.table("dedupe")
     dedupe = DedupeConfig(window_s=dt.get_float("window_s", 60.0, 0.1, 86400),
-                          max_entries=dt.get_int("max_entries", 10000, 16, 10_000_000))
+                          max_entries=dt.get_int("max_entries", 10000, 16, 10_000_000),
+                          gather_ms=dt.get_int("gather_ms", 200, 0, 10_000))
     dt.check_unknown()
     ht = root.table("http")
     http = HttpConfig(host=ht.get_str("host", "127.0.0.1"), port=ht.get_int("port", 9108, 0, 65535))
@@ -454,6 +458,7 @@ path = "/var/lib/meterlink/gateway.sqlite"    # readings waiting for the broker,
 # [dedupe]
 # window_s = 60                               # same frame from several receivers
 # max_entries = 10000
+# gather_ms = 200                             # wait for copies before publishing
 
 [http]
 host = "0.0.0.0"                              # status page, /metrics, /healthz
