@@ -80,3 +80,16 @@ def test_rate_limited_log_counts_what_it_suppresses():
     assert rl.log("warning", "frame_rejected", n=100)
     last = json.loads(out.getvalue().splitlines()[-1])
     assert last["suppressed_since_last"] == 97 and last["event"] == "frame_rejected"
+
+
+def test_status_reports_the_thresholds_the_module_applies():
+    from meterlink.protocol import FrameType, Status, encode_frame
+
+    key = bytes(range(16))
+    body = Status(battery_pct=90, fw_version=0x0200, resets=1, reason=0, interval_s=600,
+                  leak_intervals=48, burst_pulses=100, burst_intervals=2, backflow_pulses=10)
+    frame = decode_frame(encode_frame(FrameType.STATUS, 7, 3, body, key), key)
+    kind, out = build_body(frame, RegDevice(7, key, "WM-7"), "gw", 1_700_000_000.0)
+    assert kind == "status" and out["interval_s"] == 600
+    assert (out["leak_intervals"], out["burst_pulses"], out["burst_intervals"],
+            out["backflow_pulses"]) == (48, 100, 2, 10)
