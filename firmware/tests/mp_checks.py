@@ -347,6 +347,21 @@ def check_alarm_gives_up_after_8_sends():
     assert len(a) == 8 and c.an == 0, len(a)
 
 
+def check_alarm_not_resent_below_the_window():
+    # once 64 later counters are used, a gateway would take the alarm for a replay
+    # (protocol 3.5), so the module gives up instead of resending it
+    config(pin_tamper='pin2', interval=600, rx_window_ms=10)
+    board.pins['pin0'] = 0
+    board.pins['pin2'] = lambda t: 1 if t > 1500 else 0
+    c = boot()
+    run_until(c, 1800)
+    assert c.an, 'the alarm was sent'
+    c.fc = c.afc + 64  # 63 later frames were sent (or skipped at resets)
+    run_until(c, 12000)  # resends would be due at +2 and +6 s
+    a = [x for x in uplinks() if x[0] == 1]
+    assert len(a) == 1 and c.an == 0, len(a)
+
+
 def check_reset_alarm_after_unclean_restart():
     config()
     board.pins['pin0'] = 0

@@ -149,6 +149,27 @@ def downlink_counter(v):
         assert r is not None and r[0][1] == v['counter'], (v, r)
 
 
+def link_stream(v):
+    # the receive window's SLIP decoder (ml_link.listen): it hands ml_dl.got
+    # exactly the DATA frames of at most 64 bytes of payload, in order
+    import board
+    import ml_core
+    import ml_dl
+    import ml_link
+    c = ml_core.Core()
+    got = []
+    keep = ml_dl.got
+    ml_dl.got = lambda c, sec, r, n: got.append(bytes(r[1:1 + n]))
+    board.rx.append(h2b(v['input']))
+    try:
+        ml_link.listen(c, None, 50)
+    finally:
+        ml_dl.got = keep
+    want = [h2b(x['ok']) for x in v['results']
+            if 'ok' in x and x['link_type'] == 1 and len(x['ok']) <= 128]
+    assert got == want, (v['name'], got, want)
+
+
 def varint(v):
     # the reading builder's LEB128: a history whose deltas, newest first, are
     # the vector's values gives the vector's bytes
@@ -175,10 +196,11 @@ def varint(v):
 def run_all(doc):
     n = 0
     assert doc['protocol_version'] == 2
+    fn = {'link_streams': 'link_stream'}
     for name in ('crc16', 'aes128', 'cmac', 'key_derivation', 'slip', 'varint',
-                 'downlink_counter'):
+                 'downlink_counter', 'link_streams'):
         for v in doc[name]:
-            globals()[name](v)
+            globals()[fn.get(name, name)](v)
             n += 1
     for v in doc['valid_frames']:
         valid_frame(v)

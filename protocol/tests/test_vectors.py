@@ -412,14 +412,15 @@ def test_link_streams(vectors: dict[str, Any]) -> None:
     for case in vectors["link_streams"]:
         got = []
         for r in LinkDecoder().feed(bytes.fromhex(case["input"])):
-            got.append({"ok": r.payload.hex()} if isinstance(r, LinkFrame) else {"error": r.code})
+            got.append({"ok": r.payload.hex(), "link_type": int(r.link_type)}
+                       if isinstance(r, LinkFrame) else {"error": r.code})
         assert got == case["results"], case["name"]
         # fed one byte at a time, the results are the same; then the line ends
         decoder, one = LinkDecoder(), []
         for b in bytes.fromhex(case["input"]):
             for r in decoder.feed(bytes([b])):
-                one.append({"ok": r.payload.hex()} if isinstance(r, LinkFrame)
-                           else {"error": r.code})
+                one.append({"ok": r.payload.hex(), "link_type": int(r.link_type)}
+                           if isinstance(r, LinkFrame) else {"error": r.code})
         assert one == case["results"], case["name"]
         assert [{"error": e.code} for e in decoder.finish()] == case["finish"], case["name"]
     assert any(c["finish"] == [{"error": "incomplete"}] for c in vectors["link_streams"])

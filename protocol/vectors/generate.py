@@ -474,7 +474,7 @@ def radio_cases() -> list[dict[str, Any]]:
     return cases
 
 
-def _stream(name: str, description: str, data: bytes, results: list[dict[str, str]],
+def _stream(name: str, description: str, data: bytes, results: list[dict[str, Any]],
             finish: list[dict[str, str]] | None = None) -> dict[str, Any]:
     return {"name": name, "description": description, "input": data.hex(), "results": results,
             "finish": finish or []}
@@ -501,12 +501,12 @@ def link_cases() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     data_297 = bytes([0x20]) + bytes(296)
     frame_300 = encode_link(LinkType.DATA, data_297)
     assert len(frame_300) == 302
-    ok = {"ok": household.hex()}
+    ok: dict[str, Any] = {"ok": household.hex(), "link_type": 1}
     streams = [
         _stream("one_frame", "one DATA frame", link_ok, [ok]),
         _stream("several_frames", "three frames back to back, sharing ENDs",
                 link_ok + link_ok[1:] + encode_link(LinkType.DATA, ack)[1:],
-                [ok, ok, {"ok": ack.hex()}]),
+                [ok, ok, {"ok": ack.hex(), "link_type": 1}]),
         _stream("fault_between_frames", "a frame, a frame with a flipped bit, a frame",
                 link_ok + bytes(bad_crc[1:]) + link_ok[1:],
                 [ok, {"error": "bad_crc"}, ok]),
@@ -524,17 +524,17 @@ def link_cases() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         _stream("link_2_bytes", "a link frame of 2 bytes", b"\xc0\x01\x02\xc0",
                 [{"error": "truncated"}]),
         _stream("link_3_bytes", "type and CRC, no data: a link frame with an empty payload",
-                encode_link(LinkType.DATA, b""), [{"ok": ""}]),
+                encode_link(LinkType.DATA, b""), [{"ok": "", "link_type": 1}]),
         _stream("rxinfo_short", "RXINFO with 1 byte of link data (rssi, no snr)",
                 encode_link(LinkType.RXINFO, b"\x9f"), [{"error": "truncated"}]),
         _stream("rxinfo_no_payload", "RXINFO with rssi and snr only: empty payload",
-                encode_link(LinkType.RXINFO, b"\x9f\xea"), [{"ok": ""}]),
+                encode_link(LinkType.RXINFO, b"\x9f\xea"), [{"ok": "", "link_type": 2}]),
         _stream("invalid_escape", "ESC followed by 0x41, CRC right for 0x41: rejected",
                 bad_escape, [{"error": "bad_crc"}]),
         _stream("escape_at_end", "a frame that ends inside an escape (ESC END)",
                 b"\xc0\x01\x02\xdb\xc0", [{"error": "bad_crc"}]),
         _stream("link_300", "300 bytes between two ENDs: the longest link frame",
-                frame_300, [{"ok": data_297.hex()}]),
+                frame_300, [{"ok": data_297.hex(), "link_type": 1}]),
         _stream("link_301", "301 bytes between two ENDs", b"\xc0" + bytes(301) + b"\xc0",
                 [{"error": "oversized"}]),
         _stream("link_301_then_frame", "an overlong run, then a good frame",
@@ -814,12 +814,12 @@ def run_invalid(case: dict[str, Any], receiver_keys: dict[int, bytes]) -> str:
     return "ok"
 
 
-def run_stream(case: dict[str, Any]) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
-    out: list[dict[str, str]] = []
+def run_stream(case: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+    out: list[dict[str, Any]] = []
     decoder = LinkDecoder()
     for r in decoder.feed(bytes.fromhex(case["input"])):
         if isinstance(r, LinkFrame):
-            out.append({"ok": r.payload.hex()})
+            out.append({"ok": r.payload.hex(), "link_type": int(r.link_type)})
         else:
             out.append({"error": r.code})
     return out, [{"error": e.code} for e in decoder.finish()]

@@ -23,7 +23,7 @@ def ack(ms):
         poll()
         for c in rx() or ():
             if c == 0xC0:
-                if (j == 14 and r[0] == 1 and r[1] == 0x28
+                if (j == 14 and not x and r[0] == 1 and r[1] == 0x28
                         and crc(r, 12) == r[12] << 8 | r[13]
                         and struct.unpack_from('>IH', r, 2) == (V[_DEV], V[_AFC] & 65535)):
                     m = r[8:12]
@@ -36,6 +36,8 @@ def ack(ms):
                 x = 1
             else:
                 if x:
+                    if c != 0xDC and c != 0xDD:
+                        j = 99  # an invalid escape spoils the frame (protocol 5)
                     c = 0xC0 if c == 0xDC else 0xDB
                     x = 0
                 if j < 16:
