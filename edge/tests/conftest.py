@@ -28,9 +28,11 @@ from meterlink.protocol import (
     Alarm,
     AlarmFlags,
     FrameType,
+    Header,
     Reading,
     Status,
     Unit,
+    decode_link_datagram,
     encode_frame,
 )
 
@@ -344,6 +346,14 @@ def small_filesystem(size_mib: int) -> Iterator[Path]:
         mnt.rmdir()
 
 
+def ack_key(datagram: bytes) -> str:
+    """`device:counter` of the ack in a UDP datagram from the gateway (the on-air counter:
+    these tests keep each device's counters below 2^16)."""
+    header = Header.parse(decode_link_datagram(datagram).payload, uplink=False)
+    assert header.frame_type == FrameType.ACK, header
+    return f"{header.device_id}:{header.counter}"
+
+
 @pytest.fixture
 def tools() -> Any:
     """The process-level helpers above, for tests that drive `meterlink gateway run`."""
@@ -352,4 +362,5 @@ def tools() -> Any:
     return types.SimpleNamespace(start_gateway=start_gateway, http_get=http_get,
                                  scrape=scrape, rss_mib=rss_mib, make_fleet=make_fleet,
                                  config_text=config_text, small_filesystem=small_filesystem,
+                                 ack_key=ack_key,
                                  PersistentCentral=PersistentCentral)

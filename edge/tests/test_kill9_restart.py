@@ -9,7 +9,7 @@ import sqlite3
 import subprocess
 import time
 
-from meterlink.protocol import FrameType, decode_link_datagram, encode_rxinfo_datagram
+from meterlink.protocol import FrameType, Header, decode_link_datagram, encode_rxinfo_datagram
 
 
 def test_kill9_mid_stream_loses_no_acked_alarm_and_publishes_no_key_twice_differently(
@@ -51,9 +51,9 @@ def test_kill9_mid_stream_loses_no_acked_alarm_and_publishes_no_key_twice_differ
             except (TimeoutError, BlockingIOError):
                 return
             link = decode_link_datagram(data)
-            dev_id = int.from_bytes(link.payload[1:5], "big")
-            ctr = int.from_bytes(link.payload[5:9], "big")
-            assert link.payload[0] & 0x0F == FrameType.ACK
+            header = Header.parse(link.payload, uplink=False)
+            dev_id, ctr = header.device_id, header.counter  # counters stay below 2^16 here
+            assert header.frame_type == FrameType.ACK
             acked.add(f"{dev_id}:{ctr}")
 
     proc, ready = start_gateway(cfg, log)

@@ -19,7 +19,7 @@ import threading
 import time
 
 from meterlink.hil.broker import free_port
-from meterlink.protocol import decode_link_datagram, encode_rxinfo_datagram
+from meterlink.protocol import encode_rxinfo_datagram
 
 OVERLOAD_S = float(os.environ.get("OVERLOAD_S", "2"))
 SEND_RATE = 10_000  # frames/s offered: well above what one core verifies and commits
@@ -65,8 +65,7 @@ def test_overload_commits_stay_bounded_alarms_are_acked_and_kill9_loses_nothing_
                 data = sock.recv(512)
             except TimeoutError:
                 continue
-            p = decode_link_datagram(data).payload
-            key = f"{int.from_bytes(p[1:5], 'big')}:{int.from_bytes(p[5:9], 'big')}"
+            key = tools.ack_key(data)
             acked_at.setdefault(key, time.monotonic())
 
     def sampler() -> None:

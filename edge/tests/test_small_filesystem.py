@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from meterlink.hil.broker import Mosquitto, free_port
-from meterlink.protocol import decode_link_datagram, encode_rxinfo_datagram
+from meterlink.protocol import encode_rxinfo_datagram
 
 MIB = 1024 * 1024
 
@@ -148,9 +148,7 @@ def test_disk_full_with_the_broker_down_then_up_is_survived_without_restart(tmp_
                 data = sock.recv(512)
             except TimeoutError:
                 return
-            payload = decode_link_datagram(data).payload
-            acked.add(f"{int.from_bytes(payload[1:5], 'big')}:"
-                      f"{int.from_bytes(payload[5:9], 'big')}")
+            acked.add(tools.ack_key(data))
 
     def send(frames: list[bytes]) -> None:
         for f in frames:

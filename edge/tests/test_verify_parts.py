@@ -200,3 +200,16 @@ def test_udp_receiver_reads_the_kernels_drop_counter():
           f"{delivered} delivered")
     assert drops > 0 and drops == proc
     assert delivered + shed + drops == 30_000
+
+
+def test_status_reports_the_thresholds_the_module_applies():
+    from meterlink.protocol import FrameType, Status, encode_frame
+
+    key = bytes(range(16))
+    body = Status(battery_pct=90, fw_version=0x0200, resets=1, reason=0, interval_s=600,
+                  leak_intervals=48, burst_pulses=100, burst_intervals=2, backflow_pulses=10)
+    frame = decode_frame(encode_frame(FrameType.STATUS, 7, 3, body, key), key)
+    kind, out = build_body(frame, RegDevice(7, key, "WM-7"), "gw", 1_700_000_000.0)
+    assert kind == "status" and out["interval_s"] == 600
+    assert (out["leak_intervals"], out["burst_pulses"], out["burst_intervals"],
+            out["backflow_pulses"]) == (48, 100, 2, 10)

@@ -28,6 +28,7 @@ from meterlink.edge.ingress import Receiver, SerialReceiver, UdpReceiver
 from meterlink.edge.logs import Logger, RateLimitedLog
 from meterlink.edge.metrics import GatewayMetrics
 from meterlink.edge.outbox import Outbox, OutboxError, space_check
+from meterlink.edge.packet_forwarder import PacketForwarder, PfMetrics
 from meterlink.edge.pipeline import Pipeline
 from meterlink.edge.registry import DeviceRegistry, RegistryError
 from meterlink.edge.replay import ReplayGuard
@@ -49,6 +50,7 @@ class Gateway:
         self.stopping = asyncio.Event()
         self.http_port = 0
         self.udp_ports: dict[str, int] = {}
+        self.packet_forwarders: dict[str, PacketForwarder] = {}
         self._background: set[asyncio.Task[None]] = set()
         self._setup()
 
@@ -75,11 +77,14 @@ class Gateway:
         self.metrics.outbox_writable.func = lambda: float(self.writable)
         guard = ReplayGuard(outbox.load_replay(), outbox.load_seen())
         self.reject_log = RateLimitedLog(self.log, cfg.log.rejects_per_minute)
-        self.downlink = Downlink(self.db, self._keys, self.receivers, self.metrics, self.log,
+        # Where downlinks can go: receivers by name, concentrators by EUI (filled below).
+        self.senders: dict[str, Any] = {}
+        self.downlink = Downlink(self.db, self._keys, self.senders, self.metrics, self.log,
                                  cfg.downlink_delay_ms / 1000)
         self.forwarder = Forwarder(cfg=cfg.mqtt, gateway_id=cfg.gateway_id, db=self.db,
                                    downlink=self.downlink, metrics=self.metrics,
-                                   status=self.status, log=self.log)
+                                   status=self.status, log=self.log,
+                                   gather_s=cfg.dedupe.gather_ms / 1000)
         self.pipeline = Pipeline(
             gateway_id=cfg.gateway_id, topic_prefix=cfg.mqtt.topic_prefix,
             registry=self.registry, guard=guard,
@@ -91,13 +96,21 @@ class Gateway:
         self.metrics.pending_frames.func = lambda: float(self.pipeline.pending_frames)
         gate = self.pipeline.gate
         gate.watch(lambda is_open: None if is_open else self.metrics.ingress_pauses.inc())
-        for rc in cfg.serial:  # the downlink holds this dict: filled in place
+        for rc in cfg.serial:
             self.receivers[rc.name] = SerialReceiver(rc.name, rc.port, rc.baudrate,
                                                      self._on_heard, self._on_link_error,
                                                      gate)
         for uc in cfg.udp:
             self.receivers[uc.name] = UdpReceiver(uc.name, uc.host, uc.port, self._on_heard,
                                                   self._on_link_error, gate)
+        self.senders.update(self.receivers)
+        if cfg.packet_forwarder:
+            pf_metrics = PfMetrics(self.metrics.registry)
+            for pc in cfg.packet_forwarder:
+                pf = PacketForwarder(pc, self._on_heard, self._on_link_error, pf_metrics,
+                                     self.log, self.reject_log)
+                self.packet_forwarders[pc.name] = pf
+                self.senders.update(pf.concentrators)  # downlinks go through the EUI that heard
         self.http = HttpServer(cfg.http.host, cfg.http.port, {
             "/": lambda: (200, "text/html; charset=utf-8", status_page()),
             "/api/status": lambda: json_response(self.snapshot()),
@@ -141,16 +154,21 @@ class Gateway:
         for labels, value in frames.values.items():
             outcome = dict(labels)["outcome"]
             by_outcome[outcome] = by_outcome.get(outcome, 0) + value
-        return self.status.snapshot({
+        snap = self.status.snapshot({
             "backlog": {"messages": self.db.outbox.count, "bytes": self.db.outbox.bytes,
                         "oldest_age_s": round(self._backlog_age(), 1)},
             "frames": {k: int(v) for k, v in by_outcome.items()},
             "receivers": [{"name": name, "connected": rx.connected, "frames": rx.frames,
                            "link_errors": self.link_errors.get(name, 0)}
                           for name, rx in self.receivers.items()],
+            "concentrators": [v for pf in self.packet_forwarders.values() for v in pf.views()],
             "devices_registered": len(self.registry),
             "outbox_full": self.status.outbox_full,
         })
+        for m in snap["modules"]:
+            m["lora"] = [pf_radio for pf in self.packet_forwarders.values()
+                         for pf_radio in pf.radio(m["device_id"])]
+        return snap
 
     def _health(self) -> tuple[int, str, bytes]:
         ok = self.writable
@@ -211,6 +229,8 @@ class Gateway:
                         tasks.append(tg.create_task(rx.run(self.log.log), name=f"rx-{name}"))
                     else:
                         self.udp_ports[name] = await rx.start()
+                for name, pf in self.packet_forwarders.items():
+                    self.udp_ports[name] = await pf.start()
                 self.http_port = await self.http.start()
                 interval = systemd.watchdog_interval_s()
                 if interval:
@@ -242,6 +262,8 @@ class Gateway:
                 t.cancel()
         if drained:
             self.log.info("drained_socket_queue", datagrams=drained)
+        for pf in self.packet_forwarders.values():
+            pf.close()
         await self.http.close()
         await self.pipeline.flush()
         await self.downlink.wait_idle()

@@ -33,7 +33,7 @@ from meterlink.edge.downlink import CommandError, Downlink
 from meterlink.edge.logs import Logger
 from meterlink.edge.messages import final_payload, iso
 from meterlink.edge.metrics import GatewayMetrics
-from meterlink.edge.outbox import OutboxError
+from meterlink.edge.outbox import Message, OutboxError
 from meterlink.edge.status import LiveStatus
 
 _MQTT_LOG = logging.getLogger("meterlink.edge.mqtt")
@@ -58,10 +58,20 @@ def tls_context(cfg: MqttConfig) -> ssl.SSLContext | None:
     return ctx
 
 
+def _received_by(rows: list[Message], cutoff: float) -> list[Message]:
+    """The leading rows received at or before `cutoff`."""
+    n = 0
+    while n < len(rows) and rows[n].received_at <= cutoff:
+        n += 1
+    return rows[:n]
+
+
 class Forwarder:
     def __init__(self, *, cfg: MqttConfig, gateway_id: str, db: Database, downlink: Downlink,
-                 metrics: GatewayMetrics, status: LiveStatus, log: Logger) -> None:
+                 metrics: GatewayMetrics, status: LiveStatus, log: Logger,
+                 gather_s: float = 0.0) -> None:
         self.cfg = cfg
+        self.gather_s = gather_s
         self.gateway_id = gateway_id
         self.db = db
         self.downlink = downlink
@@ -146,6 +156,15 @@ class Forwarder:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._new.wait(), 5.0)
                 continue
+            # Copies heard by other receivers come a little later and add themselves to
+            # the stored message: publish only what is gather_s old (a prefix, so the
+            # order holds), and read the rest again once it is.
+            cutoff = time.time() - self.gather_s
+            ready = _received_by(rows, cutoff)
+            if not ready:
+                await asyncio.sleep(rows[0].received_at - cutoff)
+                continue
+            rows = ready
             # Published in order: paho sends in call order and the broker acks in order.
             results = await asyncio.gather(
                 *(client.publish(m.topic, final_payload(m.body, m.rssi, m.receivers), qos=1,

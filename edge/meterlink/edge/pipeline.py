@@ -33,6 +33,7 @@ from meterlink.edge.registry import DeviceRegistry
 from meterlink.edge.replay import ReplayGuard
 from meterlink.edge.status import LiveStatus
 from meterlink.protocol import (
+    AuthenticationError,
     DeviceKeys,
     FrameType,
     Header,
@@ -93,30 +94,39 @@ class Pipeline:
                             device_id=device_id, counter=counter, bytes=len(heard.payload))
 
     def handle(self, heard: Heard) -> None:
-        """Verifies one heard payload; never raises for bad input."""
+        """Verifies one heard payload in the order of protocol 2.3; never raises for bad
+        input."""
         try:
-            header = Header.parse(heard.payload)
+            header = Header.parse(heard.payload, uplink=True)
         except ProtocolError as exc:
             self.reject(heard, exc.code)
             return
-        dev, ctr = header.device_id, header.counter
-        if not FrameType(header.frame_type).is_uplink:
-            self.reject(heard, "downlink", dev, ctr)
-            return
+        dev = header.device_id
         keys = self.keys(dev)
         if keys is None:
-            self.reject(heard, "unknown_device", dev, ctr)
+            self.reject(heard, "unknown_device", dev, header.counter)
             return
-        verdict = self.guard.check(dev, ctr, heard.payload)
-        if verdict == "duplicate":  # byte-identical to a frame already authenticated
+        candidates = self.guard.candidates(dev, header.counter)
+        ctr = candidates[0]
+        if self.guard.check(dev, ctr, heard.payload) == "duplicate":
+            # byte-identical to a frame already authenticated and stored
             self._duplicate(heard, dev, ctr, FrameType(header.frame_type).confirmed)
             return
-        try:
-            frame = decode_frame(heard.payload, keys)
-        except ProtocolError as exc:
-            self.reject(heard, exc.code, dev, ctr)
+        frame = None
+        failure: ProtocolError | None = None
+        for ctr in candidates:  # the first whose MIC verifies (protocol 3.4)
+            try:
+                frame = decode_frame(heard.payload, keys, counter=ctr, uplink=True)
+                break
+            except AuthenticationError as exc:
+                failure = failure or exc
+            except ProtocolError as exc:
+                self.reject(heard, exc.code, dev, ctr)
+                return
+        if frame is None:
+            self.reject(heard, failure.code if failure else "bad_mic", dev, candidates[0])
             return
-        if verdict == "replay":
+        if self.guard.check(dev, ctr, heard.payload) == "replay":
             self.reject(heard, "replay", dev, ctr)
             return
         device = self.registry.get(dev)
@@ -157,6 +167,8 @@ class Pipeline:
         return len(self._batch.messages) + sum(len(b.messages) for b, _ in self._sealed)
 
     def _duplicate(self, heard: Heard, dev: int, ctr: int, confirmed: bool) -> None:
+        # counted apart from `replay` (a rejection): a copy from another receiver, or a
+        # retransmission of a confirmed frame whose ack was lost, acked again
         self.metrics.frames.inc(outcome="duplicate", reason="duplicate")
         self.metrics.duplicates.inc(receiver=heard.receiver)
         s = self.dedupe.get(dev, ctr)
