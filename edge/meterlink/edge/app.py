@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import signal
 import time
 from typing import Any
@@ -111,12 +112,25 @@ class Gateway:
                                      self.log, self.reject_log)
                 self.packet_forwarders[pc.name] = pf
                 self.senders.update(pf.concentrators)  # downlinks go through the EUI that heard
+                gate.watch(functools.partial(self._gate_packet_forwarder, pf))
         self.http = HttpServer(cfg.http.host, cfg.http.port, {
             "/": lambda: (200, "text/html; charset=utf-8", status_page()),
             "/api/status": lambda: json_response(self.snapshot()),
             "/metrics": self._metrics,
             "/healthz": self._health,
         })
+
+    @staticmethod
+    def _gate_packet_forwarder(pf: PacketForwarder, is_open: bool) -> None:
+        """Backpressure for a packet-forwarder socket too (its asyncio transport): the
+        kernel holds PUSH_DATA while the outbox catches up."""
+        transport = pf.transport
+        if transport is None or transport.is_closing():
+            return
+        if is_open:
+            transport.resume_reading()  # type: ignore[attr-defined]
+        else:
+            transport.pause_reading()  # type: ignore[attr-defined]
 
     def _keys(self, device_id: int) -> Any:
         return self.pipeline.keys(device_id)
