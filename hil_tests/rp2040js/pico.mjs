@@ -3,6 +3,7 @@
 // meterlink.hil.pico.EmulatedPico; see docs/hil.md ("The Pico").
 //
 //   node pico.mjs --uf2 FW.uf2 --bootrom B1.bin [--fs IMG] [--speed X] [--unique-id HEX]
+//                 [--without uart-fix,flash-model]   (leave a fix out: its tests show why)
 //
 // On start it prints one JSON line on stdout: {"console": PORT, "uart0": PORT, "ctrl": PORT},
 // three loopback TCP ports (chosen by the kernel):
@@ -77,6 +78,7 @@ const bootrom = (() => {
   const raw = fs.readFileSync(opts.bootrom);
   return new Uint32Array(raw.buffer, raw.byteOffset, raw.length >> 2);
 })();
+const without = new Set((opts.without || '').split(',').filter(Boolean));
 const uniqueId = Buffer.from(opts['unique-id'] || 'e000000000000000', 'hex');
 
 // ---- fix 1: UART TX interrupt ---------------------------------------------------------------
@@ -251,9 +253,11 @@ function boot(why) {
   mcu.loadBootrom(bootrom); // also erases mcu.flash
   mcu.logger = new ConsoleLogger(LogLevel.Error);
   mcu.flash.set(flashImage);
-  fixUartTxInterrupt(mcu.uart[0]);
-  fixUartTxInterrupt(mcu.uart[1]);
-  attachSpiNor(mcu);
+  if (!without.has('uart-fix')) {
+    fixUartTxInterrupt(mcu.uart[0]);
+    fixUartTxInterrupt(mcu.uart[1]);
+  }
+  if (!without.has('flash-model')) attachSpiNor(mcu);
   trackScr(mcu);
   mcu.uart[0].onByte = (b) => uart0.send(b);
   usbUp = false;

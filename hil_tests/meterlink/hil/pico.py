@@ -234,6 +234,7 @@ class EmulatedPico:
         fs_image: Path | None = None,
         speed: float = 1.0,
         boot_timeout: float = 20.0,
+        without: tuple[str, ...] = (),
     ) -> None:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -243,6 +244,7 @@ class EmulatedPico:
         self.fs_image = Path(fs_image) if fs_image is not None else None
         self.speed = speed  # guest time at most this many times wall time (0: no cap)
         self.boot_timeout = boot_timeout
+        self.without = without  # emulator fixes left out ("uart-fix", "flash-model")
         self.usb_log = self.workdir / f"{name}-usb.log"
         self.uart_log = self.workdir / f"{name}-uart0.log"
         self.emulator_log = self.workdir / f"{name}-emulator.log"
@@ -293,6 +295,8 @@ class EmulatedPico:
                     "--speed", str(self.speed)]  # fmt: skip
             if self.fs_image is not None:
                 argv += ["--fs", str(self.fs_image)]
+            if self.without:
+                argv += ["--without", ",".join(self.without)]
             with self.emulator_log.open("ab") as err:
                 proc = spawn_child(argv, stdout=subprocess.PIPE, stderr=err, cwd=str(RUNNER_DIR),
                                    own_process_group=True)  # fmt: skip
