@@ -58,9 +58,8 @@ def test_uart0_is_the_modem_line_both_ways(pico: EmulatedPico) -> None:
 
 def test_without_the_uart_fix_machine_uart_never_returns(tmp_path: Path) -> None:
     require_pico()
-    with EmulatedPico(tmp_path, without=("uart-fix",)) as p:
-        with pytest.raises(BoardError):
-            p.exec("from machine import UART\nUART(0, 115200)\nprint('back')\n", timeout=5)
+    with EmulatedPico(tmp_path, without=("uart-fix",)) as p, pytest.raises(BoardError):
+        p.exec("from machine import UART\nUART(0, 115200)\nprint('back')\n", timeout=5)
 
 
 def test_littlefs_written_kept_across_reset_and_power_cut(pico: EmulatedPico) -> None:
@@ -78,9 +77,8 @@ def test_littlefs_written_kept_across_reset_and_power_cut(pico: EmulatedPico) ->
 
 def test_without_the_flash_model_littlefs_cannot_be_written(tmp_path: Path) -> None:
     require_pico()
-    with EmulatedPico(tmp_path, without=("flash-model",)) as p:
-        with pytest.raises(BoardError):
-            p.exec("f = open('x', 'w')\nf.write('x')\nf.close()\n", timeout=20)
+    with EmulatedPico(tmp_path, without=("flash-model",)) as p, pytest.raises(BoardError):
+        p.exec("f = open('x', 'w')\nf.write('x')\nf.close()\n", timeout=20)
 
 
 @pytest.mark.parametrize(("hz", "count"), [(1, 3), (30, 60)])
@@ -161,4 +159,3 @@ def _later(delay: float, fn: Callable[[], object]) -> threading.Timer:
     t = threading.Timer(delay, fn)
     t.start()
     return t
-

@@ -3,8 +3,8 @@ in raw REPL. Shared by the HIL harness and provisioning of real boards.
 
 This firmware has no os.stat / ilistdir / binascii / hashlib, and bytes written through
 the raw REPL have been seen to go missing, so every file is checked after writing: its
-size (os.size; os.stat on current ports) and an Adler-32 computed on the board over 64-byte chunks, compared with
-the host's zlib.adler32. What differs is written again.
+size (os.size; os.stat on current ports) and an Adler-32 computed on the board over
+64-byte chunks, compared with the host's zlib.adler32. What differs is written again.
 
 All functions expect the transport to be in raw REPL already.
 """

@@ -278,7 +278,9 @@ class EmulatedPico:
     def pid(self) -> int | None:
         return self._proc.pid if self._proc else None
 
-    def start(self, *, wait_for_repl: bool | None = None, pins: Mapping[int, int] | None = None) -> None:
+    def start(
+        self, *, wait_for_repl: bool | None = None, pins: Mapping[int, int] | None = None
+    ) -> None:
         """Powers the chip on (from fs_image if set). Waits for the REPL unless the
         filesystem may hold a main.py (wait_for_repl defaults to `fs_image is None`).
         pins: GPIO input levels set before the first instruction runs."""
@@ -303,7 +305,9 @@ class EmulatedPico:
             self._proc = proc
             try:
                 self._ports = self._read_ports(proc)
-                self._ctrl = socket.create_connection(("127.0.0.1", self._ports["ctrl"]), timeout=30)
+                self._ctrl = socket.create_connection(
+                    ("127.0.0.1", self._ports["ctrl"]), timeout=30
+                )
                 self._ctrl_file = self._ctrl.makefile("r")
                 for gpio, level in (pins or {}).items():
                     self.set_pin(gpio, level)
@@ -325,9 +329,7 @@ class EmulatedPico:
         ready, _, _ = select.select([proc.stdout], [], [], 30)
         line = proc.stdout.readline() if ready else b""
         if not line:
-            raise BoardError(
-                f"{self.name}: the emulator did not start; see {self.emulator_log}"
-            )
+            raise BoardError(f"{self.name}: the emulator did not start; see {self.emulator_log}")
         ports: dict[str, int] = json.loads(line)
         return ports
 
@@ -414,7 +416,9 @@ class EmulatedPico:
             self.fs_image = image
             return image
 
-    def power_on(self, *, wait_for_repl: bool = False, pins: Mapping[int, int] | None = None) -> None:
+    def power_on(
+        self, *, wait_for_repl: bool = False, pins: Mapping[int, int] | None = None
+    ) -> None:
         self.start(wait_for_repl=wait_for_repl, pins=pins)
 
     def save_fs_image(self, path: Path) -> Path:

@@ -22,8 +22,8 @@ from meterlink.hil.broker import Mosquitto
 
 if TYPE_CHECKING:
     from meterlink.hil.central import Central
-    from meterlink.hil.pico import EmulatedPico
     from meterlink.hil.gateway_process import GatewayProcess
+    from meterlink.hil.pico import EmulatedPico
     from meterlink.hil.radio import RadioChannel
 
 _REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
