@@ -14,12 +14,15 @@
 //              get N                      {"oe":0|1,"out":0|1,"in":0|1}
 //              pulses N COUNT HIGH_US LOW_US  a pulse train on GPIO N timed in guest time
 //              pulses?                    pulses of the current train still to send
+//              rises                      rising edges all trains made since start
 //              time                       guest clock and how it was spent (see stats())
 //              reset                      a chip reset (RAM lost, flash kept)
 //              save FILE                  write the littlefs region to FILE, keep running
 //              cut FILE                   power cut: stop the CPU now, write the littlefs
-//                                         region to FILE, reply, exit
+//                                         region to FILE, reply {"rises": N}, exit
 //              speed X                    cap guest time at X times wall time (0: no cap)
+//              vsys MV                    the supply voltage the board reads on ADC3
+//                                         (through the Pico's 1/3 divider; 3600 at start)
 //
 // Host bytes reach the guest only as fast as its FIFOs take them (UART0 RX holds 32).
 import fs from 'fs';
@@ -247,6 +250,12 @@ let usbUp = false;
 const toConsole = [];
 const toUart = [];
 let pulseTrain = null; // {pin, left, highNs, lowNs}
+let vsysMv = 3600; // a fresh lithium cell; rp2040js leaves ADC inputs at 0 V
+
+function setVsys(mcu, mv) {
+  // 12-bit ADC, 3.3 V reference, VSYS/3 on ADC3
+  mcu.adc.channelValues[3] = Math.max(0, Math.min(4095, Math.round((mv / 3 / 3300) * 4095)));
+}
 
 function boot(why) {
   mcu = new RP2040();
@@ -259,6 +268,7 @@ function boot(why) {
   }
   if (!without.has('flash-model')) attachSpiNor(mcu);
   trackScr(mcu);
+  setVsys(mcu, vsysMv);
   mcu.uart[0].onByte = (b) => uart0.send(b);
   usbUp = false;
   cdc = new USBCDC(mcu.usbCtrl);
@@ -293,6 +303,7 @@ function fsRegion() {
 
 // ---- guest-timed pulse trains ---------------------------------------------------------------
 let trainAlarm = null;
+let rises = 0; // rising edges the trains have made since this process started
 function startPulses(pin, count, highUs, lowUs) {
   pulseTrain = { pin, left: count, highNs: highUs * 1000, lowNs: lowUs * 1000, high: false };
   const alarm = mcu.clock.createAlarm(() => {
@@ -300,6 +311,7 @@ function startPulses(pin, count, highUs, lowUs) {
     if (!t || t.left <= 0) return;
     t.high = !t.high;
     mcu.gpio[t.pin].setInputValue(t.high);
+    if (t.high) rises++;
     if (!t.high) t.left--;
     if (t.left > 0 || t.high) alarm.schedule(t.high ? t.highNs : t.lowNs);
   });
@@ -428,6 +440,8 @@ function command(line) {
       return 'ok';
     case 'pulses?':
       return String(pulseTrain ? pulseTrain.left : 0);
+    case 'rises':
+      return String(rises);
     case 'time':
       return JSON.stringify({
         guest_ns: guestNanos(),
@@ -448,6 +462,10 @@ function command(line) {
       running = false; // no further instruction runs
       fs.writeFileSync(a[0], fsRegion());
       setImmediate(() => process.exit(0));
+      return JSON.stringify({ rises });
+    case 'vsys':
+      vsysMv = Number(a[0]);
+      setVsys(mcu, vsysMv);
       return 'ok';
     case 'speed':
       speedCap = Number(a[0]);

@@ -261,6 +261,7 @@ class EmulatedPico:
         self._uart_log: UartLog | None = None
         self._listeners: list[UartListener] = []
         self._cuts = 0
+        self.rises_at_cut = 0  # rising edges the pulse trains made before the last cut
         self._lock = threading.RLock()
         _live.add(self)
 
@@ -408,7 +409,7 @@ class EmulatedPico:
                 raise BoardError(f"{self.name} is not running")
             self._cuts += 1
             image = self.workdir / f"{self.name}-fs-cut{self._cuts}.img"
-            self.command(f"cut {image}")
+            self.rises_at_cut = int(json.loads(self.command(f"cut {image}"))["rises"])
             if self._proc is not None:
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     self._proc.wait(5)
@@ -433,6 +434,10 @@ class EmulatedPico:
         """Caps guest time at speed x wall time from now on (0: as fast as the host runs)."""
         self.command(f"speed {speed}")
         self.speed = speed
+
+    def set_vsys(self, millivolts: int) -> None:
+        """The supply voltage the board measures on ADC3 (a draining battery)."""
+        self.command(f"vsys {int(millivolts)}")
 
     # ------------------------------------------------------------------- GPIO
     def set_pin(self, gpio: int, level: int) -> None:
@@ -460,6 +465,10 @@ class EmulatedPico:
 
     def pulses_left(self) -> int:
         return int(self.command("pulses?"))
+
+    def rises(self) -> int:
+        """Rising edges the pulse trains have made since this power-on."""
+        return int(self.command("rises"))
 
     # --------------------------------------------------------------- console
     def _require_usb(self) -> UartPump:
@@ -560,6 +569,16 @@ class EmulatedPico:
         data = modem.read_until(token, timeout)
         if not data:
             raise BoardError(f"{self.name}: {token!r} not seen on UART0 within {timeout}s")
+        return data
+
+    def take_modem_bytes(self) -> bytes:
+        """What the chip sent on UART0 since the last call (then forgotten)."""
+        modem = self._modem
+        if modem is None:
+            return b""
+        with modem._cond:
+            data = bytes(modem._buf)
+            modem._buf.clear()
         return data
 
     def modem_bytes(self) -> bytes:

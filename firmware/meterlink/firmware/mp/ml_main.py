@@ -156,7 +156,10 @@ def main():
         drop('ml_boot')
         while not c.err or c.err == 4:
             step(c)
-            board.idle(c.an or c.want or c.pend)
+            # a frame about to go keeps the CPU up; an alarm waiting for its
+            # resend does not (its receive window is inside up()), nor a status
+            # frame queued behind it
+            board.idle(c.pend or (c.want and not c.an))
         while True:
             safe(c)
     except (ml_core.Break, KeyboardInterrupt):
