@@ -6,6 +6,8 @@ VENV      := .venv
 PY        := $(VENV)/bin/python
 STAMPS    := .stamps
 PYTEST_ARGS ?=
+# The part folders, for tools that read packages from disk (lint-imports).
+PART_DIRS := cli:protocol:edge:firmware:boardlink:provisioning:hil_tests
 
 .PHONY: setup demo test lint unit hil bench clean
 
@@ -15,10 +17,10 @@ $(STAMPS)/system: scripts/setup-system.sh
 	bash scripts/setup-system.sh
 	@mkdir -p $(STAMPS) && touch $@
 
-$(STAMPS)/venv: pyproject.toml $(STAMPS)/system
+$(STAMPS)/venv: pyproject.toml hil_tests/pyproject.toml $(STAMPS)/system
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev]' -e ./hil_tests
 	@mkdir -p $(STAMPS) && touch $@
 
 $(STAMPS)/npm: firmware/wasm/package.json $(STAMPS)/system
@@ -36,9 +38,11 @@ $(STAMPS)/rp2: hil_tests/rp2040js/package.json $(STAMPS)/venv
 demo: setup
 	$(VENV)/bin/meterlink demo $(DEMO_ARGS)
 
+# ruff, mypy --strict, and the import contracts (docs/architecture.md, .importlinter).
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+	PYTHONPATH=$(PART_DIRS) $(VENV)/bin/lint-imports
 
 # Every test but the long campaigns (-m slow) and the benchmarks (-m bench).
 test: lint

@@ -51,3 +51,28 @@ def test_duplicate_device_and_loose_permissions(tmp_path):
     reg = DeviceRegistry(path)
     reg.load()
     assert "chmod 600" in reg.warnings[0]
+
+
+def test_a_new_key_gen_or_key_marks_the_device_rekeyed(tmp_path):
+    path = tmp_path / "k.json"
+
+    def write(key: str, key_gen: int) -> None:
+        path.write_text(json.dumps({"format": "meterlink-keys/1", "devices": [
+            {"device_id": 5, "key": key, "key_gen": key_gen},
+            {"device_id": 6, "key": "11" * 16, "key_gen": 1}]}))
+        path.chmod(0o600)
+
+    write("00" * 16, 1)
+    reg = DeviceRegistry(path)
+    reg.load()
+    assert reg.rekeyed == set() and reg.get(5).key_gen == 1
+    write("22" * 16, 2)
+    reg.load()
+    assert reg.rekeyed == {5} and reg.warnings == []
+    reg.load()
+    assert reg.rekeyed == set()
+    # a key changed without a new key_gen is taken, and said to be odd
+    write("33" * 16, 2)
+    reg.load()
+    assert reg.rekeyed == {5}
+    assert "device 5 has a new key but key_gen 2 (was 2)" in reg.warnings[0]

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from meterlink.hil import BoardError, EmulatedBoard, board_files
+from meterlink.boardlink import files as board_files
+from meterlink.hil import BoardError, EmulatedBoard
 from meterlink.hil.board_scripts import PULSE_COUNTER
 
 pytestmark = pytest.mark.hil

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from meterlink.hil.errors import BoardError
+from meterlink.boardlink.errors import BoardError
 from meterlink.hil.pico import FS_IMAGE_BYTES, EmulatedPico
 from meterlink.hil.pytest_plugin import require_pico
 

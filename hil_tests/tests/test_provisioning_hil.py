@@ -116,7 +116,7 @@ def test_interrupted_flash_is_completed_by_a_rerun(tmp_path: Path, board: Any) -
         except BaseException as exc:  # the tool sees the board go away mid-flash
             errors.append(exc)
 
-    from meterlink.hil import board_files
+    from meterlink.boardlink import files as board_files
 
     real_write = board_files.write_file
     written: list[str] = []

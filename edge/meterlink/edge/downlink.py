@@ -22,12 +22,7 @@ from meterlink.edge.ingress import Receiver
 from meterlink.edge.logs import Logger
 from meterlink.edge.metrics import GatewayMetrics
 from meterlink.protocol import Ack, Config, DeviceKeys, FrameType, TimeSync, encode_frame
-
-CONFIG_FIELDS = ("interval_s", "leak_intervals", "burst_pulses", "burst_intervals",
-                 "backflow_pulses")
-CONFIG_LIMITS = {"interval_s": (60, 86400), "leak_intervals": (1, 65535),
-                 "burst_pulses": (1, 2**32 - 1), "burst_intervals": (1, 255),
-                 "backflow_pulses": (1, 2**32 - 1)}
+from meterlink.protocol.module_config import COMMAND_FIELDS
 
 
 class CommandError(ValueError):
@@ -60,13 +55,14 @@ def parse_command(device_id: int, raw: bytes) -> tuple[str, dict[str, int]]:
     for name, value in data.items():
         if name in ("type", "id"):
             continue
-        if name not in CONFIG_FIELDS:
+        spec = COMMAND_FIELDS.get(name)
+        if spec is None:
             raise CommandError(f"device {device_id}: unknown config field {name!r}; "
-                               f"use {', '.join(CONFIG_FIELDS)}")
-        lo, hi = CONFIG_LIMITS[name]
-        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-            raise CommandError(f"device {device_id}: {name} must be an integer {lo}..{hi}, "
-                               f"got {value!r}")
+                               f"use {', '.join(COMMAND_FIELDS)}")
+        if isinstance(value, bool) or not isinstance(value, int) or not (
+                spec.low <= value <= spec.high):
+            raise CommandError(f"device {device_id}: {name} must be an integer "
+                               f"{spec.low}..{spec.high}, got {value!r}")
         fields[name] = value
     if not fields:
         raise CommandError(f"device {device_id}: config command has no field to set")

@@ -6,14 +6,10 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from meterlink.edge.registry import LITRES_PER_UNIT, UNIT_NAMES, Device
-from meterlink.protocol import Alarm, Frame, Reading, Status
+from meterlink.edge.registry import Device
+from meterlink.protocol import Alarm, AlarmFlags, Frame, Reading, Status, Unit
+from meterlink.protocol.constants import SAFE_MODE_ERRORS, STATUS_REASONS
 
-ALARM_NAMES = ((1, "leak"), (2, "burst"), (4, "backflow"), (8, "tamper"),
-               (16, "low_battery"), (32, "unexpected_reset"))
-STATUS_REASONS = {0: "periodic", 1: "boot", 2: "safe_mode"}
-SAFE_MODE_ERRORS = {1: "config_missing", 2: "config_unreadable", 3: "config_invalid",
-                    4: "store_corrupt"}
 KIND_BY_TYPE = {0: "reading", 1: "alarm", 2: "status"}
 TOPIC_BY_KIND = {"reading": "readings", "alarm": "alarms", "status": "status"}
 
@@ -25,12 +21,11 @@ def iso(ts: float) -> str:
 
 
 def alarm_names(flags: int | None) -> list[str]:
-    value = int(flags or 0)
-    return [name for bit, name in ALARM_NAMES if value & bit]
+    return AlarmFlags(int(flags or 0)).names()
 
 
 def litres(pulses: int, pulse_weight: int, unit: int) -> float:
-    return round(pulses * pulse_weight * LITRES_PER_UNIT[int(unit)], 6)
+    return round(pulses * pulse_weight * Unit(unit).litres(1), 6)
 
 
 def topic(prefix: str, kind: str, device_id: int) -> str:
@@ -48,7 +43,7 @@ def _reading(body: Reading, received_at: float) -> dict[str, Any]:
         intervals.append({"seq": seq, "end": iso(newest_end - k * body.interval_s),
                           "pulses": pulses, "litres": litres(pulses, weight, unit)})
     return {"register": body.register, "volume_l": litres(body.register, weight, unit),
-            "pulse_weight": weight, "unit": UNIT_NAMES[unit], "interval_s": body.interval_s,
+            "pulse_weight": weight, "unit": Unit(unit).symbol, "interval_s": body.interval_s,
             "interval_seq": body.interval_seq, "intervals": intervals,
             "alarms": alarm_names(body.alarms)}
 
@@ -57,7 +52,7 @@ def _alarm(body: Alarm, device: Device) -> dict[str, Any]:
     out: dict[str, Any] = {
         "register": body.register,
         "volume_l": litres(body.register, device.pulse_weight, device.unit),
-        "pulse_weight": device.pulse_weight, "unit": UNIT_NAMES[device.unit],
+        "pulse_weight": device.pulse_weight, "unit": Unit(device.unit).symbol,
         "interval_seq": body.interval_seq,
         "raised": alarm_names(body.raised), "active": alarm_names(body.alarms)}
     if body.reverse is not None:
@@ -75,7 +70,7 @@ def _status(body: Status, device: Device) -> dict[str, Any]:
         weight = body.pulse_weight if body.pulse_weight is not None else device.pulse_weight
         unit = int(body.unit) if body.unit is not None else device.unit
         out.update(register=body.register, volume_l=litres(body.register, weight, unit),
-                   pulse_weight=weight, unit=UNIT_NAMES[unit])
+                   pulse_weight=weight, unit=Unit(unit).symbol)
     if body.interval_s is not None:
         out["interval_s"] = body.interval_s
     if body.alarms is not None:

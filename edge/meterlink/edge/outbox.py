@@ -20,6 +20,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from meterlink.edge.replay import SEEN_KEEP
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox(
   id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -46,7 +48,6 @@ CREATE TABLE IF NOT EXISTS commands(
   body TEXT NOT NULL, created_at REAL NOT NULL);
 """
 
-SEEN_KEEP = 64  # digests kept per device: the replay window
 
 
 class OutboxError(RuntimeError):

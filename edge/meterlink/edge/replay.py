@@ -13,8 +13,9 @@ import hashlib
 from typing import Literal
 
 from meterlink.protocol import ReplayWindow
+from meterlink.protocol.replay import WINDOW
 
-SEEN_KEEP = 64
+SEEN_KEEP = WINDOW  # digests kept per device: one per counter of the window
 
 Verdict = Literal["new", "duplicate", "replay"]
 

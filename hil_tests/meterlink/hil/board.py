@@ -14,11 +14,11 @@ from types import TracebackType
 
 from mpremote.transport_serial import SerialTransport
 
-from meterlink.hil import board_files
-from meterlink.hil.errors import BoardError
+from meterlink.boardlink import files as board_files
+from meterlink.boardlink.errors import BoardError
+from meterlink.boardlink.transport import enter_raw_repl, open_transport
 from meterlink.hil.pulses import PulseTrain, pin_line
 from meterlink.hil.qemu import DEFAULT_ICOUNT_SHIFT, DEFAULT_MICROBIT_HEX, QemuMachine, QemuOptions
-from meterlink.hil.transport import enter_raw_repl, open_transport
 from meterlink.hil.uart import UartListener, UartLog, UartPump
 
 _live_boards: weakref.WeakSet[EmulatedBoard] = weakref.WeakSet()

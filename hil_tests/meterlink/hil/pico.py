@@ -29,11 +29,11 @@ from types import TracebackType
 
 from mpremote.transport_serial import SerialTransport
 
-from meterlink.hil import board_files
-from meterlink.hil.errors import BoardError
+from meterlink.boardlink import files as board_files
+from meterlink.boardlink.errors import BoardError
 from meterlink.hil.processes import kill_child, spawn_child
 from meterlink.hil.rp2_firmware import find_bootrom, find_uf2
-from meterlink.hil.transport import enter_raw_repl, open_transport
+from meterlink.boardlink.transport import enter_raw_repl, open_transport
 from meterlink.hil.uart import UartListener, UartLog, UartPump
 
 RUNNER_DIR = Path(__file__).resolve().parents[2] / "rp2040js"

@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from meterlink.hil.errors import BoardError
+from meterlink.boardlink.errors import BoardError
 from meterlink.hil.processes import kill_child, spawn_child
 from meterlink.hil.qmp import QmpClient
 from meterlink.hil.qtest import QtestClient

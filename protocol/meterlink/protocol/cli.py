@@ -6,7 +6,6 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from .bodies import body_to_map
@@ -14,6 +13,7 @@ from .constants import AlarmFlags, FrameType, LinkType, Unit
 from .crypto import DeviceKeys
 from .errors import ProtocolError, UnknownDevice
 from .frame import Frame, Header, decode_frame, encode_frame
+from .keyfile import KeyFileError, load_key_file
 from .link import END, LinkFrame, decode_link_datagram, encode_link, encode_rxinfo
 from .link_stream import LinkDecoder
 from .named import body_from_fields, body_to_fields, map_to_json
@@ -44,15 +44,12 @@ def parse_key(text: str) -> bytes:
     return key
 
 
-def load_key_file(path: str) -> dict[int, bytes]:
-    """Keys by device id from a gateway key file (format meterlink-keys/1)."""
+def load_keys(path: str) -> dict[int, bytes]:
+    """Keys by device id from a gateway key file (meterlink.protocol.keyfile)."""
     try:
-        doc = json.loads(Path(path).read_text())
-        if doc.get("format") != "meterlink-keys/1":
-            raise UsageError(f"{path}: not a meterlink-keys/1 key file")
-        return {int(d["device_id"]): parse_key(d["key"]) for d in doc["devices"]}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise UsageError(f"cannot read key file {path}: {exc}") from None
+        return {dev: entry.key for dev, entry in load_key_file(path).items()}
+    except KeyFileError as exc:
+        raise UsageError(f"cannot use key file: {exc}") from None
 
 
 def _split_input(raw: bytes) -> tuple[str, LinkFrame | None, bytes]:
@@ -135,7 +132,7 @@ def _cmd_decode(args: argparse.Namespace) -> int:
     if args.key is not None:
         key = parse_key(args.key)
     else:
-        keys = load_key_file(args.keys)
+        keys = load_keys(args.keys)
         device_id = Header.parse(payload).device_id
         if device_id not in keys:
             raise UnknownDevice(f"no key for device {device_id} (0x{device_id:08x}) in {args.keys}")

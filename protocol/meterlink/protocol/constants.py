@@ -1,4 +1,5 @@
-"""Numbers fixed by wire format v1: frame and link types, units, alarm flags, limits."""
+"""Numbers fixed by wire format v1: frame and link types, units, alarm flags, status
+codes, limits, and the names the gateway publishes them under (docs/mqtt.md)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ __all__ = [
     "MIC_LEN",
     "OVERHEAD",
     "PROTOCOL_VERSION",
+    "SAFE_MODE_ERRORS",
+    "STATUS_REASONS",
     "UINT32_LIMIT",
     "AlarmFlags",
     "FrameType",
@@ -71,9 +74,23 @@ class Unit(IntEnum):
     L = 1
     M3 = 2
 
+    @property
+    def symbol(self) -> str:
+        """The unit as published and as installers type it: mL, L, m3."""
+        return _UNIT_SYMBOLS[self]
+
+    @property
+    def millilitres(self) -> int:
+        """One of this unit in millilitres (exact)."""
+        return _UNIT_IN_ML[self]
+
     def litres(self, value: float) -> float:
         """Convert `value` in this unit to litres."""
-        return value * {Unit.ML: 0.001, Unit.L: 1.0, Unit.M3: 1000.0}[self]
+        return value * _UNIT_IN_ML[self] / 1000
+
+
+_UNIT_SYMBOLS = {Unit.ML: "mL", Unit.L: "L", Unit.M3: "m3"}
+_UNIT_IN_ML = {Unit.ML: 1, Unit.L: 1000, Unit.M3: 1_000_000}
 
 
 class AlarmFlags(IntFlag):
@@ -83,3 +100,13 @@ class AlarmFlags(IntFlag):
     TAMPER = 8
     LOW_BATTERY = 16
     UNEXPECTED_RESET = 32
+
+    def names(self) -> list[str]:
+        """The raised alarms' names, lowest bit first: ["leak", "backflow"]."""
+        return [f.name.lower() for f in AlarmFlags if f.name and self & f]
+
+
+# Status frame `reason` and safe-mode `error` codes (spec 4.3) and their published names.
+STATUS_REASONS = {0: "periodic", 1: "boot", 2: "safe_mode"}
+SAFE_MODE_ERRORS = {1: "config_missing", 2: "config_unreadable", 3: "config_invalid",
+                    4: "store_corrupt"}

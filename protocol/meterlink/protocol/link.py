@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import binascii
 import struct
 from dataclasses import dataclass
-
-import crcmod.predefined
 
 from .constants import MAX_LINK_FRAME, LinkType
 from .errors import BadCrc, BadLinkType, Oversized, Truncated
@@ -26,12 +25,9 @@ __all__ = [
 END, ESC, ESC_END, ESC_ESC = 0xC0, 0xDB, 0xDC, 0xDD
 MIN_LINK_FRAME = 3  # link type and CRC
 
-_crc16 = crcmod.predefined.mkCrcFun("crc-ccitt-false")
-
-
 def crc16(data: bytes) -> int:
     """CRC-16/IBM-3740 (CCITT-FALSE): poly 0x1021, init 0xFFFF, no reflection, no xor-out."""
-    return int(_crc16(bytes(data)))
+    return binascii.crc_hqx(bytes(data), 0xFFFF)
 
 
 def slip_escape(data: bytes) -> bytes:

@@ -13,7 +13,7 @@ from typing import Any
 
 from mpremote.transport import TransportError
 
-from meterlink.hil.transport import enter_raw_repl, open_transport
+from meterlink.boardlink.transport import enter_raw_repl, open_transport
 from meterlink.provisioning.errors import (
     BoardNotResponding,
     NotEnoughFlash,

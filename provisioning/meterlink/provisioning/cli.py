@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import importlib
 import os
 import sys
 from collections.abc import Callable
@@ -11,12 +12,14 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
+from meterlink.firmware import SUPPORTED_BOARDS
+from meterlink.protocol import Unit
+from meterlink.protocol.module_config import config_field
 from meterlink.provisioning import registry as reg
 from meterlink.provisioning.errors import BadValue, ProvisioningError
 from meterlink.provisioning.exports import central_csv, central_json, export_key_file
 from meterlink.provisioning.ports import candidate_ports
 from meterlink.provisioning.values import (
-    UNIT_NAMES,
     normalise_meter_serial,
     parse_device_id,
     parse_gps,
@@ -26,8 +29,17 @@ from meterlink.provisioning.values import (
 
 T = TypeVar("T")
 
+# config.txt fields an installer may set on the command line (limits and defaults from
+# meterlink.protocol.module_config, the module's own table).
+_TUNABLE = ("interval", "leak_intervals", "burst_pulses", "burst_intervals", "backflow_pulses")
 
-def register(subparsers: Any) -> None:
+
+def register_provision(subparsers: Any) -> None:
+    """`meterlink provision` (entry point in pyproject.toml). Talking to a board needs
+    the `[installer]` extra; without it this raises ModuleNotFoundError and the
+    dispatcher offers no `provision`."""
+    for module in ("mpremote", "serial"):
+        importlib.import_module(module)
     p = subparsers.add_parser(
         "provision",
         help="put a meter module in service: flash, configure, register, self-test",
@@ -37,16 +49,15 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--port", help="the module's serial port (default: search)")
     p.add_argument("--list-ports", action="store_true", help="list serial ports and exit")
-    p.add_argument("--board", choices=["nrf51", "rp2"], help="refuse any other board")
+    p.add_argument("--board", choices=SUPPORTED_BOARDS, help="refuse any other board")
     p.add_argument("--meter-serial", help="serial number printed on the meter")
     p.add_argument("--device-id", help="device id (default: derived from the meter serial)")
     p.add_argument("--reading", help="the dial reading in m³, e.g. 123.456")
     p.add_argument("--pulse-weight", help="volume per pulse, e.g. 1L, 10L, 100mL")
-    p.add_argument("--interval", type=int, default=900, help="seconds per interval (900)")
-    p.add_argument("--leak-intervals", type=int, default=96)
-    p.add_argument("--burst-pulses", type=int, default=100)
-    p.add_argument("--burst-intervals", type=int, default=2)
-    p.add_argument("--backflow-pulses", type=int, default=10)
+    for name in _TUNABLE:
+        f = config_field(name)
+        p.add_argument("--" + name.replace("_", "-"), type=int, default=f.default,
+                       help=f"{f.meaning} ({f.low}..{f.high}, default {f.default})")
     p.add_argument("--pin-pulse", default="pin0", help="pulse input pin (pin0)")
     p.add_argument("--pin-dir", default="", help="flow-direction input pin, for meters with "
                    "a second reed contact (none by default)")
@@ -80,6 +91,9 @@ def register(subparsers: Any) -> None:
     _registry_arg(p)
     p.set_defaults(func=_cmd_provision)
 
+
+def register_devices(subparsers: Any) -> None:
+    """`meterlink devices` (entry point in pyproject.toml)."""
     d = subparsers.add_parser("devices", help="the device registry: list, show, export, remove")
     _registry_arg(d)
     ds = d.add_subparsers(dest="devices_command", metavar="ACTION")
@@ -189,17 +203,12 @@ def _cmd_provision(args: argparse.Namespace) -> int:
                 f"--mqtt {args.mqtt!r} is not HOST:PORT", "e.g. --mqtt 192.168.1.20:1883"
             )
         mqtt = (host, int(port))
-    for name in (
-        "interval",
-        "leak_intervals",
-        "burst_pulses",
-        "burst_intervals",
-        "backflow_pulses",
-    ):
-        if not 0 < getattr(args, name) < 65536:
+    for name in _TUNABLE:
+        f = config_field(name)
+        if not f.low <= getattr(args, name) <= f.high:
             flag = "--" + name.replace("_", "-")
             raise BadValue(
-                f"{flag} {getattr(args, name)} is out of range", f"use 1..65535 for {flag}"
+                f"{flag} {getattr(args, name)} is out of range", f"use {f.low}..{f.high} for {flag}"
             )
     request = ProvisionRequest(
         meter_serial=serial_no,
@@ -273,7 +282,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
         ("selftest", f"{d.selftest} rssi {d.rssi}" if d.selftest else "-"),
         ("reading_m3", d.reading_m3),
         ("initial_register", f"{d.initial_register} pulses"),
-        ("pulse_weight", f"{d.pulse_weight} {UNIT_NAMES[d.unit]}"),
+        ("pulse_weight", f"{d.pulse_weight} {Unit(d.unit).symbol}"),
         ("interval_s", d.interval_s),
         ("address", d.address),
         ("gps", "" if d.latitude is None else f"{d.latitude},{d.longitude}"),

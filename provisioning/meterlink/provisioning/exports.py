@@ -8,13 +8,16 @@ import io
 import json
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from meterlink.protocol import keyfile
+from meterlink.protocol.keyfile import KEY_FILE_FORMAT, KeyEntry
 from meterlink.provisioning.registry import Device
 
-KEY_FILE_FORMAT = "meterlink-keys/1"
+__all__ = ["KEY_FILE_FORMAT", "central_csv", "central_json", "export_key_file",
+           "key_file_document", "write_private_file"]
 
 CENTRAL_FIELDS = (
     "device_id",
@@ -36,25 +39,16 @@ CENTRAL_FIELDS = (
 )
 
 
-def key_file_document(devices: Iterable[Device]) -> dict[str, Any]:
-    """The gateway key file's content. `key_gen` counts rekeys of the device: a gateway
-    that sees it change for a device restarts that device's replay window (the module
-    may start its frame counter again under the new key)."""
-    return {
-        "format": KEY_FILE_FORMAT,
-        "devices": [
-            {
-                "device_id": d.device_id,
-                "key": d.key_hex,
-                "key_gen": d.key_gen,
-                "meter_serial": d.meter_serial,
-                "pulse_weight": d.pulse_weight,
-                "unit": d.unit,
-                "interval_s": d.interval_s,
-            }
-            for d in sorted(devices, key=lambda d: d.device_id)
-        ],
-    }
+def key_file_document(devices: Iterable[Device]) -> Mapping[str, Any]:
+    """The gateway key file's content (format: meterlink.protocol.keyfile). `key_gen`
+    counts rekeys of the device: a gateway that sees it change for a device restarts
+    that device's replay window (the module may start its frame counter again under the
+    new key)."""
+    return keyfile.key_file_document(
+        KeyEntry(device_id=d.device_id, key=bytes.fromhex(d.key_hex), key_gen=d.key_gen,
+                 meter_serial=d.meter_serial, pulse_weight=d.pulse_weight, unit=d.unit,
+                 interval_s=d.interval_s)
+        for d in devices)
 
 
 def write_private_file(path: Path, data: bytes) -> None:

@@ -8,8 +8,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from meterlink.hil import board_files
-from meterlink.hil.errors import BoardError
+from meterlink.boardlink import files as board_files
+from meterlink.boardlink.errors import BoardError
 from meterlink.provisioning.board import BoardSession
 from meterlink.provisioning.errors import BoardNotResponding, FlashVerifyFailed
 from meterlink.provisioning.image import ENTRY_NAME, write_order

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
+from meterlink.protocol.module_config import config_field
 from meterlink.provisioning import registry as reg
 from meterlink.provisioning.board import BoardSession, check_space
 from meterlink.provisioning.errors import BadValue, ProvisioningError, SelfTestFailed
@@ -34,12 +35,18 @@ from meterlink.provisioning.values import (
 Say = Callable[[str], None]
 
 
+def _default(name: str) -> int:
+    value = config_field(name).default
+    assert value is not None, name
+    return value
+
+
 @dataclass
 class Alarms:
-    leak_intervals: int = 96
-    burst_pulses: int = 100
-    burst_intervals: int = 2
-    backflow_pulses: int = 10
+    leak_intervals: int = _default("leak_intervals")
+    burst_pulses: int = _default("burst_pulses")
+    burst_intervals: int = _default("burst_intervals")
+    backflow_pulses: int = _default("backflow_pulses")
 
 
 @dataclass
@@ -51,7 +58,7 @@ class ProvisionRequest:
     port: str | None = None
     board: str | None = None  # expected board family
     device_id: int | None = None
-    interval_s: int = 900
+    interval_s: int = _default("interval")
     alarms: Alarms = field(default_factory=Alarms)
     pin_pulse: str = "pin0"
     pin_dir: str = ""  # flow-direction input; empty: none
@@ -182,7 +189,7 @@ def flash_and_restart(r: ProvisionRequest, say: Say, *, show_progress: bool = Tr
         files[CONFIG_NAME] = config_text(device, r).encode("ascii")
         current = session.file_sizes()
         if r.erase_other_files:
-            from meterlink.hil import board_files
+            from meterlink.boardlink import files as board_files
 
             for name in sorted(set(current) - set(files)):
                 board_files.remove_file(session.transport, name)

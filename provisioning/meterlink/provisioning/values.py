@@ -8,11 +8,11 @@ import zlib
 from dataclasses import dataclass
 from decimal import Decimal
 
+from meterlink.protocol import Unit
+from meterlink.protocol.module_config import config_field
 from meterlink.provisioning.errors import BadValue
 
-UNIT_ML, UNIT_L, UNIT_M3 = 0, 1, 2
-UNIT_NAMES = {UNIT_ML: "mL", UNIT_L: "L", UNIT_M3: "m3"}
-_UNIT_IN_ML = {UNIT_ML: 1, UNIT_L: 1000, UNIT_M3: 1_000_000}
+UNIT_ML, UNIT_L, UNIT_M3 = Unit.ML, Unit.L, Unit.M3
 _MAX_U32 = 2**32 - 1
 
 READING_FORM = "the black digits of the dial in m³, e.g. 123.456 (up to 3 decimals)"
@@ -65,10 +65,10 @@ class PulseWeight:
 
     @property
     def millilitres(self) -> int:
-        return self.amount * _UNIT_IN_ML[self.unit]
+        return self.amount * Unit(self.unit).millilitres
 
     def __str__(self) -> str:
-        return f"{self.amount} {UNIT_NAMES[self.unit]}"
+        return f"{self.amount} {Unit(self.unit).symbol}"
 
 
 _WEIGHT_RE = re.compile(r"^(\d+(?:[.,]\d+)?)\s*(ml|l|m3|m³)?$", re.IGNORECASE)
@@ -87,9 +87,9 @@ def parse_pulse_weight(text: str) -> PulseWeight:
         raise BadValue(f"pulse weight {text!r} is not a whole number of mL", f"enter {form}")
     ml_int = int(ml)
     for unit in (UNIT_M3, UNIT_L, UNIT_ML):  # the coarsest unit that keeps it whole
-        if ml_int % _UNIT_IN_ML[unit] == 0:
-            amount = ml_int // _UNIT_IN_ML[unit]
-            if amount <= 65535:
+        if ml_int % unit.millilitres == 0:
+            amount = ml_int // unit.millilitres
+            if amount <= config_field("weight").high:
                 return PulseWeight(amount, unit)
     raise BadValue(f"pulse weight {text!r} is too large", f"enter {form}")
 

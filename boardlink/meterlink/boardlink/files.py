@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from mpremote.transport import TransportError
 from mpremote.transport_serial import SerialTransport
 
-from meterlink.hil.errors import BoardError
+from meterlink.boardlink.errors import BoardError
 
 WRITE_CHUNK = 64  # bytes per f.write() call
 EXEC_SOURCE_BUDGET = 1024  # source bytes per exec: the board compiles it in ~9 KB of heap
@@ -73,17 +73,32 @@ class FileCheck:
         return f"{self.name}: ok"
 
 
-def run(transport: SerialTransport, code: str, timeout: float = 10.0) -> str:
+def _garbled(err: bytes) -> bool:
+    """The board could not compile what it was sent: a SyntaxError in <stdin> itself."""
+    text = err.decode(errors="replace")
+    return '"<stdin>"' in text and text.rstrip().splitlines()[-1].startswith("SyntaxError")
+
+
+def run(transport: SerialTransport, code: str, timeout: float = 10.0,
+        tries: int = MAX_TRIES) -> str:
     """Runs code in the raw REPL; returns its stdout; BoardError with the board's
-    traceback if it raised."""
-    try:
-        out, err = transport.exec_raw(code, timeout=timeout)
-    except TransportError as exc:
-        raise BoardError(f"the board did not run the code: {exc}") from exc
-    if err:
-        raise BoardError(f"the board raised:\n{err.decode(errors='replace').strip()}")
-    text: str = out.decode(errors="replace")
-    return text
+    traceback if it raised.
+
+    Code the board could not compile is sent again (up to `tries` times): a byte lost
+    on a busy or noisy line shows up as a SyntaxError, and code that did not compile
+    never ran, so sending it again is safe whatever it does."""
+    for attempt in range(tries):
+        try:
+            out, err = transport.exec_raw(code, timeout=timeout)
+        except TransportError as exc:
+            raise BoardError(f"the board did not run the code: {exc}") from exc
+        if err and _garbled(err) and attempt < tries - 1:
+            continue
+        if err:
+            raise BoardError(f"the board raised:\n{err.decode(errors='replace').strip()}")
+        text: str = out.decode(errors="replace")
+        return text
+    raise AssertionError("unreachable")
 
 
 def run_idempotent(
@@ -93,7 +108,7 @@ def run_idempotent(
     line turns `f.read` into `f.rea`, which the next try does not repeat."""
     for attempt in range(tries):
         try:
-            return run(transport, code, timeout)
+            return run(transport, code, timeout, tries=1)
         except BoardError:
             if attempt == tries - 1:
                 raise

@@ -1,6 +1,5 @@
 """Host side of the module firmware: the files to put on a board, and config.txt.
-(CPython; it lives under provisioning/, the firmware's own MicroPython sources under
-firmware/meterlink/firmware/mp/.)
+(CPython, beside the on-board MicroPython sources it processes, which are in `mp/`.)
 
 The firmware itself is MicroPython in `mp/`; `bundle()` maps on-board file names to
 their contents, `render_config()`/`parse_config()` write and check config.txt with
@@ -35,18 +34,7 @@ __all__ = [
     "split_chunks",
 ]
 
-def _mp_dir() -> Path:
-    # The MicroPython sources (package meterlink.firmware.mp): beside this file once
-    # installed, in the source tree's firmware/ (everything there is on-board code) when
-    # installed for development; this host-side package lives under provisioning/.
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "mp", here.parents[2] / "firmware" / "meterlink" / "firmware" / "mp"):
-        if (candidate / "ml_core.py").is_file():
-            return candidate
-    raise RuntimeError(f"the firmware sources (meterlink.firmware.mp) are missing near {here}")
-
-
-MP_DIR = _mp_dir()
+MP_DIR = Path(__file__).resolve().parent / "mp"  # the on-board sources
 SUPPORTED_BOARDS = ("nrf51", "rp2")
 
 # Source file -> on-board name, per board. rp2 runs the full firmware (ml_main and the
