@@ -31,9 +31,9 @@ from mpremote.transport_serial import SerialTransport
 
 from meterlink.boardlink import files as board_files
 from meterlink.boardlink.errors import BoardError
+from meterlink.boardlink.transport import enter_raw_repl, open_transport
 from meterlink.hil.processes import kill_child, spawn_child
 from meterlink.hil.rp2_firmware import find_bootrom, find_uf2
-from meterlink.boardlink.transport import enter_raw_repl, open_transport
 from meterlink.hil.uart import UartListener, UartLog, UartPump
 
 RUNNER_DIR = Path(__file__).resolve().parents[2] / "rp2040js"
