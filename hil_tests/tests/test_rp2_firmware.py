@@ -59,5 +59,5 @@ def test_bootrom_extracted_from_its_word_list_and_checked(
     monkeypatch.setattr(fw, "_bootrom_sources", lambda: [("bad.mjs", "x = [0x1, 0x2]")])
     with pytest.raises(fw.FirmwareMissing, match="bootrom"):
         fw.find_bootrom()
-    real = fw._words_to_bytes("x = [" + ", ".join("0x%08x" % i for i in range(8)) + "]")
+    real = fw._words_to_bytes("x = [" + ", ".join(f"0x{i:08x}" for i in range(8)) + "]")
     assert len(real) == fw.BOOTROM_BYTES and real[4:8] == b"\1\0\0\0"
