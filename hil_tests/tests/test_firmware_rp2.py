@@ -6,6 +6,7 @@ power cuts at random instants."""
 
 from __future__ import annotations
 
+import json
 import random
 import signal
 import time
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from paho.mqtt import publish
 
 from meterlink.firmware import bundle, render_config
 from meterlink.hil.pico import EmulatedPico
@@ -108,6 +110,16 @@ def test_provisioned_pico_counts_pulses_and_its_alarm_is_confirmed_via_the_gatew
     alarm = central.wait_for(lambda m: m.topic == f"meterlink/v1/alarms/{did}", timeout=120)
     assert "backflow" in str(alarm.json()), alarm.json()
     channel.wait_for(lambda e: e.direction == "down" and e.outcome == "delivered", timeout=60)
+    # config and time downlinks from the central system, in the next receive windows
+    for command in ({"type": "config", "interval_s": 4}, {"type": "time"}):
+        publish.single(f"meterlink/v1/commands/{did}", json.dumps(command), qos=1,
+                       hostname=broker.host, port=broker.port)  # fmt: skip
+    central.wait_for(
+        lambda m: m.topic == f"meterlink/v1/readings/{did}" and m.json()["interval_s"] == 4,
+        timeout=120,
+    )
+    downs = [e for e in channel.trace if e.direction == "down" and e.outcome == "delivered"]
+    assert len(downs) >= 3, downs  # the ack, the config, the time
 
 
 def restart(pico: EmulatedPico, timeout: float = 60) -> None:
