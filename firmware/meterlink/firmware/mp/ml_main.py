@@ -22,6 +22,10 @@ def up(c, kind):
     # receive window; the modules it needs are loaded for it alone
     gc.collect()
     if kind < 3:
+        if kind:
+            # alarm and status frames carry the register too: commit it first,
+            # so no frame shows a register a power cut can take back
+            c.commit()
         import ml_body
         n = ml_body.build(c, kind)
         ml_body = None
