@@ -162,20 +162,25 @@ def power_cut_campaign(pico: EmulatedPico, cuts: int, seed: int) -> None:
     sent = 0
     counters: dict[int, bytes] = {}  # counter -> the frame sent with it
     heard: list[Any] = []
+    log: list[str] = []
 
     def check(got: list[Any], when: str, made: int = 0) -> None:
         # made: edges of the running train so far (read after the frames were taken)
         for f in got:
             assert f.device_id == DEV
-            # an alarm's resend repeats its frame byte for byte; anything else is reuse
-            first = counters.setdefault(f.counter, f.payload)
-            assert first == f.payload, f"counter {f.counter} reused ({when})"
+            # an alarm's resend repeats its frame byte for byte (and so its register,
+            # however old); anything else with a known counter is reuse
+            if f.counter in counters:
+                assert counters[f.counter] == f.payload, f"counter {f.counter} reused ({when})"
+                continue
+            counters[f.counter] = f.payload
             if isinstance(f.body, Reading | Status | Alarm):
                 now = f.body.register
                 if heard:
-                    assert now >= heard[-1], f"register went back ({when})"
+                    assert now >= heard[-1], f"register went back ({when}): {now} after {log[-8:]}"
                 assert now <= REGISTER + sent + made, f"register above the truth ({when})"
                 heard.append(now)
+                log.append(f"{when} {f.frame_type.name} c{f.counter} r{now}")
 
     def wait_frame(pred: Any, timeout: float, when: str) -> Any:
         deadline = time.monotonic() + timeout
