@@ -36,6 +36,7 @@ def request(tmp_path: Path, emulated: Any, **kw: Any) -> ProvisionRequest:
         port=emulated.pty_path,
         interval_s=30,
         installer="hil",
+        cable=emulated.cable,  # the maintenance input through qtest, reset through QMP
     )
     values.update(kw)
     return ProvisionRequest(**values)

@@ -4,13 +4,17 @@ in small pieces, and an optional tap that records every byte the board sends."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from mpremote.transport_serial import SerialTransport
 
-MAINTENANCE_BREAK = b"\x03" * 10  # docs/protocol.md section 5: 8 or more 0x03 bytes
+# Ctrl-C, repeated: stops a script running at the REPL. The nRF51 firmware ignores it
+# (Ctrl-C is off while it runs, docs/protocol.md section 5): only the maintenance input
+# stops it. The full profile's own break (8 or more 0x03, ml_core) is in it too.
+INTERRUPT = b"\x03" * 10
 
 # The board's UART receive buffer is small and QEMU's UART has no baud-rate timing: a
 # burst can overrun it when the host is busy (bytes were lost with 8 boards on 2 cores).
@@ -56,30 +60,101 @@ def open_transport(
     return transport
 
 
-def enter_raw_repl(transport: SerialTransport, *, timeout: float = 10.0) -> None:
-    """Sends the maintenance break (so running firmware returns to the REPL) and Ctrl-B
-    (so a board left in the raw REPL goes back to the friendly one), waits for the `>>> `
-    prompt, then enters the raw REPL without a soft reset (which would rerun main.py)."""
+def wait_prompt(transport: SerialTransport, timeout: float) -> bool:
+    """Sends Ctrl-C (stops a script at the REPL) and Ctrl-B (so a board left in the raw
+    REPL goes back to the friendly one) until the `>>> ` prompt comes; False if it does
+    not within timeout. The meterlink firmware does not answer this (enter_maintenance)."""
     port = transport.serial
     seen = b""
     deadline = time.monotonic() + timeout
     while b">>> " not in seen and time.monotonic() < deadline:
-        port.write(MAINTENANCE_BREAK + b"\r\x02")
-        quiet_until = time.monotonic() + 1.0
+        port.write(INTERRUPT + b"\r\x02")
+        quiet_until = min(time.monotonic() + 1.0, deadline)
         while time.monotonic() < quiet_until and b">>> " not in seen:
             waiting = port.in_waiting
             if waiting:
                 seen = (seen + port.read(waiting))[-64:]
             else:
                 time.sleep(0.01)
+    return b">>> " in seen
+
+
+def enter_raw_repl(transport: SerialTransport, *, timeout: float = 10.0) -> None:
+    """Waits for the `>>> ` prompt (wait_prompt), then enters the raw REPL without a soft
+    reset (which would rerun main.py). The meterlink firmware does not answer: put the
+    module in maintenance first (enter_maintenance)."""
+    port = transport.serial
+    wait_prompt(transport, timeout)
     # let the tail of the banner and repeated prompts arrive, then drop them
     time.sleep(0.05)
     while port.in_waiting:
         port.read(port.in_waiting)
     transport.enter_raw_repl(soft_reset=False, timeout_overall=timeout)
-    # A 0x03 of the break that the board took while busy leaves a KeyboardInterrupt
-    # pending, raised in whatever runs next: absorb it with a no-op.
+    # A 0x03 the board took while busy leaves a KeyboardInterrupt pending, raised in
+    # whatever runs next: absorb it with a no-op.
     for _ in range(3):
         _, err = transport.exec_raw("pass", timeout=timeout)
         if not err:
             break
+
+
+class MaintenanceCable(Protocol):
+    """The module's maintenance input and reset as the programming cable drives them
+    (docs/protocol.md section 5): nothing sent over the UART (the radio's line) can
+    stop the firmware."""
+
+    def hold(self, held: bool) -> None:
+        """Drives the maintenance input: held (True) or released."""
+
+    def reset(self) -> None:
+        """Resets the module (it boots main.py, which sees the input if held)."""
+
+
+class SerialLinesCable:
+    """A programming cable whose DTR line drives the maintenance input (high while
+    asserted) and whose RTS line drives the reset (low while asserted), the wiring of
+    the usual auto-reset programming cables. On a port without modem lines (a pty)
+    nothing happens: then the installer holds the input and presses reset."""
+
+    def __init__(self, transport: SerialTransport) -> None:
+        self._serial = transport.serial
+        with contextlib.suppress(OSError, ValueError):
+            self._serial.rts = False  # pyserial asserts it on open: not held in reset
+
+    def hold(self, held: bool) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self._serial.dtr = held
+
+    def reset(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self._serial.rts = True
+            time.sleep(0.05)
+            self._serial.rts = False
+
+
+# How long running firmware may take to see the maintenance input (it checks every
+# 100 ms, but not while it seals a frame or listens in a receive window, up to 60 s by
+# config; 2 s by default) before the module is reset with the input held.
+STOP_WAIT_S = 3.0
+
+
+def enter_maintenance(
+    transport: SerialTransport,
+    cable: MaintenanceCable,
+    *,
+    timeout: float = 10.0,
+    stop_wait: float = STOP_WAIT_S,
+) -> None:
+    """Puts the module in maintenance and its raw REPL: holds the maintenance input;
+    running firmware commits its state and stops within `stop_wait`; otherwise (safe
+    mode's wait, a boot phase, a crash's wait) the module is reset with the input held,
+    and main.py stops at boot. The input is released at the REPL, so the next reset
+    boots the firmware."""
+    cable.hold(True)
+    try:
+        if not wait_prompt(transport, stop_wait):
+            cable.reset()
+            wait_prompt(transport, timeout)
+    finally:
+        cable.hold(False)
+    enter_raw_repl(transport, timeout=timeout)

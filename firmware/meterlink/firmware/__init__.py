@@ -19,9 +19,11 @@ from typing import Any
 from meterlink.firmware.minify import rename_locals, shrink
 
 __all__ = [
+    "BOARD_PINS",
     "CHUNK_BYTES",
     "CONFIG_KEYS",
     "FIRMWARE_VERSION",
+    "MAINTENANCE_PIN",
     "SUPPORTED_BOARDS",
     "ConfigError",
     "bundle",
@@ -46,6 +48,8 @@ _FULL = {
     for name in (
         "main.py",
         "ml_aes.py",
+        "ml_air.py",
+        "ml_at.py",
         "ml_body.py",
         "ml_boot.py",
         "ml_cfg.py",
@@ -189,21 +193,63 @@ def _firmware_cfg() -> ModuleType:
 CONFIG_KEYS: tuple[str, ...] = tuple(_firmware_cfg().KEYS)
 
 
-def parse_config(text: str) -> dict[str, Any]:
-    """Parses config.txt text exactly as the firmware does at boot. Returns every key
-    with defaults filled in (`key` as 16 bytes); raises ConfigError naming the key."""
+# The input pins each board has, as config.txt names them (docs/firmware.md, "Boards
+# and pins"); the firmware checks the same at boot (mp/ml_nc.py: the micro:bit module's
+# pin names; mp/board_rp2.py: GPIO 0..28). pin8 of the micro:bit is the maintenance
+# input (docs/protocol.md section 5), never a meter input.
+BOARD_PINS: dict[str, frozenset[str]] = {
+    "nrf51": frozenset(f"pin{n}" for n in (*range(8), *range(9, 17), 19, 20)),
+    "rp2": frozenset(str(n) for n in range(29)),
+}
+MAINTENANCE_PIN = {"nrf51": "pin8"}
+
+
+def parse_config(text: str | bytes, board: str | None = None) -> dict[str, Any]:
+    """Parses config.txt exactly as the firmware does at boot. Returns every key with
+    defaults filled in (`key` as 16 bytes); raises ConfigError naming the key. With
+    `board`, a pin that board lacks is an error (code 3), as on the module."""
     cfg = _firmware_cfg()
+    data = text.encode("utf-8", "surrogateescape") if isinstance(text, str) else text
     try:
-        result: dict[str, Any] = cfg.parse(text)
+        result: dict[str, Any] = cfg.parse(cfg.as_text(data))
     except cfg.CfgError as exc:
         code, key, line = exc.args[0], exc.args[1], exc.args[2]
         raise ConfigError(code, key, f"config.txt: {_explain(code, key, line)}") from None
+    if board is not None:
+        pins = _board_pins(board)
+        for name in cfg.PINS:
+            value = result[name]
+            if value and value not in pins:
+                raise ConfigError(3, name, f"config.txt: {_explain_pin(board, name, value)}")
     return result
 
 
-def _explain(code: int, key: str | None, line: int) -> str:
+def _board_pins(board: str) -> frozenset[str]:
+    if board not in BOARD_PINS:
+        raise ValueError(
+            f"unknown board {board!r}; supported boards: {', '.join(SUPPORTED_BOARDS)}"
+        )
+    return BOARD_PINS[board]
+
+
+def _explain_pin(board: str, name: str, value: str) -> str:
+    if value == MAINTENANCE_PIN.get(board):
+        return (
+            f"{name}={value}: {value} is the {board} board's maintenance input; "
+            "wire the meter to another pin"
+        )
+    have = "pin0..pin7, pin9..pin16, pin19, pin20" if board == "nrf51" else "GPIO 0..28"
+    return f"{name}={value}: the {board} board has no such pin; it has {have}"
+
+
+def _explain(code: int, key: str | int | None, line: int) -> str:
     """The message for the firmware's (error code, key, line number)."""
     ints = {name: (lo, hi, default) for name, lo, hi, default in _firmware_cfg().INTS}
+    if isinstance(key, int):
+        return (
+            f"line {line}: byte 0x{key:02x} is not plain text; config.txt is ASCII "
+            "name=value lines (write it again with provisioning)"
+        )
     if key is None:
         return f"line {line}: expected name=value"
     if code == 2:
@@ -221,10 +267,11 @@ def _explain(code: int, key: str | None, line: int) -> str:
     return f"{key} must be a pin name like pin0 (nrf51) or a GPIO number like 16 (rp2)"
 
 
-def render_config(**values: Any) -> str:
+def render_config(*, board: str | None = None, **values: Any) -> str:
     """config.txt text for these values (names as in docs/architecture.md). `key` may be
     16 bytes or 32 hex digits; pins are names ("pin0") or GPIO numbers; None or "" leaves
-    an optional pin empty. The result is checked with parse_config."""
+    an optional pin empty. The result is checked with parse_config (for `board`'s pins,
+    if given)."""
     lines = ["# meterlink module configuration, written by provisioning"]
     for name, value in values.items():
         if name not in CONFIG_KEYS:
@@ -245,5 +292,5 @@ def render_config(**values: Any) -> str:
             raise ConfigError(3, name, f"{name} must not contain newlines or '#'")
         lines.append(f"{name}={text}")
     out = "\n".join(lines) + "\n"
-    parse_config(out)
+    parse_config(out, board)
     return out

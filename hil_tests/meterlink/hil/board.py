@@ -16,8 +16,8 @@ from mpremote.transport_serial import SerialTransport
 
 from meterlink.boardlink import files as board_files
 from meterlink.boardlink.errors import BoardError
-from meterlink.boardlink.transport import enter_raw_repl, open_transport
-from meterlink.hil.pulses import PulseTrain, pin_line
+from meterlink.boardlink.transport import enter_maintenance, open_transport
+from meterlink.hil.pulses import MAINTENANCE_PIN, PulseTrain, pin_line
 from meterlink.hil.qemu import DEFAULT_ICOUNT_SHIFT, DEFAULT_MICROBIT_HEX, QemuMachine, QemuOptions
 from meterlink.hil.uart import UartListener, UartLog, UartPump
 
@@ -214,12 +214,19 @@ class EmulatedBoard:
             finally:
                 uart.resume()
 
+    @property
+    def cable(self) -> BoardCable:
+        """The programming cable's maintenance input (pin8, through qtest) and reset (QMP),
+        as provisioning drives them (meterlink.boardlink.transport.MaintenanceCable)."""
+        return BoardCable(self)
+
     @contextmanager
     def repl(self, timeout: float = 10.0) -> Iterator[SerialTransport]:
-        """mpremote's SerialTransport in raw REPL. Sends the maintenance break first so
-        running firmware returns to the REPL; leaves the raw REPL and releases the port
-        at exit. While inside, the UART belongs to the REPL (the radio channel's
-        downlinks to this board are dropped)."""
+        """mpremote's SerialTransport in raw REPL, reached as an installer does: the
+        maintenance input held (running firmware stops; otherwise a reset with it held),
+        then released at the prompt (docs/protocol.md section 5). Leaves the raw REPL and
+        releases the port at exit. While inside, the UART belongs to the REPL (the radio
+        channel's downlinks to this board are dropped)."""
         _, uart = self._require()
         with uart.io_lock:
             uart.pause()
@@ -227,11 +234,11 @@ class EmulatedBoard:
             try:
                 transport = open_transport(self.pty_path, tap=uart.deliver)
                 try:
-                    enter_raw_repl(transport, timeout=timeout)
+                    enter_maintenance(transport, self.cable, timeout=timeout)
                 except Exception as exc:
                     raise BoardError(
-                        f"{self.name}: could not enter the raw REPL ({exc}); is the firmware "
-                        f"ignoring the maintenance break? See {self.uart_log}"
+                        f"{self.name}: could not enter the raw REPL ({exc}), with the "
+                        f"maintenance input held and after a reset; see {self.uart_log}"
                     ) from exc
                 yield transport
             finally:
@@ -342,6 +349,20 @@ class EmulatedBoard:
     def __repr__(self) -> str:
         state = "running" if self.running else "off"
         return f"EmulatedBoard({self.name!r}, {state}, uart={self.pty_path!r})"
+
+
+class BoardCable:
+    """An EmulatedBoard's programming cable (meterlink.boardlink.transport.MaintenanceCable)."""
+
+    def __init__(self, board: EmulatedBoard) -> None:
+        self._board = board
+
+    def hold(self, held: bool) -> None:
+        if self._board.running:
+            self._board.set_pin(MAINTENANCE_PIN, 1 if held else 0)
+
+    def reset(self) -> None:
+        self._board.reset()
 
 
 @atexit.register

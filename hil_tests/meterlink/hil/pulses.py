@@ -10,8 +10,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-# micro:bit edge-connector name -> nRF51 GPIO line
-MICROBIT_PINS = {"pin0": 3, "pin1": 2, "pin2": 1}
+# micro:bit edge-connector name -> nRF51 GPIO line; pin8 is the firmware's maintenance
+# input (docs/protocol.md section 5), which the programming cable drives
+MICROBIT_PINS = {"pin0": 3, "pin1": 2, "pin2": 1, "pin8": 18}
+MAINTENANCE_PIN = "pin8"
 
 
 def pin_line(pin: str) -> int:

@@ -1,5 +1,6 @@
-"""A session with a module over its serial port: maintenance break, raw REPL, identity,
-free flash. Uses mpremote's SerialTransport, the same transport the HIL harness uses."""
+"""A session with a module over its serial port: maintenance (the programming cable's
+maintenance input), raw REPL, identity, free flash. Uses mpremote's SerialTransport, the
+same transport the HIL harness uses."""
 
 from __future__ import annotations
 
@@ -13,7 +14,13 @@ from typing import Any
 
 from mpremote.transport import TransportError
 
-from meterlink.boardlink.transport import enter_raw_repl, open_transport
+from meterlink.boardlink.transport import (
+    MaintenanceCable,
+    SerialLinesCable,
+    enter_maintenance,
+    enter_raw_repl,
+    open_transport,
+)
 from meterlink.provisioning.errors import (
     BoardNotResponding,
     NotEnoughFlash,
@@ -115,10 +122,19 @@ def classify_board(
 
 
 class BoardSession:
-    """The module at `port`, in its raw REPL; close() leaves it at the friendly REPL."""
+    """The module at `port`, in its raw REPL; close() leaves it at the friendly REPL.
+    `cable` drives the module's maintenance input and reset (default: the port's DTR and
+    RTS lines, docs/installer.md)."""
 
-    def __init__(self, port: str, *, break_timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        port: str,
+        *,
+        break_timeout: float = 10.0,
+        cable: MaintenanceCable | None = None,
+    ) -> None:
         self.port = port
+        self._cable = cable
         check_port(port)
         try:
             self.transport = open_transport(port, read_timeout=5.0)
@@ -127,29 +143,36 @@ class BoardSession:
                 f"serial port {port} could not be opened ({exc})",
                 "close any other program using the port and run again",
             ) from exc
+        if self._cable is None:
+            self._cable = SerialLinesCable(self.transport)
         try:
-            self._enter_repl(break_timeout)
+            self._enter_repl(break_timeout, maintenance=True)
         except BaseException:
             self.transport.close()
             raise
 
-    def _enter_repl(self, timeout: float) -> None:
-        # The firmware owns the UART while it runs: the maintenance break (protocol
-        # section 5) makes it commit and return to the REPL. Retried: a board that is
-        # still booting may miss the first one.
+    def _enter_repl(self, timeout: float, *, maintenance: bool = False) -> None:
+        # The firmware owns the UART while it runs and nothing sent on it stops it (the
+        # radio shares the line): maintenance needs the maintenance input, held by the
+        # cable (protocol section 5). Once in, the REPL is entered again without it.
+        # Retried: a board that is still booting may miss the first try.
         deadline = time.monotonic() + timeout
         last: Exception | None = None
         while time.monotonic() < deadline:
             try:
                 with contextlib.redirect_stdout(io.StringIO()):  # mpremote prints on failure
-                    enter_raw_repl(self.transport, timeout=3.0)
+                    if maintenance and self._cable is not None:
+                        enter_maintenance(self.transport, self._cable, timeout=5.0)
+                    else:
+                        enter_raw_repl(self.transport, timeout=3.0)
                 return
             except (TransportError, OSError) as exc:
                 last = exc
         raise BoardNotResponding(
-            f"no MicroPython prompt on {self.port} after the maintenance break ({last})",
-            "check this is the module's port and that it has power; switch the module off "
-            "and on again, then run again",
+            f"no MicroPython prompt on {self.port} with the maintenance input held ({last})",
+            "check this is the module's port and that it has power; if the cable does not "
+            "drive the maintenance input, hold it (pin8 to 3V on the micro:bit) and press "
+            "reset, then run again",
         )
 
     def exec(self, code: str, timeout: float = 10.0) -> bytes:

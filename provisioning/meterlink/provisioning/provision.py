@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from meterlink.protocol.module_config import config_field
 from meterlink.provisioning import registry as reg
@@ -31,6 +32,9 @@ from meterlink.provisioning.values import (
     derive_device_id,
     register_from_reading,
 )
+
+if TYPE_CHECKING:
+    from meterlink.boardlink.transport import MaintenanceCable
 
 Say = Callable[[str], None]
 
@@ -63,6 +67,11 @@ class ProvisionRequest:
     pin_pulse: str = "pin0"
     pin_dir: str = ""  # flow-direction input; empty: none
     pin_tamper: str = ""  # tamper loop input; empty: none
+    # the LoRa modem (docs/firmware.md): 0 transparent UART modem, 1 AT modem (RUI3 P2P)
+    modem: int = 0
+    lora_freq: int = 868_100_000  # module_config's defaults
+    lora_sf: int = 9
+    lora_power: int = 14
     address: str = ""
     gps: tuple[float, float] | None = None
     installer: str = ""
@@ -73,6 +82,9 @@ class ProvisionRequest:
     mqtt: tuple[str, int] | None = None
     selftest_timeout: float = 60.0
     wait_reading: bool = False
+    # drives the module's maintenance input and reset; None: the port's DTR and RTS
+    # lines (meterlink.boardlink.transport.SerialLinesCable)
+    cable: MaintenanceCable | None = None
 
 
 @dataclass
@@ -139,6 +151,7 @@ def config_text(device: reg.Device, r: ProvisionRequest) -> str:
     from meterlink.firmware import render_config
 
     text: str = render_config(
+        board=device.board or None,  # a pin the module lacks is refused here, not on it
         id=device.device_id,
         key=device.key_hex,
         weight=device.pulse_weight,
@@ -153,6 +166,10 @@ def config_text(device: reg.Device, r: ProvisionRequest) -> str:
         pin_pulse=r.pin_pulse,
         pin_dir=r.pin_dir,
         pin_tamper=r.pin_tamper,
+        # written only when not the firmware's defaults (the nRF51 filesystem is small)
+        **{k: v for k, v in (("modem", r.modem), ("lora_freq", r.lora_freq),
+                             ("lora_sf", r.lora_sf), ("lora_power", r.lora_power))
+           if v != config_field(k).default},
     )
     return text
 
@@ -177,7 +194,7 @@ def flash_and_restart(r: ProvisionRequest, say: Say, *, show_progress: bool = Tr
     """Every step that needs the module's serial port; the port is released on return."""
     port = choose_port(r.port)
     say(f"module port: {port}")
-    with reg.Registry(r.registry_path) as registry, BoardSession(port) as session:
+    with reg.Registry(r.registry_path) as registry, BoardSession(port, cable=r.cable) as session:
         info = session.identify(r.board)
         say(f"board: {info.family} ({info.machine}), MicroPython {info.micropython_str}")
         from meterlink.firmware import FIRMWARE_VERSION

@@ -17,13 +17,20 @@
 # The run phase's namespace ends with about 45 names; growing its table as
 # they come needs 424 contiguous bytes late, when the heap has no such block:
 # it is grown to that size first (ints as keys: no new names). After the
-# maintenance break the namespace is emptied, so that the REPL (the harness,
+# maintenance stop the namespace is emptied, so that the REPL (the harness,
 # provisioning) has the heap.
-# On an unexpected error: Ctrl-C re-enabled, a minute's wait (tools can reach
-# the REPL), a reset: never a tight crash loop.
+# Maintenance (docs/protocol.md section 5) needs someone at the module: the
+# maintenance input (pin8, held high by the programming cable), seen at boot
+# (phases 1 and 2: ml_nc.read(), boot() return 1) or while the firmware runs
+# (ml_nl, ml_nm: run() returns). Nothing received on the UART, which the radio
+# modem shares, leads to the REPL: Ctrl-C is off from the first statement on,
+# and only a maintenance entry ends this file at the REPL.
+# On an unexpected error: a minute's wait, then a reset whatever happens on
+# the way (never a tight crash loop, never the REPL).
 import gc
 import os
 import machine
+import micropython
 
 
 def ld(n):
@@ -38,6 +45,7 @@ def ld(n):
 
 
 try:
+    micropython.kbd_intr(-1)
     gc.collect()
     if 'rt' in os.listdir():
         g = globals()
@@ -47,24 +55,23 @@ try:
             del g[n]
         for n in b'dplavxsmk':  # ml_nd, ml_np, ml_nl, ...
             ld('ml_n' + chr(n))
-        run()  # returns at the maintenance break
+        run()  # returns when the maintenance input is seen
         for n in list(g):
             if n != '__name__':
                 del globals()[n]  # g too, on the way
     elif 'cf' in os.listdir():
         for n in b'kxb':
             ld('ml_n' + chr(n))
-        boot()
-        machine.reset()
+        boot() or machine.reset()
     else:
+        import ml_cfg  # first: compiling it needs the largest free block
         import ml_nc
-        ml_nc.read()
+        ml_nc.read() or machine.reset()
+except BaseException as e:  # a KeyboardInterrupt too
+    try:
+        import sys
+        import utime
+        sys.print_exception(e)
+        utime.sleep_ms(60000)
+    finally:
         machine.reset()
-except Exception as e:
-    import sys
-    import micropython
-    import utime
-    micropython.kbd_intr(3)
-    sys.print_exception(e)
-    utime.sleep_ms(60000)
-    machine.reset()

@@ -7,16 +7,31 @@ INTS = (('id', 0, _M, None), ('weight', 1, 65535, 1), ('unit', 0, 2, 1),
         ('register', 0, _M, 0), ('gen', 0, _M, None), ('interval', 1, 65535, 900),
         ('leak_intervals', 1, 65535, 96), ('burst_pulses', 1, _M, 100),
         ('burst_intervals', 1, 65535, 2), ('backflow_pulses', 1, _M, 10),
-        ('rx_window_ms', 0, 60000, 2000), ('history', 1, 48, 12))
+        ('rx_window_ms', 0, 60000, 2000), ('history', 1, 23, 12),
+        ('modem', 0, 1, 0), ('lora_freq', 863000000, 870000000, 868100000),
+        ('lora_sf', 7, 12, 9), ('lora_power', 5, 22, 14))
 PINS = ('pin_pulse', 'pin_dir', 'pin_tamper')
 KEYS = tuple(k[0] for k in INTS) + ('key',) + PINS
 
 
 class CfgError(Exception):
     # args: safe-mode error code (2 syntax, 3 value), the key (None: a line
-    # without '='), the line number (0: a value), the values parsed so far.
+    # without '='; an int: a byte that is not text), the line number (0: a
+    # value), the values parsed so far.
     # The host's parse_config turns these into messages.
     pass
+
+
+def as_text(b):
+    # config.txt's bytes as text; CfgError (2, the byte, its line) for a
+    # byte that is not plain ASCII text: random bytes or another encoding
+    # make the file unreadable (code 2), not a bad value
+    n = 1
+    for c in b:
+        n += c == 10
+        if c > 126 or c < 32 and c not in (9, 10, 13):
+            raise CfgError(2, c, n, {})
+    return str(b, 'ascii')  # 1.9.2 on the micro:bit has no bytes.decode
 
 
 def parse(text):

@@ -6,6 +6,7 @@
 # (crc) and ml_nx (enc, SB) into one namespace.
 import os
 import struct
+import microbit
 from array import array
 
 
@@ -56,6 +57,11 @@ def ks(k):
 
 
 def boot():
+    # 1 if the maintenance input is held: 'cf' is removed (the next boot
+    # reads config.txt again) and main.py stops at the REPL
+    if microbit.pin8.read_digital():
+        os.remove('cf')
+        return 1
     f = open('cf', 'rb')
     c = f.read()
     f.close()

@@ -1,35 +1,41 @@
 # nRF51 profile, boot phase 1: config.txt through ml_cfg (the same rules as
 # on rp2 and on the host), written in binary to the file 'cf' for phase 2
-# (ml_nb), which runs after a reset on an empty heap.
+# (ml_nb), which runs after a reset on an empty heap. Whatever config.txt
+# holds, 'cf' is written: a bad one gives its safe-mode error code
+# (protocol 4.7), never an exception.
 import struct
 import microbit
 
 
 def read():
-    import gc
-    gc.collect()
-    import ml_cfg
+    # 1 if the maintenance input is held (main.py stops at the REPL)
+    if microbit.pin8.read_digital():
+        return 1
+    import ml_cfg  # main.py imported it first, on the emptiest heap
     e = 1  # missing
     g = {}
     try:
-        f = open('config.txt', 'r')
+        f = open('config.txt', 'rb')
         try:
-            g = ml_cfg.parse(f.read())
+            g = ml_cfg.parse(ml_cfg.as_text(f.read()))
             e = 0
         except ml_cfg.CfgError as x:
             e = x.args[0]
             g = x.args[3]
+        except Exception:  # unreadable: too large for the heap, a read error
+            e = 2
         f.close()
     except OSError:
         pass
     ml_cfg = None
     p = [255, 255]  # pulse and direction pin numbers (255: none)
     if not e:
-        for i in (0, 1):
-            n = g[('pin_pulse', 'pin_dir')[i]]
-            if n and (n[:3] != 'pin' or not hasattr(microbit, n)):
-                e = 3  # a pin this board does not have
-            elif n:
+        for i in (0, 1, 2):
+            n = g[('pin_pulse', 'pin_dir', 'pin_tamper')[i]]
+            # a pin this board does not have, or pin8, the maintenance input
+            if n and (n[:3] != 'pin' or n == 'pin8' or not hasattr(microbit, n)):
+                e = 3
+            elif n and i < 2:
                 p[i] = int(n[3:])
     f = open('cf', 'wb')
     f.write(struct.pack('<I', e))

@@ -20,10 +20,12 @@ K = [None, None, None, None]  # K_enc, K_mic schedules, CMAC subkeys K1, K2
 
 # The run phase starts here: 'rt', written by the boot phase (ml_nb), holds
 # S, V, the working keys (expanded), the pins and the history length. Removed once
-# read; not whole (a cut): boot again.
+# read; not whole (a cut while ml_nb wrote it: it is short, and its parts are
+# read as far as they go): boot again, from 'cf' or config.txt, instead of
+# failing here at every boot.
 f = open('rt', 'rb')
 d = f.read(188)  # read in parts: the heap has no room for one 575-byte piece
-for i in range(47):
+for i in range(len(d) // 4):
     if i < 15:
         S[i] = struct.unpack_from('<I', d, 4 * i)[0]
     else:
@@ -37,9 +39,11 @@ f.close()
 os.remove('rt')
 if len(d) != 3 or len(K[1]) != 176:  # not whole (a cut): boot again
     machine.reset()
+Q[0] = int  # no pulse input (safe mode): poll() reads 0, counts nothing
 for i in (0, 1):
-    if d[i] < 255:
-        p = getattr(microbit, 'pin' + str(d[i]))
+    p = d[i]  # bound even in safe mode (no pins: 255)
+    if p < 255:
+        p = getattr(microbit, 'pin' + str(p))
         p.set_pull(p.NO_PULL)
         Q[i] = p.read_digital
 Q[2] = array('L', [0] * d[2])

@@ -27,11 +27,11 @@ _AT = const(16)
 
 def step():
     # one pass of the main loop: poll, then at most one of: interval end,
-    # pulse commit, the 100 ms check (backflow, then at most one alarm or
-    # status frame)
+    # pulse commit, the 100 ms check (the maintenance input, backflow, then
+    # at most one status or alarm frame)
     v = V
     poll()
-    brk()
+    rx()
     t = ticks_ms()
     iv = v[_IV] * 1000
     f = 0
@@ -60,6 +60,8 @@ def step():
         return
     elif ticks_diff(t, v[_TK]) >= 100:
         v[_TK] = t
+        if microbit.pin8.read_digital():  # the maintenance input: stop
+            raise KeyboardInterrupt
         if v[_RI] + v[_RP] < v[_BF]:
             m = 0
         else:
@@ -71,9 +73,12 @@ def step():
     v[_ACT] = (v[_ACT] & ~m) | (f & m)
     if m == 5:
         up(0)  # the reading frame
+    elif v[_WANT]:  # the boot status first, whatever an alarm waits for
+        v[_WANT] = 0
+        up(2)
     elif v[_AN]:  # an alarm frame waits for its ack: resend when due
         if ticks_diff(t, v[_AT]) >= 0:
-            if v[_TRIES] >= 8:
+            if v[_TRIES] >= 8 or v[17] - v[14] > 63:  # 64 later counters: replay
                 done()
             else:
                 up(3)
@@ -81,6 +86,3 @@ def step():
         v[_RAISED] = v[_PEND]
         v[_PEND] = 0
         up(1)
-    elif v[_WANT]:
-        v[_WANT] = 0
-        up(2)

@@ -1,13 +1,11 @@
-# nRF51 profile: the main loop (step, ml_nl), safe mode and the maintenance
-# break.
-from micropython import kbd_intr
+# nRF51 profile: the main loop (step, ml_nl), safe mode, and the stop for
+# maintenance (the maintenance input, docs/protocol.md section 5).
 from utime import ticks_ms, sleep_ms
 
 
 def run():
     # the main loop, on the state the boot phase made (its counter
-    # reservation committed); ends at the maintenance break
-    kbd_intr(-1)
+    # reservation committed); returns when the maintenance input is seen
     try:
         V[18] = V[19] = ticks_ms()  # the interval and check clocks
         while V[23] % 4 == 0:  # no error, or the store was corrupt
@@ -18,13 +16,11 @@ def run():
             # host core instead of 85%)
             sleep_ms(1)
         # safe mode: no counting; the status frame with the error code once
-        # (rp2 repeats it every 300 s); the maintenance break still works
+        # (rp2 repeats it every 300 s), then a wait for the maintenance input
         up(2)
-        while True:
-            brk()
-            sleep_ms(5)
-    except KeyboardInterrupt:
-        S[9] = 1  # a clean stop: no unexpected-reset alarm at the next boot
-        commit()
-    finally:
-        kbd_intr(3)
+        while not microbit.pin8.read_digital():
+            sleep_ms(20)
+    except KeyboardInterrupt:  # raised by step() on the maintenance input
+        pass
+    S[9] = 1  # a clean stop: no unexpected-reset alarm at the next boot
+    commit()  # the REPL enables Ctrl-C for what it runs

@@ -36,7 +36,6 @@ _TRIES = const(15)
 _AT = const(16)
 _T0 = const(18)  # end of the current interval (ticks)
 _TK = const(19)  # last 100 ms check (ticks)
-_C3 = const(20)  # consecutive 0x03 bytes
 _TCM = const(21)  # last commit (ticks)
 _ERR = const(23)  # safe-mode error code
 _IV = const(26)  # interval (s)
@@ -92,15 +91,11 @@ def poll():
             v[_NP] += 1
 
 
-def brk():
-    # read the UART for the maintenance break: 8 or more consecutive 0x03
-    # bytes. Returns what was read (None: nothing).
-    d = uart.read()
-    for x in d or ():
-        V[_C3] = V[_C3] + 1 if x == 3 else 0
-        if V[_C3] >= 8:
-            raise KeyboardInterrupt
-    return d
+def rx():
+    # what the UART (the radio modem) sent, or None. Never a way to the REPL:
+    # Ctrl-C is off (main.py) and no byte sequence is special here
+    # (maintenance needs the maintenance input, docs/protocol.md section 5).
+    return uart.read()
 
 
 def hd(o, mt, v):
@@ -130,7 +125,8 @@ def body(kind):
             p = p[:8]
     else:
         p = (1, s[2], 2, v[_W], 3, v[_UNIT], 4, v[_IV], 5, None,
-             6, max(0, ticks_diff(ticks_ms(), v[_T0])) // 1000, 7, s[5] - 1, 8, v[_ACT])
+             6, min(65535, max(0, ticks_diff(ticks_ms(), v[_T0])) // 1000), 7, s[5] - 1,
+             8, v[_ACT])
     k = v[_HN]
     while 1:
         o = hd(9, 5, len(p) // 2)
@@ -148,7 +144,7 @@ def body(kind):
                     j += 1
                 F[j] = x
                 j += 1
-                if j > 50:  # too many already (the fields after it fit in F)
+                if j > 52:  # too many already (the fields after it fit in F)
                     k = m + 1
                     break
             n = j - o - 1
@@ -158,6 +154,6 @@ def body(kind):
                 j += 1
             hd(o, 2, n)
             o = j
-        if o <= 47 or not k:
+        if o <= 49 or not k:  # 11 bytes of header and MIC: 51 in all
             return o - 9
         k -= 1

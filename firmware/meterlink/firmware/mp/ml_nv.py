@@ -21,13 +21,18 @@ def up(kind):
     # one uplink: 0 reading, 1 alarm, 2 status, 3 the alarm frame again
     v = V
     if kind < 3:
+        if kind == 1:
+            # an alarm frame carries the register: committed first, so that no
+            # frame ever shows a register a power cut could take back
+            # (docs/firmware.md, "Loss bound")
+            commit()
         n = body(kind)
         fc = v[_FC]
         if fc >= S[_RSV]:
             S[_RSV] = fc + 32  # reserve counters before using them
             commit()
         v[_FC] = fc + 1
-        n = seal(0x10 | kind, fc, n)
+        n = seal(0x20 | kind, fc, n)  # protocol version 2
         if kind == 1:
             for i in range(n):  # no slice assignment on 1.9.2
                 A[i] = F[i]
