@@ -35,7 +35,8 @@ BOOTROM_BYTES = 16 * 1024
 
 HOW_TO_GET = (
     "no MicroPython v1.27.0 RPI_PICO UF2 with a pinned checksum: set METERLINK_RP2_UF2 to one, "
-    "or put shared/firmware/ beside the clone, or run `make setup` online"
+    "or put shared/firmware/ beside the clone; `make setup` downloads the official UF2 once "
+    "METERLINK_RP2_UF2_SHA256 pins its checksum"
 )
 
 _REPO = Path(__file__).resolve().parents[3]
@@ -136,7 +137,7 @@ def fetch(timeout: float = 30.0) -> Path:
     if accepted_uf2_checksums() == {UF2_SHA256_BUILT}:
         raise FirmwareMissing(
             "the official UF2's checksum is not pinned, so it is not downloaded; "
-            + HOW_TO_GET.replace("no MicroPython", "need a MicroPython", 1)
+            + HOW_TO_GET.split(";")[0].replace("no MicroPython", "need a MicroPython", 1)
         )
     CACHE.mkdir(parents=True, exist_ok=True)
     tmp = CACHE / (UF2_NAME + ".part")
