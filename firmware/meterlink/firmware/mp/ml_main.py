@@ -26,6 +26,10 @@ def up(c, kind):
         return 0
     gc.collect()
     if kind < 3:
+        if kind:
+            # alarm and status frames carry the register too: commit it first,
+            # so no frame shows a register a power cut can take back
+            c.commit()
         import ml_body
         n = ml_body.build(c, kind)
         ml_body = None
@@ -171,7 +175,10 @@ def main():
         drop('ml_boot')
         while not c.err or c.err == 4:
             step(c)
-            board.idle(c.an or c.want or c.pend)
+            # a frame about to go keeps the CPU up; an alarm waiting for its
+            # resend does not (its receive window is inside up()), nor a status
+            # frame queued behind it
+            board.idle(c.pend or (c.want and not c.an))
         while True:
             safe(c)
     except (ml_core.Break, KeyboardInterrupt):
