@@ -11,7 +11,7 @@ PART_DIRS := cli:protocol:edge:firmware:boardlink:provisioning:hil_tests
 
 .PHONY: setup demo test lint unit hil bench clean
 
-setup: $(STAMPS)/system $(STAMPS)/venv $(STAMPS)/npm
+setup: $(STAMPS)/system $(STAMPS)/venv $(STAMPS)/npm $(STAMPS)/rp2
 
 $(STAMPS)/system: scripts/setup-system.sh
 	bash scripts/setup-system.sh
@@ -25,6 +25,14 @@ $(STAMPS)/venv: pyproject.toml hil_tests/pyproject.toml $(STAMPS)/system
 
 $(STAMPS)/npm: firmware/wasm/package.json $(STAMPS)/system
 	cd firmware/wasm && npm install --no-audit --no-fund --loglevel=error
+	@mkdir -p $(STAMPS) && touch $@
+
+# The emulated Pico: rp2040js (npm, pinned) and the MicroPython UF2 found by its pinned
+# SHA-256 ($$METERLINK_RP2_UF2, ../shared/firmware/, the cache); without one the rp2 HIL
+# tests are skipped and say how to get it.
+$(STAMPS)/rp2: hil_tests/rp2040js/package.json $(STAMPS)/venv
+	cd hil_tests/rp2040js && npm ci --no-audit --no-fund --loglevel=error
+	$(PY) -m meterlink.hil.rp2_firmware fetch
 	@mkdir -p $(STAMPS) && touch $@
 
 demo: setup

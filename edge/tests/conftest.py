@@ -8,6 +8,8 @@ import contextlib
 import json
 import os
 import secrets
+import subprocess
+import sys
 import time
 import tty
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -26,9 +28,11 @@ from meterlink.protocol import (
     Alarm,
     AlarmFlags,
     FrameType,
+    Header,
     Reading,
     Status,
     Unit,
+    decode_link_datagram,
     encode_frame,
 )
 
@@ -257,3 +261,106 @@ def durable_central(broker: Mosquitto) -> Iterator[PersistentCentral]:
     c = PersistentCentral(broker.host, broker.port)
     yield c
     c.close()
+
+
+# -- the gateway as a real process (kill -9, overload, full disk) -------------------------
+
+METERLINK = [str(Path(sys.executable).with_name("meterlink"))]
+
+
+def start_gateway(config: Path, log: Path) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
+    """`meterlink gateway run` as a child process; returns it and its ready line."""
+    from meterlink.hil.processes import spawn_child
+
+    offset = log.stat().st_size if log.exists() else 0
+    with log.open("ab") as out:
+        proc = spawn_child([*METERLINK, "gateway", "run", "--config", str(config)],
+                           stdout=out, stderr=out)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        for line in log.read_bytes()[offset:].decode(errors="replace").splitlines():
+            if '"event": "ready"' in line:
+                return proc, json.loads(line)
+        if proc.poll() is not None:
+            raise AssertionError(f"gateway exited {proc.returncode}: {log.read_text()}")
+        time.sleep(0.05)
+    proc.kill()
+    raise AssertionError("no ready line in 20 s")
+
+
+@pytest.fixture
+def gateway_process() -> Callable[..., tuple[subprocess.Popen[bytes], dict[str, Any]]]:
+    return start_gateway
+
+
+def http_get(port: int, path: str, timeout: float = 5.0) -> tuple[int, str]:
+    """(status, body) of a GET on the gateway's HTTP server; 503 is an answer too."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=timeout) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def scrape(port: int) -> dict[str, float]:
+    """/metrics as {series with labels: value}."""
+    _, text = http_get(port, "/metrics")
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            out[name] = float(value.replace("+Inf", "inf"))
+    return out
+
+
+def rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def make_fleet(n: int) -> Fleet:
+    return Fleet([Device(0x20000000 + i, secrets.token_bytes(16)) for i in range(n)])
+
+
+@contextlib.contextmanager
+def small_filesystem(size_mib: int) -> Iterator[Path]:
+    """A tmpfs of `size_mib` mounted for the test (root, as CI runs) and removed after."""
+    import subprocess as sp
+    import tempfile
+
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small filesystem needs root")
+    mnt = Path(tempfile.mkdtemp(prefix="meterlink-smallfs-"))
+    sp.run(["mount", "-t", "tmpfs", "-o", f"size={size_mib}m,mode=0755", "tmpfs", str(mnt)],
+           check=True)
+    try:
+        yield mnt
+    finally:
+        sp.run(["umount", "-l", str(mnt)], check=False)
+        mnt.rmdir()
+
+
+def ack_key(datagram: bytes) -> str:
+    """`device:counter` of the ack in a UDP datagram from the gateway (the on-air counter:
+    these tests keep each device's counters below 2^16)."""
+    header = Header.parse(decode_link_datagram(datagram).payload, uplink=False)
+    assert header.frame_type == FrameType.ACK, header
+    return f"{header.device_id}:{header.counter}"
+
+
+@pytest.fixture
+def tools() -> Any:
+    """The process-level helpers above, for tests that drive `meterlink gateway run`."""
+    import types
+
+    return types.SimpleNamespace(start_gateway=start_gateway, http_get=http_get,
+                                 scrape=scrape, rss_mib=rss_mib, make_fleet=make_fleet,
+                                 config_text=config_text, small_filesystem=small_filesystem,
+                                 ack_key=ack_key,
+                                 PersistentCentral=PersistentCentral)

@@ -85,7 +85,7 @@ def test_bench_end_to_end(broker, durable_central, fleet, write_config, running_
             figures["commits"] = gw.metrics.commit_batch.count
             # latency at a fixed rate of 100 frames/s
             for f in rate_frames:
-                sent_at[f"{int.from_bytes(f[1:5], 'big')}:{int.from_bytes(f[5:9], 'big')}"] = \
+                sent_at[f"{int.from_bytes(f[1:5], 'big')}:{int.from_bytes(f[5:7], 'big')}"] = \
                     time.time()
                 sock.sendto(encode_rxinfo_datagram(f, -80, 0), addr)
                 await asyncio.sleep(0.01)

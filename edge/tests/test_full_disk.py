@@ -4,6 +4,7 @@ refusing to grow (SQLITE_FULL)."""
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import urllib.error
 import urllib.request
@@ -70,8 +71,11 @@ def test_tiny_cap_keeps_every_alarm_and_applies_the_policy(policy, fleet, write_
     assert '"event": "outbox_full"' in log and '"level": "critical"' in log
 
 
-def test_free_space_floor_triggers_the_policy(fleet, write_config, running_gateway, until):
-    cfg = write_config(outbox="min_free_bytes = 1125899906842624\n"  # 1 PiB: never free
+def test_free_space_floor_triggers_the_policy(fleet, write_config, running_gateway, until,
+                                              tmp_path):
+    st = os.statvfs(tmp_path)
+    never_free = st.f_blocks * st.f_frsize - 4096  # below the filesystem's size, never free
+    cfg = write_config(outbox=f"min_free_bytes = {never_free}\n"
                               'policy = "refuse_readings"')
     dev = fleet.devices[0]
     frames = [dev.reading() for _ in range(5)] + [dev.alarm()]

@@ -94,6 +94,8 @@ def test_alarm_is_acked_on_the_serial_line_after_it_is_durable(broker, central, 
     for f in frames:
         ack = decode_frame(f.payload, dev.key)
         assert ack.frame_type == FrameType.ACK and ack.counter == dev.counter
+    # PUBACK came back to the gateway; the subscriber's copy may still be on its way
+    central.wait_for(lambda m: m.topic == f"meterlink/v1/alarms/{dev.device_id}")
     alarms = central.on_topic(f"meterlink/v1/alarms/{dev.device_id}")
     assert len({m.json()["key"] for m in alarms}) == 1
     body = alarms[0].json()

@@ -3,41 +3,18 @@ of readings and alarms, then restarted on the same state file."""
 
 from __future__ import annotations
 
-import json
 import signal
 import socket
 import sqlite3
 import subprocess
-import sys
 import time
-from pathlib import Path
-from typing import Any
 
-from meterlink.hil.processes import spawn_child
-from meterlink.protocol import FrameType, decode_link_datagram, encode_rxinfo_datagram
-
-METERLINK = [str(Path(sys.executable).with_name("meterlink"))]
-
-
-def start_gateway(config: Path, log: Path) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
-    offset = log.stat().st_size if log.exists() else 0
-    with log.open("ab") as out:
-        proc = spawn_child([*METERLINK, "gateway", "run", "--config", str(config)],
-                           stdout=out, stderr=out)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        for line in log.read_bytes()[offset:].decode(errors="replace").splitlines():
-            if '"event": "ready"' in line:
-                return proc, json.loads(line)
-        if proc.poll() is not None:
-            raise AssertionError(f"gateway exited {proc.returncode}: {log.read_text()}")
-        time.sleep(0.05)
-    proc.kill()
-    raise AssertionError("no ready line in 20 s")
+from meterlink.protocol import FrameType, Header, decode_link_datagram, encode_rxinfo_datagram
 
 
 def test_kill9_mid_stream_loses_no_acked_alarm_and_publishes_no_key_twice_differently(
-        broker, durable_central, fleet, write_config, tmp_path):
+        broker, durable_central, fleet, write_config, tmp_path, gateway_process):
+    start_gateway = gateway_process
     cfg = write_config(broker_port=broker.port, udp=True)
     log = tmp_path / "gw.log"
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -74,9 +51,9 @@ def test_kill9_mid_stream_loses_no_acked_alarm_and_publishes_no_key_twice_differ
             except (TimeoutError, BlockingIOError):
                 return
             link = decode_link_datagram(data)
-            dev_id = int.from_bytes(link.payload[1:5], "big")
-            ctr = int.from_bytes(link.payload[5:9], "big")
-            assert link.payload[0] & 0x0F == FrameType.ACK
+            header = Header.parse(link.payload, uplink=False)
+            dev_id, ctr = header.device_id, header.counter  # counters stay below 2^16 here
+            assert header.frame_type == FrameType.ACK
             acked.add(f"{dev_id}:{ctr}")
 
     proc, ready = start_gateway(cfg, log)

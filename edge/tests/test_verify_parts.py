@@ -80,3 +80,136 @@ def test_rate_limited_log_counts_what_it_suppresses():
     assert rl.log("warning", "frame_rejected", n=100)
     last = json.loads(out.getvalue().splitlines()[-1])
     assert last["suppressed_since_last"] == 97 and last["event"] == "frame_rejected"
+
+
+def test_rate_limited_log_keeps_to_its_limit_in_every_60_s_window():
+    """Issue 14: a token bucket let 59 lines out in the first minute against a limit of 30.
+    Frames arrive every 0.25 s for 5 minutes; no 60 s window may hold more than 30 lines."""
+    out = io.StringIO()
+    now = [0.0]
+    rl = RateLimitedLog(Logger("info", out), per_minute=30, clock=lambda: now[0])
+    written: list[float] = []
+    for i in range(1200):
+        now[0] = i * 0.25
+        if rl.log("warning", "frame_rejected", n=i):
+            written.append(now[0])
+    worst = max(sum(1 for t in written if start <= t < start + 60)
+                for start in (x * 0.25 for x in range(1200)))
+    print(f"\n{len(written)} lines in 300 s, at most {worst} in any 60 s window (limit 30)")
+    assert worst <= 30
+    assert len(written) >= 5 * 30 - 30  # the limit is used, not starved
+    lines = [json.loads(x) for x in out.getvalue().splitlines()]
+    assert sum(x.get("suppressed_since_last", 0) for x in lines) + len(lines) <= 1200
+
+
+def test_window_limit_works_as_a_logging_filter():
+    import logging
+
+    from meterlink.edge.logs import WindowLimit
+
+    logger = logging.getLogger("meterlink.test.window")
+    logger.propagate = False
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger.addHandler(handler)
+    logger.addFilter(WindowLimit(5, 60.0))
+    for i in range(50):
+        logger.warning("rejected %d", i)
+    assert len(records) == 5
+    assert records[0].suppressed_since_last == 0  # type: ignore[attr-defined]
+
+
+def test_link_level_rejects_are_logged_within_the_same_limit(write_config, running_gateway,
+                                                             until, tmp_path):
+    import asyncio
+    import socket
+
+    from meterlink.protocol import encode_rxinfo_datagram
+
+    cfg = write_config(extra="[log]\nrejects_per_minute = 4")
+    good = encode_rxinfo_datagram(b"\x00" * 20, -70, 0)
+    bad_crc = good[:-1] + bytes([good[-1] ^ 0xFF])
+
+    async def main() -> float:
+        async with running_gateway(cfg) as gw:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                for _ in range(20):
+                    s.sendto(bad_crc, ("127.0.0.1", gw.udp_ports["net"]))
+            assert await until(lambda: gw.metrics.link_errors.total() >= 20)
+            return gw.metrics.frames.get(outcome="rejected", reason="bad_crc")
+
+    assert asyncio.run(main()) == 20
+    lines = [json.loads(x) for x in (tmp_path / "gateway.log").read_text().splitlines()]
+    rejected = [x for x in lines if x["event"] == "frame_rejected"]
+    assert len(rejected) == 4
+    assert all(x["layer"] == "link" and x["reason"] == "bad_crc" for x in rejected)
+
+
+def test_gateway_views_work_before_run(write_config):
+    """Every part exists once the Gateway is constructed: the status, health and metrics
+    views answer before `run()` (nothing is started, no SQLite call on the caller's
+    thread beyond opening the outbox)."""
+    from meterlink.edge.app import Gateway
+    from meterlink.edge.config import load_config
+
+    gw = Gateway(load_config(write_config()), log=Logger("info", io.StringIO()))
+    try:
+        snap = gw.snapshot()
+        assert snap["backlog"] == {"messages": 0, "bytes": 0, "oldest_age_s": 0.0}
+        assert [r["name"] for r in snap["receivers"]] == ["net"]
+        code, _, body = gw._health()
+        assert code == 200 and json.loads(body)["outbox_writable"] is True
+        assert "meterlink_pending_frames 0" in gw._metrics()[2].decode()
+    finally:
+        gw.db.close()
+
+
+def test_udp_receiver_reads_the_kernels_drop_counter():
+    """A receiver paused by the gate, flooded while the loop is busy: the kernel drops
+    what its buffer cannot hold and the receiver reports that count (SO_RXQ_OVFL and
+    the drops column of /proc/net/udp); once reopened, every datagram held is delivered or
+    (readings past a quarter-full queue) counted as shed."""
+    import asyncio
+    import socket
+
+    from meterlink.edge.ingress import Gate, UdpReceiver, proc_udp_drops
+    from meterlink.protocol import encode_rxinfo_datagram
+
+    heard: list[object] = []
+
+    async def main() -> tuple[int, int | None, int, int]:
+        gate = Gate()
+        rx = UdpReceiver("net", "127.0.0.1", 0, heard.append, lambda *a: None, gate)
+        port = await rx.start()
+        gate.close()
+        datagram = encode_rxinfo_datagram(b"\x00" * 20, -70, 0)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            for _ in range(30_000):  # the loop does not run meanwhile: nothing is read
+                s.sendto(datagram, ("127.0.0.1", port))
+        assert rx.sock is not None
+        drops, proc = rx.kernel_drops, proc_udp_drops(rx.sock)
+        gate.open()
+        await asyncio.sleep(0.3)
+        rx.close()
+        return drops, proc, len(heard), rx.shed
+
+    drops, proc, delivered, shed = asyncio.run(main())
+    print(f"\n30000 sent to a paused receiver: kernel drops {drops} (/proc/net/udp: {proc}); "
+          f"of those held, {shed} readings shed (the queue was over a quarter full), "
+          f"{delivered} delivered")
+    assert drops > 0 and drops == proc
+    assert delivered + shed + drops == 30_000
+
+
+def test_status_reports_the_thresholds_the_module_applies():
+    from meterlink.protocol import FrameType, Status, encode_frame
+
+    key = bytes(range(16))
+    body = Status(battery_pct=90, fw_version=0x0200, resets=1, reason=0, interval_s=600,
+                  leak_intervals=48, burst_pulses=100, burst_intervals=2, backflow_pulses=10)
+    frame = decode_frame(encode_frame(FrameType.STATUS, 7, 3, body, key), key)
+    kind, out = build_body(frame, RegDevice(7, key, "WM-7"), "gw", 1_700_000_000.0)
+    assert kind == "status" and out["interval_s"] == 600
+    assert (out["leak_intervals"], out["burst_pulses"], out["burst_intervals"],
+            out["backflow_pulses"]) == (48, 100, 2, 10)

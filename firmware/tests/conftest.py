@@ -6,7 +6,7 @@ from pathlib import Path
 
 HERE = Path(__file__).parent
 MP = HERE.parent / "meterlink" / "firmware" / "mp"
-VECTORS = HERE.parents[1] / "protocol" / "vectors" / "v1.json"
+VECTORS = HERE.parents[1] / "protocol" / "vectors" / "v2.json"
 for p in (MP, HERE / "fake", HERE / "cpython", HERE):
     if str(p) not in sys.path:
         sys.path.insert(0, str(p))

@@ -107,22 +107,30 @@ def cbor(b):
 
 
 def uplinks(key=KEY):
-    # every frame the firmware sent: (type, device, counter, body dict, size)
+    # every frame the firmware sent: (type, device, counter, body dict, size);
+    # the 16-bit counter on air is extended as a gateway does (protocol 3.4)
     import ml_sec
     sec = ml_sec.Sec(0, key)
     out = []
+    hi = -1
     for lt, p in unslip(b''.join(board.tx)):
         assert lt == 1
-        f = bytearray(p)
-        n = len(f)
-        assert 13 <= n <= 51, n
-        vt, dev, fc = struct.unpack_from('>BII', f, 0)
-        assert vt >> 4 == 1 and not vt & 8
+        n = len(p)
+        assert 11 <= n <= 51, n
+        vt, dev, lo = struct.unpack_from('>BIH', p, 0)
+        assert vt >> 4 == 2 and not vt & 8
+        b = max(0, hi - 63)
+        fc = lo if hi < 0 else b + ((lo - b) & 0xFFFF)
+        hi = max(hi, fc)
+        f = bytearray(n + 2)
+        f[0:5] = p[0:5]
+        struct.pack_into('>I', f, 5, fc)
+        f[9:] = p[7:]
         sec.dev = dev
-        x = sec.cmac(f, n - 4)
-        assert bytes(x[0:4]) == bytes(f[n - 4:]), 'MIC'
-        sec.ctr(f, 9, n - 13, 0, fc)
-        out.append((vt & 15, dev, fc, cbor(f[9:n - 4]), n))
+        x = sec.cmac(f, n - 2)
+        assert bytes(x[0:4]) == bytes(f[n - 2:]), 'MIC'
+        sec.ctr(f, 9, n - 11, 0, fc)
+        out.append((vt & 15, dev, fc, cbor(f[9:n - 2]), n))
     return out
 
 
@@ -131,14 +139,14 @@ def downlink(typ, fc, body, key=KEY, dev=DEV):
     import ml_sec
     from ml_core import crc16
     sec = ml_sec.Sec(dev, key)
-    f = bytearray(64)
+    f = bytearray(66)
     f[9:9 + len(body)] = body
-    struct.pack_into('>BII', f, 0, 0x10 | typ, dev, fc)
+    struct.pack_into('>BII', f, 0, 0x20 | typ, dev, fc)
     sec.ctr(f, 9, len(body), 1, fc)
     x = sec.cmac(f, 9 + len(body))
     n = 13 + len(body)
     f[n - 4:n] = x[0:4]
-    d = b'\x01' + bytes(f[0:n])
+    d = b'\x01' + bytes(f[0:5]) + bytes(f[7:n])  # 16 counter bits on air
     c = crc16(d, len(d))
     d = d + bytes([c >> 8, c & 255])
     out = bytearray([0xC0])
@@ -317,7 +325,7 @@ def check_alarm_retried_until_acked():
             if p[0] & 15 == 1:
                 sends.append(board.clock[0])
                 if len(sends) == 3:
-                    board.rx.append(downlink(8, struct.unpack_from('>I', p, 5)[0], b''))
+                    board.rx.append(downlink(8, struct.unpack_from('>H', p, 5)[0], b''))
     board.on_write[0] = gateway
     c = boot()
     run_until(c, 1500 + 30000)
@@ -337,6 +345,21 @@ def check_alarm_gives_up_after_8_sends():
     run_until(c, 1000 + 300000)
     a = [x for x in uplinks() if x[0] == 1]
     assert len(a) == 8 and c.an == 0, len(a)
+
+
+def check_alarm_not_resent_below_the_window():
+    # once 64 later counters are used, a gateway would take the alarm for a replay
+    # (protocol 3.5), so the module gives up instead of resending it
+    config(pin_tamper='pin2', interval=600, rx_window_ms=10)
+    board.pins['pin0'] = 0
+    board.pins['pin2'] = lambda t: 1 if t > 1500 else 0
+    c = boot()
+    run_until(c, 1800)
+    assert c.an, 'the alarm was sent'
+    c.fc = c.afc + 64  # 63 later frames were sent (or skipped at resets)
+    run_until(c, 12000)  # resends would be due at +2 and +6 s
+    a = [x for x in uplinks() if x[0] == 1]
+    assert len(a) == 1 and c.an == 0, len(a)
 
 
 def check_reset_alarm_after_unclean_restart():
@@ -370,11 +393,13 @@ def check_gen_change_restarts_register_keeps_counters():
     board.pins['pin0'] = 0
     c = boot()
     c.s[2] = 77
+    c.s[7] = 41  # a downlink counter accepted
     c.commit()
     rsv = c.s[6]
     config(register=500, gen=2)
     c = boot()
     assert c.s[2] == 500 and c.fc == rsv and not c.act & 32
+    assert c.s[7] == 41  # old config downlinks stay stale
 
 
 def check_config_downlink_applied_once():
@@ -425,33 +450,83 @@ def check_maintenance_break_commits_clean():
 
 
 def check_reading_frame_fits_with_huge_values():
-    config(register=4000000000, weight=65535, interval=65535, history=48)
+    config(register=4000000000, weight=65535, interval=65535, history=23)
     board.pins['pin0'] = 0
     c = boot()
     import ml_body
     c.s[5] = 0xFFFFFFFF
-    c.act = 63
-    for i in range(48):
+    c.act = 255
+    for i in range(23):
         c.h[i] = 0xFFFFFFFF if i % 2 else 100
-    c.hn = 48
+    c.hn = 23
+    c.t0 -= 70000000  # an age above 65535 s is sent as 65535
     n = ml_body.build(c, 0)
-    assert 13 + n <= 51, n
+    assert 11 + n <= 51, n
     d = cbor(c.f[9:9 + n])
-    assert len(d[5]) >= 1 and d[1] == 4000000000
+    assert len(d[5]) >= 1 and d[1] == 4000000000 and d[6] == 65535
 
 
-def check_typical_reading_frame_is_50_bytes_or_less():
+def check_reading_after_15_years_carries_12_deltas():
     config(register=123456, history=12)
     board.pins['pin0'] = 0
     c = boot()
     import ml_body
-    c.s[5] = 1000
+    c.s[5] = 525601  # the newest interval is 525,600
     for i in range(12):
         c.h[i] = 100
     c.hn = 12
     n = ml_body.build(c, 0)
     d = cbor(c.f[9:9 + n])
-    assert len(d[5]) == 12 and 13 + n <= 51
+    assert len(d[5]) == 12 and 11 + n <= 51 and d[7] == 525600, (n, d)
+
+
+def check_status_frame_keeps_the_priority_order():
+    # every optional key large: the status drops from the end of protocol 4.4's list
+    config(register=4000000000, weight=65535, interval=65535, leak_intervals=65535,
+           burst_pulses=4000000000, burst_intervals=65535, backflow_pulses=4000000000)
+    board.pins['pin0'] = 0
+    c = boot()
+    import ml_body
+    c.s[4] = 70000  # reverse pulses
+    c.s[8] = 70000  # resets
+    c.act = 63
+    n = ml_body.build(c, 2)
+    assert 11 + n <= 51, n
+    d = cbor(c.f[9:9 + n])
+    # 23, 1, 13 and 2 (6, 6, 6 and 4 bytes) no longer fit; 3 (2 bytes) still does
+    assert sorted(d) == [3, 4, 8, 9, 10, 11, 14, 20, 21, 22], d
+    config(register=5)
+    c = boot()
+    n = ml_body.build(c, 2)
+    d = cbor(c.f[9:9 + n])
+    assert sorted(d) == [1, 2, 3, 4, 8, 9, 10, 11, 13, 14, 20, 21, 22, 23], d
+
+
+def check_stale_and_strict_downlinks_are_ignored():
+    config(interval=600, rx_window_ms=300)
+    board.pins['pin0'] = 0
+    c = boot()
+    import ml_dl
+    import ml_sec
+    sec = ml_sec.Sec(DEV, KEY)
+
+    def give(fc, body):
+        f = unslip(downlink(9, fc, body))[0][1]
+        ml_dl.got(c, sec, bytearray(b'\x01' + f + b'\x00\x00'), len(f))
+
+    c.s[7] = 69990  # the last downlink counter accepted
+    give(70000, b'\xa1\x04\x18\x3c')  # counter 70,000: 4,464 on air
+    assert c.th(0) == 60 and c.s[7] == 70000
+    for body in (b'\xa2\x14\x0a\x04\x18\x1e',  # keys descending
+                 b'\xa2\x04\x18\x1e\x04\x18\x1f',  # key 4 twice
+                 b'\xa1\x04\x19\x00\x1e',  # 30 not in its shortest form
+                 b'\xa1\x04\x18\x1e\x00',  # a byte after the map
+                 b'\xa1\x18\x28\x61\x41',  # a text string
+                 b'\xa1\x04\xf5'):  # true
+        give(70001, body)
+        assert c.th(0) == 60 and c.s[7] == 70000, body
+    give(70000 - 5, b'\xa1\x04\x18\x1e')  # stale: below the last accepted
+    assert c.th(0) == 60 and c.s[7] == 70000
 
 
 def check_interval_alarms():
@@ -472,6 +547,109 @@ def check_interval_alarms():
         ml_main.interval(c, board.ticks_ms())
         assert c.act == want, (d, rev, c.act, want)
     del sys.modules['ml_main']
+
+
+# ---- the AT modem (RAK3172-class, RUI3 in P2P mode) as the firmware sees it
+
+def hexs(b):
+    return ''.join([f'{v:02X}' for v in b])
+
+
+def at_modem(answer=None):
+    # a scripted RUI3 modem on the fake UART: OK to commands, TX DONE after
+    # PSEND, and for PRECV answer(payload just sent) as an RXP2P event (or a
+    # receive timeout). Returns the command lines and the payloads sent.
+    lines = []
+    sent = []
+    buf = [b'']
+
+    def w(chunk):
+        buf[0] += bytes(chunk)
+        while b'\r\n' in buf[0]:
+            i = buf[0].find(b'\r\n')
+            ln = buf[0][0:i].decode()
+            buf[0] = buf[0][i + 2:]
+            lines.append(ln)
+            out = ['OK']
+            if ln.startswith('AT+PSEND='):
+                sent.append(h2b(ln[9:]))
+                out.append('+EVT:TXP2P DONE')
+            elif ln.startswith('AT+PRECV='):
+                d = answer(sent[-1]) if answer and sent else None
+                out.append('+EVT:RXP2P:-97:-3:' + hexs(d) if d else
+                           '+EVT:RXP2P RECEIVE TIMEOUT')
+            board.rx.append(('\r\n'.join(out) + '\r\n').encode())
+    board.on_write[0] = w
+    return lines, sent
+
+
+def link_payload(d):
+    # the radio payload of one SLIP DATA frame made by downlink()
+    return unslip(d)[0][1]
+
+
+def check_at_modem_set_up_at_boot_and_frames_sent_as_hex():
+    config(modem=1, lora_freq=868300000, lora_sf=10, lora_power=14, interval=2,
+           rx_window_ms=150)
+    board.pins['pin0'] = 0
+    lines, sent = at_modem()
+    c = boot()
+    run_until(c, 1000 + 2 * 2000 + 300)
+    assert lines[0:2] == ['AT+NWM=0', 'AT+P2P=868300000:10:125:0:8:14'], lines[0:3]
+    assert lines[2].startswith('AT+PSEND=') and lines[3][0:9] == 'AT+PRECV=', lines[2:4]
+    assert not board.tx or all([t[0:2] == b'AT' for t in board.tx])  # no SLIP at all
+    kinds = [p[0] & 15 for p in sent]
+    assert kinds == [2, 0, 0], kinds  # boot status, two readings
+    assert all([struct.unpack_from('>I', p, 1)[0] == DEV for p in sent])
+
+
+def check_at_modem_alarm_acked_by_rxp2p_in_the_window():
+    config(modem=1, pin_tamper='pin2', interval=600, rx_window_ms=1000)
+    board.pins['pin0'] = 0
+    board.pins['pin2'] = lambda t: 1 if t > 1500 else 0
+
+    def gateway(p):
+        if p[0] & 15 == 1:  # ack the alarm
+            return link_payload(downlink(8, struct.unpack_from('>H', p, 5)[0], b''))
+        return None
+    lines, sent = at_modem(gateway)
+    c = boot()
+    run_until(c, 1500 + 10000)
+    assert [p[0] & 15 for p in sent] == [2, 1], [p[0] & 15 for p in sent]
+    assert c.an == 0  # acked at the first send: no resend
+    i = lines.index('AT+PSEND=' + hexs(sent[1]))
+    assert lines[i + 1][0:9] == 'AT+PRECV=', lines[i + 1]  # the window opens on TX done
+    assert 900 <= int(lines[i + 1][9:]) <= 1000
+
+
+def check_duty_cycle_budget_delays_an_alarm_and_skips_readings():
+    # 1 % sub-band, SF7: a 51-byte frame is charged 102.7 ms of airtime, which
+    # the bucket earns back in 10.3 s
+    config(pin_tamper='pin2', interval=2, rx_window_ms=50, lora_sf=7,
+           lora_freq=868100000)
+    board.pins['pin0'] = 0
+    board.pins['pin2'] = lambda t: 1 if t > 1500 else 0
+    c = boot()
+    run_until(c, 1100)
+    n0 = len(uplinks())
+    c.dcb = 0  # the budget is spent
+    t0 = board.clock[0]
+    run_until(c, t0 + 9500)
+    assert len(uplinks()) == n0  # nothing fits yet: the readings were skipped
+    assert c.pend & 8 and not c.an  # the alarm waits
+    run_until(c, t0 + 12000)
+    f = uplinks()[n0:]
+    assert [x[0] for x in f] == [1], [x[0] for x in f]  # the alarm first, not dropped
+    assert c.s[5] >= 5  # intervals went on; their deltas ride in later readings
+
+
+def check_airtime_formula():
+    import ml_air
+    assert ml_air.air_us(51, 12) == 2465792
+    assert ml_air.air_us(13, 7) == 46336
+    assert ml_air.air_us(51, 11) == 1314816
+    assert ml_air.rate(868100000) == 10 and ml_air.rate(869525000) == 100
+    assert ml_air.rate(868800000) == 1
 
 
 def run_all(fs_root):

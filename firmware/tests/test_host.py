@@ -102,14 +102,19 @@ def test_render_then_parse_round_trip() -> None:
     [
         ({"id": 1, "gen": 1}, "key", "32 hex digits"),
         ({"key": KEY, "gen": 1}, "id", "required"),
-        ({"id": 1, "key": KEY, "gen": 1, "history": 49}, "history", "1..48"),
+        ({"id": 1, "key": KEY, "gen": 1, "history": 24}, "history", "1..23"),
         ({"id": 1, "key": KEY, "gen": 1, "unit": 3}, "unit", "0..2"),
         ({"id": 1, "key": KEY, "gen": 1, "pin_tamper": "pin0"}, "pins", "different"),
         ({"id": 1, "key": KEY, "gen": 1, "pin_dir": "left"}, "pin_dir", "pin name"),
         ({"id": 1, "key": KEY, "gen": 1, "colour": 2}, "colour", "unknown"),
         ({"id": 1, "key": KEY[:8], "gen": 1}, "key", "16 bytes"),
+        ({"id": 1, "key": KEY, "gen": 1, "modem": 2}, "modem", "0..1"),
+        ({"id": 1, "key": KEY, "gen": 1, "lora_sf": 13}, "lora_sf", "7..12"),
+        ({"id": 1, "key": KEY, "gen": 1, "lora_freq": 915000000}, "lora_freq",
+         "863000000..870000000"),
     ],
-    ids=["no-key", "no-id", "history", "unit", "same-pin", "pin-name", "unknown", "short-key"],
+    ids=["no-key", "no-id", "history", "unit", "same-pin", "pin-name", "unknown", "short-key",
+         "modem", "lora-sf", "lora-freq"],
 )
 def test_bad_values_name_the_key(values: dict[str, object], key: str, words: str) -> None:
     with pytest.raises(ConfigError, match=words) as e:
@@ -179,7 +184,7 @@ def test_every_pin_the_board_has_is_accepted() -> None:
     key=st.binary(min_size=16, max_size=16),
     register=st.integers(0, 2**32 - 1),
     interval=st.integers(1, 65535),
-    history=st.integers(1, 48),
+    history=st.integers(1, 23),
 )
 def test_any_valid_config_round_trips(
     dev: int, key: bytes, register: int, interval: int, history: int

@@ -5,6 +5,6 @@ import mp_checks
 import vector_checks
 
 mp_checks.setup('/tmp/run/')
-with open('/lib/v1.json') as f:
+with open('/lib/v2.json') as f:
     doc = json.load(f)
 print('vectors passed:', vector_checks.run_all(doc))

@@ -85,12 +85,22 @@ def test_demo_reaches_its_goals_shows_them_and_stops_cleanly_on_ctrl_c(tmp_path:
         provisioned = {int(m.group(1)) for line in lines
                        if (m := re.search(r"device (\d+), dial", line))}  # fmt: skip
         assert len(provisioned) == 3 and provisioned <= heard, (provisioned, heard)
+        # the LoRa path: both concentrators forward frames, alarms were acked by PULL_RESP
+        # (TX_ACK without error), and each module shows the SF and signal it was heard with
+        concs = status["concentrators"]
+        assert len(concs) == 2 and all(c["frames"] > 0 and c["connected"] for c in concs)
+        assert sum(c["downlinks"] for c in concs) >= 2, concs
+        assert all(not c["tx_ack_errors"] for c in concs), concs
+        for m in status["modules"]:
+            if m["device_id"] in provisioned:
+                assert {r["datr"] for r in m["lora"]} == {"SF7BW125"}, m
 
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         dom = _chromium(url, ARTIFACTS / "status-page.png", tmp_path / "chromium")
         for device_id in provisioned:
             assert str(device_id) in dom
         assert "leak" in dom and "backflow" in dom
+        assert all(c["eui"] in dom for c in concs)
         assert (ARTIFACTS / "status-page.png").stat().st_size > 10_000
 
         proc.send_signal(signal.SIGINT)  # Ctrl-C

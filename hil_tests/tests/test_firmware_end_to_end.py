@@ -162,14 +162,14 @@ LOADER = nrf51_loader()
 
 @pytest.mark.parametrize(
     ("register", "delta", "history", "want_deltas"),
-    [(123456, 100, 12, 12), (4_000_000_000, 2**32 - 1, 48, None)],
+    [(123456, 100, 12, 12), (4_000_000_000, 2**32 - 1, 23, None)],
     ids=["household", "worst"],
 )
 def test_reading_body_fits_51_bytes(
     board: EmulatedBoard, register: int, delta: int, history: int, want_deltas: int | None
 ) -> None:
     """The nRF51 firmware's own body() on the board: a household reading carries all 12
-    deltas within 50 bytes; the worst case (largest register, weight, interval, alarm
+    deltas within 48 bytes; the worst case (largest register, weight, interval, alarm
     flags and deltas) drops old deltas to stay within 51 and keeps at least one."""
     board.flash({"ml_np": bundle("nrf51")["ml_np"]})
     board.exec(LOADER + "ld('ml_np')\n", idempotent=True)  # first: the heap is empty
@@ -191,7 +191,7 @@ def test_reading_body_fits_51_bytes(
     raw = bytes.fromhex(out.strip())
     body = body_from_map(FrameType.READING, decode_body_map(raw))
     assert isinstance(body, Reading) and body.register == register
-    frame = 9 + len(raw) + 4  # header, body, MIC
-    assert frame <= (50 if want_deltas else 51)
+    frame = 7 + len(raw) + 4  # header (protocol v2: 7 bytes), body, MIC
+    assert frame <= (48 if want_deltas else 51)
     assert len(body.deltas) == (want_deltas or len(body.deltas)) >= 1
     assert all(d == delta for d in body.deltas)

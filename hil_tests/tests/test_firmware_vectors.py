@@ -15,7 +15,7 @@ from meterlink.firmware import bundle, full_profile_nrf51, nrf51_loader
 from meterlink.hil import EmulatedBoard
 
 VECTORS = json.loads(
-    (Path(__file__).resolve().parents[2] / "protocol" / "vectors" / "v1.json").read_text()
+    (Path(__file__).resolve().parents[2] / "protocol" / "vectors" / "v2.json").read_text()
 )
 # SLIP framing is not here: ml_link needs ml_core beside it, which does not fit the heap
 # next to the REPL (docs/firmware.md, memory budget); wasm and CPython check it.
@@ -40,7 +40,7 @@ def run(board: EmulatedBoard, setup: str, cases: list[str]) -> list[str]:
 def uplinks() -> list[dict[str, Any]]:
     return [
         v for v in VECTORS["valid_frames"]
-        if v["header"]["frame_type"] < 8 and "encoder_input" not in v and "99" not in v["map"]
+        if v["header"]["frame_type"] < 8 and "encoder_input" not in v
     ]
 
 
@@ -99,7 +99,7 @@ def test_uplink_frames_encode_and_seal_byte_for_byte(vboard: EmulatedBoard) -> N
     cases = uplinks()
     assert len(cases) >= 4
     # the CBOR encoder alone first (the heap cannot hold it beside the cipher)
-    encoded = run(vboard, "from ml_body import head\nb=bytearray(64)",
+    encoded = run(vboard, "from ml_body import head\nb=bytearray(66)",
                   [_encode_case(v) for v in cases])
     assert encoded == [v["plaintext"] for v in cases]
     seal = []
@@ -109,19 +109,20 @@ def test_uplink_frames_encode_and_seal_byte_for_byte(vboard: EmulatedBoard) -> N
             f"s=ml_sec.Sec({h['device_id']},h2b({v['root_key']!r}))\n"
             f"p=h2b({v['plaintext']!r})\n"
             "for i in range(len(p)):\n f[9+i]=p[i]\n"
-            f"n=s.seal(f,{0x10 | h['frame_type']},{h['counter']},len(p))\n"
+            f"n=s.seal(f,{0x20 | h['frame_type']},{v['counter']},len(p))\n"
             "print(hx(f[0:n]))"
         )
-    sealed = run(vboard, "import ml_aes\nimport ml_sec\nf=bytearray(64)", seal)
+    sealed = run(vboard, "import ml_aes\nimport ml_sec\nf=bytearray(66)", seal)
     assert sealed == [v["payload"] for v in cases]
 
 
 OPEN = (
-    "import ml_aes\nimport ml_sec\nf=bytearray(64)\n"
-    "def op(dev,root,p):\n"
+    "import ml_aes\nimport ml_sec\nf=bytearray(66)\n"
+    "def op(dev,root,p,afc,dlc):\n"
     " s=ml_sec.Sec(dev,h2b(root))\n p=h2b(p)\n"
     " for i in range(len(p)):\n  f[i]=p[i]\n"
-    " x=s.open(f,len(p))\n print('%d,%d,%s' % (x[0],x[1],hx(f[9:9+x[2]])))\n"
+    " x=s.open(f,len(p),afc,dlc)\n"
+    " print(x and '%d,%d,%s' % (x[0],x[1],hx(f[9:9+x[2]])))\n"
 )
 DECODE = (
     "from ml_dl import dmap\n"
@@ -137,17 +138,55 @@ def test_downlinks_open_and_decode(vboard: EmulatedBoard) -> None:
     vs = [v for v in VECTORS["valid_frames"] if v["header"]["frame_type"] >= 8]
     assert {v["header"]["frame_type"] for v in vs} == {8, 9, 10}
     opened = run(vboard, OPEN, [
-        f"op({v['header']['device_id']},{v['root_key']!r},{v['payload']!r})" for v in vs
+        f"op({v['header']['device_id']},{v['root_key']!r},{v['payload']!r},"
+        f"{v['counter']},{v['counter'] - 1})" for v in vs
     ])
-    assert opened == [
-        f"{v['header']['frame_type']},{v['header']['counter']},{v['plaintext']}" for v in vs
-    ]
+    assert opened == [f"{v['header']['frame_type']},{v['counter']},{v['plaintext']}" for v in vs]
     bodies = [v for v in vs if v["plaintext"]]
     decoded = run(vboard, DECODE, [f"dm({v['plaintext']!r})" for v in bodies])
     assert decoded == [
-        ",".join(f"{k}:{v['map'][str(k)]}" for k in sorted(int(k) for k in v["map"]))
+        ",".join(f"{k}:{v['map'][str(k)]}" for k in sorted(int(k) for k in v["map"])
+                 if isinstance(v["map"][str(k)], int))
         for v in bodies
     ]
+
+
+DECODE_OR_NONE = (  # as ml_dl.got: a body that is no map, or a time without key 30
+    "from ml_dl import dmap\n"
+    "def dn(b,t):\n"
+    " d=dmap(h2b(b),0,len(b)//2)\n"
+    " print(d is None or t==10 and 30 not in d)\n"
+)
+
+
+@pytest.mark.hil
+def test_invalid_and_stale_downlinks_are_dropped(vboard: EmulatedBoard) -> None:
+    """Every invalid radio case and every stale downlink counter of v2.json, given to the
+    board's downlink path with its ack awaited and its counter fresh, is dropped."""
+    cases = [c for c in VECTORS["invalid"] if c["layer"] in ("radio", "downlink")]
+    calls = []
+    for c in cases:
+        p = bytes.fromhex(c["input"])
+        low = int.from_bytes(p[5:7], "big") if len(p) >= 7 else 0
+        counter = c.get("counter", low)
+        calls.append(f"op(0x12345678,{c['root_key']!r},{c['input']!r},{counter},"
+                     f"{max(0, counter - 1)})")
+    stale = [d for d in VECTORS["downlink_counter"]]
+    calls += [f"op(0x12345678,'000102030405060708090a0b0c0d0e0f',{d['payload']!r},None,"
+              f"{d['last']})" for d in stale]
+    opened = run(vboard, OPEN, calls)
+    for d, got in zip(stale, opened[len(cases):], strict=True):
+        assert (got == "None") == (d["outcome"] == "stale"), (d, got)
+    # those whose MIC and counter were fine: their bodies must fail the decoder
+    bodies = [(c, got.split(",")[2]) for c, got in zip(cases, opened, strict=False)
+              if got != "None"]
+    assert all(c["error"] == "malformed" for c, _ in bodies), bodies
+    acks = [c for c, body in bodies if c["input"].startswith("28")]
+    assert all(body for c, body in bodies if c in acks)  # an ack with a body: dropped
+    rest = [(body, int(c["input"][:2], 16) & 15) for c, body in bodies if c not in acks]
+    assert run(vboard, DECODE_OR_NONE, [f"dn({b!r},{t})" for b, t in rest]) == [
+        "True" for _ in rest]
+    print(f"{len(cases)} invalid cases and {len(stale)} counters through the board")
 
 
 # ----------------------------------------------------------------------------------------
@@ -197,7 +236,7 @@ def test_nrf51_build_crc_aes_cmac_keys_and_sealing(lean_board: EmulatedBoard) ->
             f"keys_of(h2b({v['root_key']!r}))\nV[22]={h['device_id']}\n"
             f"p=h2b({v['plaintext']!r})\n"
             "for i in range(len(p)):\n F[9+i]=p[i]\n"
-            f"n=seal({0x10 | h['frame_type']},{h['counter']},len(p))\n"
+            f"n=seal({0x20 | h['frame_type']},{v['counter']},len(p))\n"
             "print(hx(F[0:n]))"
         )
         want.append(v["payload"])

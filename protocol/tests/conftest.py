@@ -15,7 +15,7 @@ VECTORS_DIR = Path(__file__).resolve().parent.parent / "vectors"
 
 @pytest.fixture(scope="session")
 def vectors() -> dict[str, Any]:
-    return json.loads((VECTORS_DIR / "v1.json").read_text())
+    return json.loads((VECTORS_DIR / "v2.json").read_text())
 
 
 @pytest.fixture(scope="session")

@@ -156,7 +156,7 @@ def test_decode_detects_the_form(
     }[form]
     code, out, err = run(capsys, "frame", "decode", "--key", KEY, data.hex())
     assert (code, err) == (0, "")
-    assert f"form:      {label}, 50 byte radio payload" in out
+    assert f"form:      {label}, 48 byte radio payload" in out
     assert "device id: 305419896 (0x12345678)" in out
     assert "deltas: 12 intervals, newest first: 12, 0, 3, 41" in out
     assert "unit: 1 (L)" in out
@@ -171,7 +171,8 @@ def test_decode_json(capsys: pytest.CaptureFixture[str], vectors: dict[str, Any]
     report = json.loads(out)
     assert report["form"] == "link frame (SLIP)"
     assert report["header"]["frame_type"] == "reading"
-    assert report["header"]["counter"] == case["header"]["counter"]
+    assert report["header"]["counter_on_air"] == case["header"]["counter_on_air"]
+    assert report["counter"] == case["counter"]
     assert report["body"] == case["body"]
     assert report["map"] == case["map"]
 
@@ -184,7 +185,7 @@ def test_decode_errors_print_code_and_exit_2(
     assert (code, out) == (2, "")
     assert err == (
         "error: bad_mic: MIC mismatch for device 0x12345678 counter 41: "
-        "wrong key or altered frame\n"
+        "wrong key, altered frame, or a counter this receiver cannot place\n"
     )
     code, _, err = run(capsys, "frame", "decode", "--key", KEY, payload[:20])
     assert code == 2 and err.startswith("error: truncated: ")
@@ -202,7 +203,7 @@ def test_decode_with_a_gateway_key_file(
         )
     )
     code, out, _ = run(capsys, "frame", "decode", "--keys", str(keys), household_hex(vectors))
-    assert code == 0 and "counter:   41" in out
+    assert code == 0 and "counter:   41 (on air: 41)" in out
     keys.write_text(json.dumps({"format": "meterlink-keys/1", "devices": []}))
     code, _, err = run(capsys, "frame", "decode", "--keys", str(keys), household_hex(vectors))
     assert code == 2 and err.startswith("error: unknown_device: no key for device 305419896")
@@ -236,3 +237,27 @@ def test_installed_command_help() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "decode" in result.stdout and "encode" in result.stdout
+
+
+def test_decode_extends_a_counter_above_16_bits(
+    capsys: pytest.CaptureFixture[str], vectors: dict[str, Any]
+) -> None:
+    case = next(v for v in vectors["valid_frames"] if v["name"] == "reading_15_years")
+    code, out, _ = run(capsys, "frame", "decode", "--key", KEY, case["payload"])
+    assert code == 0 and f"counter:   {case['counter']} (on air: {case['counter'] % 65536})" in out
+    code, out, _ = run(capsys, "frame", "decode", "--key", KEY, "--highest",
+                       str(case["counter"] - 5), case["payload"])
+    assert code == 0 and f"counter:   {case['counter']} " in out
+
+
+def test_encode_reports_status_keys_left_out(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(
+        capsys, "frame", "encode", "--key", KEY, "--type", "status", "--device-id", "1",
+        "--counter", "70000", "--json",
+        '{"battery_pct": 100, "fw_version": 512, "resets": 70000, "reason": 0, '
+        '"register": 4294967280, "interval_s": 86400, "alarms": 63, "reverse": 65536, '
+        '"leak_intervals": 65535, "burst_pulses": 4294967295, "burst_intervals": 65535, '
+        '"backflow_pulses": 4294967295}')
+    assert code == 0 and len(bytes.fromhex(out.strip())) <= 51
+    assert err == (
+        "note: left out register, reverse, backflow_pulses to fit the payload (spec 4.4)\n")

@@ -13,6 +13,7 @@ from meterlink.protocol import (
     Alarm,
     AlarmFlags,
     AuthenticationError,
+    BadDirection,
     BadType,
     BadVersion,
     Config,
@@ -47,9 +48,9 @@ READING = Reading(
 
 
 def seal(vt: int, device: int, counter: int, plaintext: bytes) -> bytes:
-    header = struct.pack(">BII", vt, device, counter)
+    header = struct.pack(">BIH", vt, device, counter & 0xFFFF)
     ct = ctr_xor(KEYS.enc, vt >> 3 & 1, device, counter, plaintext)
-    return header + ct + compute_mic(KEYS.mic, header + ct)
+    return header + ct + compute_mic(KEYS.mic, struct.pack(">BII", vt, device, counter) + ct)
 
 
 def test_mic_mismatch_message_names_device_and_counter() -> None:
@@ -57,12 +58,13 @@ def test_mic_mismatch_message_names_device_and_counter() -> None:
     with pytest.raises(AuthenticationError) as info:
         decode_frame(payload, bytes(16))
     assert str(info.value) == (
-        "MIC mismatch for device 0x12345678 counter 41: wrong key or altered frame"
+        "MIC mismatch for device 0x12345678 counter 41: "
+        "wrong key, altered frame, or a counter this receiver cannot place"
     )
     assert info.value.code == "bad_mic"
 
 
-@pytest.mark.parametrize("index", range(13))
+@pytest.mark.parametrize("index", range(11))
 def test_every_header_or_mic_byte_is_authenticated(index: int) -> None:
     payload = bytearray(encode_frame(FrameType.ACK, 7, 8, Ack(), KEY))
     payload[index] ^= 0x01
@@ -70,9 +72,20 @@ def test_every_header_or_mic_byte_is_authenticated(index: int) -> None:
         decode_frame(bytes(payload), KEY)
 
 
-def test_ack_is_13_bytes_and_has_no_ciphertext() -> None:
+def test_the_high_part_of_the_counter_is_authenticated() -> None:
+    payload = encode_frame(FrameType.ACK, 7, 0x10008, Ack(), KEY)
+    assert payload[5:7] == b"\x00\x08"
+    assert decode_frame(payload, KEY, counter=0x10008).counter == 0x10008
+    for wrong in (8, 0x20008, 0xFFFF0008):
+        with pytest.raises(AuthenticationError):
+            decode_frame(payload, KEY, counter=wrong)
+    with pytest.raises(ValueError, match="does not end in"):
+        decode_frame(payload, KEY, counter=0x10009)
+
+
+def test_ack_is_11_bytes_and_has_no_ciphertext() -> None:
     payload = encode_frame(FrameType.ACK, 7, 8, Ack(), KEY)
-    assert len(payload) == 13
+    assert len(payload) == 11
     assert decode_frame(payload, KEY).body == Ack()
 
 
@@ -92,10 +105,15 @@ def test_out_of_range_values_are_refused_by_the_encoder() -> None:
         )
     with pytest.raises(ValueError, match="unit"):
         Reading(**{**READING.__dict__, "unit": 7})
+    for name, value in (("pulse_weight", 0), ("pulse_weight", 65536), ("interval_s", 86401),
+                        ("age_s", 65536), ("alarms", 256)):
+        with pytest.raises(ValueError, match=name):
+            encode_frame(FrameType.READING, 1, 1,
+                         Reading(**{**READING.__dict__, name: value}), KEY)
 
 
 def test_oversized_non_reading_is_refused() -> None:
-    status = Status(battery_pct=1, fw_version=1, resets=1, reason=0, extra={99: bytes(40)})
+    status = Status(battery_pct=1, fw_version=1, resets=1, reason=0, extra={99: bytes(30)})
     with pytest.raises(Oversized, match="limit is 51"):
         encode_frame(FrameType.STATUS, 1, 1, status, KEY)
     # the same body fits a downlink's 64 bytes
@@ -122,16 +140,19 @@ def test_key_validation() -> None:
 def test_header_parse_and_pack() -> None:
     payload = encode_frame(FrameType.TIME, 0xAABBCCDD, 5, TimeSync(unix_time=1), KEY)
     header = Header.parse(payload)
-    assert header == Header(1, FrameType.TIME, 0xAABBCCDD, 5)
-    assert header.pack() == payload[:9]
-    with pytest.raises(Truncated, match="shorter than the 13-byte minimum"):
-        Header.parse(payload[:12])
+    assert header == Header(2, FrameType.TIME, 0xAABBCCDD, 5)
+    assert header.pack() == payload[:7]
+    with pytest.raises(Truncated, match="shorter than the 11-byte minimum"):
+        Header.parse(payload[:10])
     with pytest.raises(Oversized):
         Header.parse(payload + bytes(60))
     with pytest.raises(BadVersion, match="version 0"):
         Header.parse(b"\x00" + payload[1:])
     with pytest.raises(BadType, match="frame type 7 is reserved"):
-        Header.parse(b"\x17" + payload[1:])
+        Header.parse(b"\x27" + payload[1:])
+    with pytest.raises(BadDirection, match="not an uplink type"):
+        Header.parse(payload, uplink=True)
+    assert Header.parse(payload, uplink=False) == header
 
 
 def test_frame_type_properties() -> None:
@@ -144,11 +165,11 @@ def test_frame_type_properties() -> None:
     assert Unit.M3.litres(2) == 2000 and Unit.ML.litres(500) == 0.5
 
 
-def test_unknown_keys_are_kept_and_known_types_checked() -> None:
-    m = {1: 5, 7: 1, 8: 0, 12: 1, 99: "future", 9: 50}
+def test_unknown_keys_are_listed_and_known_types_checked() -> None:
+    m = {1: 5, 7: 1, 8: 0, 12: 1, 99: b"future", 9: 50}
     alarm = body_from_map(FrameType.ALARM, m)
     assert isinstance(alarm, Alarm)
-    assert dict(alarm.extra) == {99: "future", 9: 50}
+    assert dict(alarm.extra) == {99: b"future", 9: 50}
     with pytest.raises(MalformedError, match="battery_pct"):
         body_from_map(FrameType.ALARM, {**m, 9: -1})
 
@@ -156,34 +177,38 @@ def test_unknown_keys_are_kept_and_known_types_checked() -> None:
 @pytest.mark.parametrize(
     ("body", "fragment"),
     [
-        ({1: 1, 2: 1, 3: 1, 4: 1, 5: b"", 6: 1, 7: 1}, "alarms (key 8)"),
-        ({30: 2**32}, "below 2^32"),
-        ({30: 1, 5: b"\x80\x80\x80\x80\x80\x01"}, "exceeds 32 bits"),
-        ({30: True}, "unsigned integer"),
-        ({30: 1, 3: 9}, "unit"),
-        ({30: 1, 40: [[1]]}, "nests deeper"),
-        ({30: 1, 40: list(range(33))}, "at most 32"),
-        ({30: 1, 40: cbor2.CBORTag(1, 5)}, "tag"),
+        (b"\xa7\x01\x01\x02\x01\x03\x01\x04\x01\x05\x40\x06\x01\x07\x01", "alarms (key 8)"),
+        (b"\xa1\x18\x1e\x1b\x00\x00\x00\x01\x00\x00\x00\x00", "below 2^32"),
+        (b"\xa2\x05\x46\x80\x80\x80\x80\x80\x01\x18\x1e\x01", "exceeds 32 bits"),
+        (b"\xa1\x18\x1e\xf5", "float or simple value"),
+        (b"\xa2\x03\x09\x18\x1e\x01", "unit"),
+        (b"\xa2\x18\x1e\x01\x18\x28\x81\x81\x01", "an array"),
+        (b"\xa2\x18\x1e\x01\x18\x28\xa1\x01\x01", "a map inside the map"),
+        (b"\xa1\x18\x1e\xc1\x05", "a tag"),
+        (b"\xa1\x18\x1e\x18\x05", "shortest form"),
+        (b"\xa2\x18\x1e\x01\x05\x40", "ascending order"),
+        (b"\xa1\x61\x31\x01", "keys are unsigned integers"),
+        (b"\xa2\x05\x42\x80\x00\x18\x1e\x01", "longer than needed"),
     ],
 )
-def test_malformed_bodies_say_what_is_wrong(body: dict[int, object], fragment: str) -> None:
-    frame_type = 0x10 if 8 not in body and 5 in body else 0x1A
-    payload = seal(frame_type, 3, 4, cbor2.dumps(body)[:51])
+def test_malformed_bodies_say_what_is_wrong(body: bytes, fragment: str) -> None:
+    frame_type = 0x20 if body.startswith(b"\xa7") else 0x2A
+    payload = seal(frame_type, 3, 4, body)
     with pytest.raises(MalformedError, match=re.escape(fragment)):
         decode_frame(payload, KEY)
 
 
-def test_indefinite_length_and_trailing_bytes_are_malformed() -> None:
+def test_indefinite_length_trailing_bytes_and_duplicates_are_malformed() -> None:
     with pytest.raises(MalformedError, match="indefinite"):
-        decode_frame(seal(0x1A, 3, 4, b"\xbf\x18\x1e\x01\xff"), KEY)
-    with pytest.raises(MalformedError, match="trailing"):
-        decode_frame(seal(0x1A, 3, 4, cbor2.dumps({30: 1}) + b"\x00"), KEY)
-    with pytest.raises(MalformedError, match=r"[Dd]uplicate"):
-        decode_frame(seal(0x1A, 3, 4, b"\xa2\x18\x1e\x01\x18\x1e\x02"), KEY)
+        decode_frame(seal(0x2A, 3, 4, b"\xbf\x18\x1e\x01\xff"), KEY)
+    with pytest.raises(MalformedError, match="after the body map"):
+        decode_frame(seal(0x2A, 3, 4, cbor2.dumps({30: 1}) + b"\x00"), KEY)
+    with pytest.raises(MalformedError, match="appears twice"):
+        decode_frame(seal(0x2A, 3, 4, b"\xa2\x18\x1e\x01\x18\x1e\x02"), KEY)
 
 
 def test_many_deltas_are_refused() -> None:
-    """Unreachable inside 64 bytes today, but body_from_map is public (firmware tests)."""
-    with pytest.raises(MalformedError, match="more than 48"):
-        body_from_map(FrameType.TIME, {30: 1, 5: bytes(49)})
-    assert len(body_from_map(FrameType.TIME, {30: 1, 5: bytes(48)}).extra[5]) == 48
+    """Unreachable inside 51 bytes, but body_from_map is public (firmware tests)."""
+    with pytest.raises(MalformedError, match="more than 23"):
+        body_from_map(FrameType.READING, {1: 1, 2: 1, 3: 1, 4: 1, 5: bytes(24), 6: 1, 7: 1, 8: 0})
+    assert len(body_from_map(FrameType.TIME, {30: 1, 5: bytes(23)}).extra[5]) == 23

@@ -23,6 +23,13 @@ KEYS = DeviceKeys.derive(KEY)
 CODES = {"truncated", "oversized", "bad_version", "bad_type", "bad_mic", "malformed"}
 
 
+def sealed(vt: int, device: int, counter: int, ciphertext: bytes) -> bytes:
+    """A v2 payload with a valid MIC: 16 counter bits on air, 32 under the MIC."""
+    auth = struct.pack(">BII", vt, device, counter)
+    header = struct.pack(">BIH", vt, device, counter & 0xFFFF)
+    return header + ciphertext + compute_mic(KEYS.mic, auth + ciphertext)
+
+
 @settings(max_examples=400, deadline=None)
 @given(st.binary(max_size=80))
 def test_decode_frame_on_arbitrary_bytes(data: bytes) -> None:
@@ -69,10 +76,9 @@ def test_valid_mic_over_arbitrary_body(
     vt_type: int, device: int, counter: int, ciphertext: bytes
 ) -> None:
     """The MIC is computed here, so the body decoder sees arbitrary decrypted bytes."""
-    header = struct.pack(">BII", 0x10 | vt_type, device, counter)
-    payload = header + ciphertext + compute_mic(KEYS.mic, header + ciphertext)
+    payload = sealed(0x20 | vt_type, device, counter, ciphertext)
     try:
-        frame = decode_frame(payload, KEYS)
+        frame = decode_frame(payload, KEYS, counter=counter)
     except ProtocolError as exc:
         assert exc.code in {"oversized", "malformed"}
         return
@@ -83,9 +89,7 @@ def test_valid_mic_over_arbitrary_body(
 @given(body=st.binary(max_size=38).map(lambda b: b"\xa1" + b[:1] + b[1:]))
 def test_valid_mic_over_map_prefixed_junk(body: bytes) -> None:
     """Bodies starting like a one-entry map reach deeper into the CBOR scanner."""
-    header = struct.pack(">BII", 0x19, 5, 6)
-    ciphertext = ctr_xor(KEYS.enc, 1, 5, 6, body)
-    payload = header + ciphertext + compute_mic(KEYS.mic, header + ciphertext)
+    payload = sealed(0x29, 5, 6, ctr_xor(KEYS.enc, 1, 5, 6, body))
     try:
         decode_frame(payload, KEYS)
     except ProtocolError as exc:
@@ -118,9 +122,8 @@ def test_valid_mic_over_arbitrary_cbor_maps(frame_type: int, body: dict[int, obj
     """Well-formed CBOR with any key/value mix: a body, or `malformed`, nothing else."""
     plaintext = cbor2.dumps(body)
     direction = frame_type >> 3 & 1
-    header = struct.pack(">BII", 0x10 | frame_type, 5, 6)
     ciphertext = ctr_xor(KEYS.enc, direction, 5, 6, plaintext[:51])
-    payload = header + ciphertext + compute_mic(KEYS.mic, header + ciphertext)
+    payload = sealed(0x20 | frame_type, 5, 6, ciphertext)
     try:
         frame = decode_frame(payload, KEYS)
     except ProtocolError as exc:

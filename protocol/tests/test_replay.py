@@ -89,3 +89,31 @@ def test_matches_a_set_model(counters: list[int]) -> None:
             window.accept(c)
             accepted.add(c)
             highest = max(highest, c)
+
+
+def test_counter_extension_gap_rule() -> None:
+    from meterlink.protocol import counter_candidates, extend_counter
+
+    # inside the window below the highest, and up to 65,472 ahead
+    assert extend_counter((1000 - 63) % 65536, 1000) == 937
+    assert extend_counter((1000 + 65472) % 65536, 1000) == 1000 + 65472
+    # 64 below the highest is read as 65,472 ahead: the MIC decides, then the candidate
+    # 65,536 lower (below the window) is tried so that an old frame is a replay
+    assert extend_counter((1000 - 64) % 65536, 1000) == 1000 + 65472
+    assert counter_candidates((1000 - 64) % 65536, 1000) == (1000 + 65472, 936)
+    assert counter_candidates(5, 10) == (5,)
+    assert len(counter_candidates(5, -1)) == 16
+    with pytest.raises(ValueError):
+        extend_counter(65536, 0)
+    with pytest.raises(ValueError, match="re-key"):
+        extend_counter(0, 2**32 - 1)
+
+
+@given(st.integers(0, 2**32 - 70000), st.integers(-63, 65472))
+def test_every_counter_in_the_gap_rule_is_recovered(highest: int, step: int) -> None:
+    from meterlink.protocol import extend_counter
+
+    counter = highest + step
+    if counter < 0:
+        return
+    assert extend_counter(counter % 65536, highest) == counter

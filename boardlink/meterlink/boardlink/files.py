@@ -3,8 +3,8 @@ in raw REPL. Shared by the HIL harness and provisioning of real boards.
 
 This firmware has no os.stat / ilistdir / binascii / hashlib, and bytes written through
 the raw REPL have been seen to go missing, so every file is checked after writing: its
-size (os.size) and an Adler-32 computed on the board over 64-byte chunks, compared with
-the host's zlib.adler32. What differs is written again.
+size (os.size; os.stat on current ports) and an Adler-32 computed on the board over
+64-byte chunks, compared with the host's zlib.adler32. What differs is written again.
 
 All functions expect the transport to be in raw REPL already.
 """
@@ -41,7 +41,7 @@ while 1:
   _a=(_a+_x)%65521
   _b=(_b+_a)%65521
 _f.close()
-print(os.size({name!r}),_a,_b)
+print((getattr(os,'size',None) or (lambda n:os.stat(n)[6]))({name!r}),_a,_b)
 del _a,_b,_c,_f
 """
 
@@ -186,7 +186,9 @@ def verify_file(transport: SerialTransport, name: str, data: bytes) -> bool:
 def list_files(transport: SerialTransport) -> dict[str, int]:
     """Every file on the board with its size in bytes."""
     out = run_idempotent(
-        transport, "import os\nfor _n in os.listdir():\n print(repr(_n),os.size(_n))\n"
+        transport,
+        "import os\n_z=getattr(os,'size',None) or (lambda n:os.stat(n)[6])\n"
+        "for _n in os.listdir():\n print(repr(_n),_z(_n))\n",
     )
     files: dict[str, int] = {}
     for line in out.splitlines():

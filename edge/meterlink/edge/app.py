@@ -1,14 +1,19 @@
 """The gateway service: wires the parts and runs them as named tasks in one TaskGroup.
 
-Signals: SIGTERM/SIGINT drain and stop (ingress closed, pending frames committed, the
-backlog given `drain_s` to reach the broker, status set offline); SIGHUP reloads the key
-file. The systemd watchdog is fed only while the commit loop is healthy.
+Signals: SIGTERM/SIGINT drain and stop (datagrams already queued on the UDP sockets read
+and committed, ingress closed, pending frames committed, the backlog given `drain_s` to
+reach the broker, status set offline); SIGHUP reloads the key file. The systemd watchdog
+is fed only while the outbox can be written.
+
+All SQLite access goes through the database thread (`Database.call`); the event loop only
+reads figures the outbox caches on commit and delete.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import signal
 import time
 from typing import Any
@@ -23,7 +28,8 @@ from meterlink.edge.http import HttpServer, json_response, status_page
 from meterlink.edge.ingress import Receiver, SerialReceiver, UdpReceiver
 from meterlink.edge.logs import Logger, RateLimitedLog
 from meterlink.edge.metrics import GatewayMetrics
-from meterlink.edge.outbox import Outbox
+from meterlink.edge.outbox import Outbox, OutboxError, space_check
+from meterlink.edge.packet_forwarder import PacketForwarder, PfMetrics
 from meterlink.edge.pipeline import Pipeline
 from meterlink.edge.registry import DeviceRegistry, RegistryError
 from meterlink.edge.replay import ReplayGuard
@@ -45,49 +51,86 @@ class Gateway:
         self.stopping = asyncio.Event()
         self.http_port = 0
         self.udp_ports: dict[str, int] = {}
+        self.packet_forwarders: dict[str, PacketForwarder] = {}
         self._background: set[asyncio.Task[None]] = set()
+        self._setup()
 
     # -- wiring -----------------------------------------------------------------------------
 
     def _setup(self) -> None:
+        """Builds every part (opens the key file and the outbox), so that the views work
+        before `run()`; nothing runs yet."""
         cfg = self.cfg
         n = self.registry.load()
         for w in self.registry.warnings:
             self.log.warning("keys_file_permissions", detail=w)
         self.metrics.registry_devices.set(n)
+        errors, warnings = space_check(cfg.outbox.path, cfg.outbox.max_bytes,
+                                       cfg.outbox.min_free_bytes)
+        for text in errors + warnings:  # check-config refuses the errors; here: say it
+            self.log.critical("outbox_limits_unreachable", detail=text)
         outbox = Outbox(cfg.outbox.path, max_bytes=cfg.outbox.max_bytes,
                         min_free_bytes=cfg.outbox.min_free_bytes, policy=cfg.outbox.policy)
         self.db = Database(outbox)
         self.metrics.backlog.func = lambda: float(outbox.count)
         self.metrics.backlog_bytes.func = lambda: float(outbox.bytes)
         self.metrics.backlog_age.func = self._backlog_age
+        self.metrics.outbox_writable.func = lambda: float(self.writable)
         guard = ReplayGuard(outbox.load_replay(), outbox.load_seen())
-        for rc in cfg.serial:
-            self.receivers[rc.name] = SerialReceiver(rc.name, rc.port, rc.baudrate,
-                                                     self._on_heard, self._on_link_error)
-        for uc in cfg.udp:
-            self.receivers[uc.name] = UdpReceiver(uc.name, uc.host, uc.port, self._on_heard,
-                                                  self._on_link_error)
-        self.downlink = Downlink(self.db, self._keys, self.receivers, self.metrics, self.log,
+        self.reject_log = RateLimitedLog(self.log, cfg.log.rejects_per_minute)
+        # Where downlinks can go: receivers by name, concentrators by EUI (filled below).
+        self.senders: dict[str, Any] = {}
+        self.downlink = Downlink(self.db, self._keys, self.senders, self.metrics, self.log,
                                  cfg.downlink_delay_ms / 1000)
         self.forwarder = Forwarder(cfg=cfg.mqtt, gateway_id=cfg.gateway_id, db=self.db,
                                    downlink=self.downlink, metrics=self.metrics,
-                                   status=self.status, log=self.log)
+                                   status=self.status, log=self.log,
+                                   gather_s=cfg.dedupe.gather_ms / 1000)
         self.pipeline = Pipeline(
             gateway_id=cfg.gateway_id, topic_prefix=cfg.mqtt.topic_prefix,
             registry=self.registry, guard=guard,
             dedupe=Deduplicator(cfg.dedupe.window_s, cfg.dedupe.max_entries), db=self.db,
             downlink=self.downlink, metrics=self.metrics, status=self.status, log=self.log,
-            reject_log=RateLimitedLog(self.log, cfg.log.rejects_per_minute),
+            reject_log=self.reject_log,
             commit_interval_s=cfg.outbox.commit_interval_ms / 1000,
             commit_max=cfg.outbox.commit_max_frames, on_durable=self.forwarder.notify)
+        self.metrics.pending_frames.func = lambda: float(self.pipeline.pending_frames)
+        gate = self.pipeline.gate
+        gate.watch(lambda is_open: None if is_open else self.metrics.ingress_pauses.inc())
+        for rc in cfg.serial:
+            self.receivers[rc.name] = SerialReceiver(rc.name, rc.port, rc.baudrate,
+                                                     self._on_heard, self._on_link_error,
+                                                     gate)
+        for uc in cfg.udp:
+            self.receivers[uc.name] = UdpReceiver(uc.name, uc.host, uc.port, self._on_heard,
+                                                  self._on_link_error, gate)
+        self.senders.update(self.receivers)
+        if cfg.packet_forwarder:
+            pf_metrics = PfMetrics(self.metrics.registry)
+            for pc in cfg.packet_forwarder:
+                pf = PacketForwarder(pc, self._on_heard, self._on_link_error, pf_metrics,
+                                     self.log, self.reject_log)
+                self.packet_forwarders[pc.name] = pf
+                self.senders.update(pf.concentrators)  # downlinks go through the EUI that heard
+                gate.watch(functools.partial(self._gate_packet_forwarder, pf))
         self.http = HttpServer(cfg.http.host, cfg.http.port, {
             "/": lambda: (200, "text/html; charset=utf-8", status_page()),
             "/api/status": lambda: json_response(self.snapshot()),
-            "/metrics": lambda: (200, "text/plain; version=0.0.4",
-                                 self.metrics.render().encode()),
+            "/metrics": self._metrics,
             "/healthz": self._health,
         })
+
+    @staticmethod
+    def _gate_packet_forwarder(pf: PacketForwarder, is_open: bool) -> None:
+        """Backpressure for a packet-forwarder socket too (its asyncio transport): the
+        kernel holds PUSH_DATA while the outbox catches up."""
+        transport = pf.transport
+        if transport is None or transport.is_closing():
+            return
+        if is_open:
+            transport.resume_reading()  # type: ignore[attr-defined]
+        else:
+            transport.pause_reading()  # type: ignore[attr-defined]
 
     def _keys(self, device_id: int) -> Any:
         return self.pipeline.keys(device_id)
@@ -99,11 +142,23 @@ class Gateway:
         self.link_errors[receiver] = self.link_errors.get(receiver, 0) + 1
         self.metrics.link_errors.inc(receiver=receiver, reason=reason)
         self.metrics.frames.inc(outcome="rejected", reason=reason)
+        self.reject_log.log("warning", "frame_rejected", reason=reason, receiver=receiver,
+                            layer="link")
 
     def _backlog_age(self) -> float:
-        b = self.db.outbox.backlog()
-        return 0.0 if b.oldest_received_at is None else max(0.0, time.time() -
-                                                            b.oldest_received_at)
+        oldest = self.db.outbox.oldest_received_at  # cached by the outbox, no query
+        return 0.0 if oldest is None else max(0.0, time.time() - oldest)
+
+    @property
+    def writable(self) -> bool:
+        return self.pipeline.commit_ok and self.forwarder.delete_ok
+
+    def _metrics(self) -> tuple[int, str, bytes]:
+        for name, rx in self.receivers.items():
+            if isinstance(rx, UdpReceiver):
+                self.metrics.kernel_drops.set(rx.kernel_drops, receiver=name)
+                self.metrics.shed.set(rx.shed, receiver=name)
+        return 200, "text/plain; version=0.0.4", self.metrics.render().encode()
 
     # -- views ------------------------------------------------------------------------------
 
@@ -113,21 +168,27 @@ class Gateway:
         for labels, value in frames.values.items():
             outcome = dict(labels)["outcome"]
             by_outcome[outcome] = by_outcome.get(outcome, 0) + value
-        return self.status.snapshot({
+        snap = self.status.snapshot({
             "backlog": {"messages": self.db.outbox.count, "bytes": self.db.outbox.bytes,
                         "oldest_age_s": round(self._backlog_age(), 1)},
             "frames": {k: int(v) for k, v in by_outcome.items()},
             "receivers": [{"name": name, "connected": rx.connected, "frames": rx.frames,
                            "link_errors": self.link_errors.get(name, 0)}
                           for name, rx in self.receivers.items()],
+            "concentrators": [v for pf in self.packet_forwarders.values() for v in pf.views()],
             "devices_registered": len(self.registry),
             "outbox_full": self.status.outbox_full,
         })
+        for m in snap["modules"]:
+            m["lora"] = [pf_radio for pf in self.packet_forwarders.values()
+                         for pf_radio in pf.radio(m["device_id"])]
+        return snap
 
     def _health(self) -> tuple[int, str, bytes]:
-        ok = self.pipeline.commit_ok
+        ok = self.writable
+        error = self.pipeline.last_commit_error or self.forwarder.delete_error
         return json_response({"status": "ok" if ok else "failing",
-                              "outbox_writable": ok, "error": self.pipeline.last_commit_error,
+                              "outbox_writable": ok, "error": error,
                               "broker_connected": self.status.broker_connected,
                               "backlog": self.db.outbox.count}, 200 if ok else 503)
 
@@ -147,20 +208,27 @@ class Gateway:
         for dev in self.registry.rekeyed:
             self.pipeline.guard.forget(dev)
             task = asyncio.get_running_loop().create_task(
-                self.db.call(self.db.outbox.forget_replay, dev), name=f"forget-replay-{dev}")
+                self._forget_replay(dev), name=f"forget-replay-{dev}")
             self._background.add(task)
             task.add_done_callback(self._background.discard)
+
+    async def _forget_replay(self, dev: int) -> None:
+        try:
+            await self.db.call(self.db.outbox.forget_replay, dev)
+        except OutboxError as exc:
+            self.log.error("replay_reset_failed", device_id=dev, error=str(exc),
+                           hint="the old window stays on disk until writing works; "
+                                "reload the keys again then")
 
     # -- running ----------------------------------------------------------------------------
 
     async def _watchdog(self, interval: float) -> None:
         while True:
-            if self.pipeline.commit_ok:
+            if self.writable:
                 systemd.notify("WATCHDOG=1")
             await asyncio.sleep(interval)
 
     async def run(self) -> int:
-        self._setup()
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, self.stopping.set)
         loop.add_signal_handler(signal.SIGINT, self.stopping.set)
@@ -175,6 +243,8 @@ class Gateway:
                         tasks.append(tg.create_task(rx.run(self.log.log), name=f"rx-{name}"))
                     else:
                         self.udp_ports[name] = await rx.start()
+                for name, pf in self.packet_forwarders.items():
+                    self.udp_ports[name] = await pf.start()
                 self.http_port = await self.http.start()
                 interval = systemd.watchdog_interval_s()
                 if interval:
@@ -196,12 +266,18 @@ class Gateway:
         return 0
 
     async def _shutdown(self, tasks: list[asyncio.Task[None]]) -> None:
+        drained = 0
+        for rx in self.receivers.values():
+            if isinstance(rx, UdpReceiver):  # what the kernel already holds is ours
+                drained += await rx.drain(self.pipeline.flush, self.cfg.outbox.commit_max_frames)
+                rx.close()
         for t in tasks:
             if t.get_name().startswith("rx-"):
                 t.cancel()
-        for rx in self.receivers.values():
-            if isinstance(rx, UdpReceiver):
-                rx.close()
+        if drained:
+            self.log.info("drained_socket_queue", datagrams=drained)
+        for pf in self.packet_forwarders.values():
+            pf.close()
         await self.http.close()
         await self.pipeline.flush()
         await self.downlink.wait_idle()

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from meterlink.protocol.lora import CODING_RATES, DataRate, LoRaParamError
+
 OUTBOX_POLICIES = ("drop_oldest_readings", "refuse_readings")
 MQTT_PROTOCOLS = ("5", "3.1.1")
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -33,6 +35,25 @@ class UdpReceiverConfig:
     name: str
     host: str = "0.0.0.0"
     port: int = 1700
+
+
+@dataclass(frozen=True)
+class PacketForwarderConfig:
+    """Concentrators running Semtech's packet forwarder (UDP protocol v2) send here."""
+
+    name: str
+    gateway_euis: tuple[str, ...]  # 16 lower-case hex digits each; others are refused
+    host: str = "127.0.0.1"
+    port: int = 1700
+    rx_delay_ms: int = 1000  # downlink starts this long after the uplink's tmst
+    tx_power_dbm: int = 14
+    tx_freq_mhz: float | None = None  # None: the uplink's frequency
+    tx_datr: str | None = None  # None: the uplink's data rate
+    tx_codr: str = "4/5"
+    tx_ipol: bool = False  # the modules listen with normal IQ (LoRa P2P)
+    tx_rfch: int = 0
+    pull_timeout_s: float = 30.0  # no PULL_DATA for this long: no downlink path
+    tx_ack_timeout_s: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -70,6 +91,9 @@ class OutboxConfig:
 class DedupeConfig:
     window_s: float = 60.0
     max_entries: int = 10000
+    # A message is published once it is this old, with every receiver (concentrator)
+    # that heard it by then: copies from other receivers come a little later.
+    gather_ms: int = 200
 
 
 @dataclass(frozen=True)
@@ -90,6 +114,7 @@ class GatewayConfig:
     keys_file: str
     serial: tuple[SerialReceiverConfig, ...] = ()
     udp: tuple[UdpReceiverConfig, ...] = ()
+    packet_forwarder: tuple[PacketForwarderConfig, ...] = ()
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     outbox: OutboxConfig = field(default_factory=OutboxConfig)
     dedupe: DedupeConfig = field(default_factory=DedupeConfig)
@@ -196,6 +221,48 @@ def _udp(t: _Table) -> UdpReceiverConfig:
     return cfg
 
 
+def _packet_forwarder(t: _Table) -> PacketForwarderConfig:
+    d = PacketForwarderConfig(name="", gateway_euis=())
+    name = t.get_str("name", required=True)
+    euis_raw = t._get("gateway_euis", None, True)
+    if not isinstance(euis_raw, list) or not euis_raw:
+        raise ConfigError(f"{t.key('gateway_euis')}: list the EUIs of the concentrators "
+                          'allowed to send, e.g. ["0016c001ff10a235"] (the packet forwarder '
+                          "logs its gateway_ID at start)")
+    euis = []
+    for e in euis_raw:
+        norm = e.lower().replace(":", "").replace("-", "") if isinstance(e, str) else ""
+        if len(norm) != 16 or any(c not in "0123456789abcdef" for c in norm):
+            raise ConfigError(f"{t.key('gateway_euis')}: {e!r} is not an EUI of 16 hex digits")
+        euis.append(norm)
+    if len(set(euis)) != len(euis):
+        raise ConfigError(f"{t.key('gateway_euis')}: an EUI is listed twice")
+    freq = t._get("tx_freq_mhz", None, False)
+    if freq is not None:
+        freq = t.get_float("tx_freq_mhz", 868.1, 150.0, 1020.0)
+    datr = t.get_str("tx_datr")
+    if datr is not None:
+        try:
+            DataRate.parse(datr)
+        except LoRaParamError as exc:
+            raise ConfigError(f"{t.key('tx_datr')}: {exc}") from None
+    cfg = PacketForwarderConfig(
+        name=name, gateway_euis=tuple(euis),
+        host=t.get_str("host", d.host),
+        port=t.get_int("port", d.port, 0, 65535),
+        rx_delay_ms=t.get_int("rx_delay_ms", d.rx_delay_ms, 100, 10_000),
+        tx_power_dbm=t.get_int("tx_power_dbm", d.tx_power_dbm, 0, 30),
+        tx_freq_mhz=freq, tx_datr=datr,
+        tx_codr=t.choice("tx_codr", d.tx_codr, CODING_RATES),
+        tx_ipol=t.get_bool("tx_ipol", d.tx_ipol),
+        tx_rfch=t.get_int("tx_rfch", d.tx_rfch, 0, 1),
+        pull_timeout_s=t.get_float("pull_timeout_s", d.pull_timeout_s, 1, 3600),
+        tx_ack_timeout_s=t.get_float("tx_ack_timeout_s", d.tx_ack_timeout_s, 0.05, 10),
+    )
+    t.check_unknown()
+    return cfg
+
+
 def _mqtt(t: _Table, gateway_id: str) -> MqttConfig:
     d = MqttConfig()
     cfg = MqttConfig(
@@ -270,17 +337,25 @@ def parse_config(data: dict[str, Any]) -> GatewayConfig:
     gw.check_unknown()
     serial = tuple(_serial(t) for t in root.tables("serial"))
     udp = tuple(_udp(t) for t in root.tables("udp"))
-    names = [r.name for r in serial] + [r.name for r in udp]
+    pf = tuple(_packet_forwarder(t) for t in root.tables("packet_forwarder"))
+    names = [r.name for r in serial] + [r.name for r in udp] + [r.name for r in pf]
     dupes = {n for n in names if names.count(n) > 1}
     if dupes:
-        raise ConfigError(f"serial/udp name: receiver name {sorted(dupes)[0]!r} is used twice")
+        raise ConfigError(f"serial/udp/packet_forwarder name: receiver name "
+                          f"{sorted(dupes)[0]!r} is used twice")
     if not names:
-        raise ConfigError("serial: no receiver configured; add a [[serial]] or [[udp]] table")
+        raise ConfigError("serial: no receiver configured; add a [[serial]], [[udp]] or "
+                          "[[packet_forwarder]] table")
+    euis = [e for p in pf for e in p.gateway_euis]
+    if len(set(euis)) != len(euis):
+        raise ConfigError("packet_forwarder.gateway_euis: a concentrator EUI is listed in "
+                          "two [[packet_forwarder]] tables")
     mqtt = _mqtt(root.table("mqtt"), gateway_id)
     outbox = _outbox(root.table("outbox"))
     dt = root.table("dedupe")
     dedupe = DedupeConfig(window_s=dt.get_float("window_s", 60.0, 0.1, 86400),
-                          max_entries=dt.get_int("max_entries", 10000, 16, 10_000_000))
+                          max_entries=dt.get_int("max_entries", 10000, 16, 10_000_000),
+                          gather_ms=dt.get_int("gather_ms", 200, 0, 10_000))
     dt.check_unknown()
     ht = root.table("http")
     http = HttpConfig(host=ht.get_str("host", "127.0.0.1"), port=ht.get_int("port", 9108, 0, 65535))
@@ -291,7 +366,8 @@ def parse_config(data: dict[str, Any]) -> GatewayConfig:
     lt.check_unknown()
     root.check_unknown()
     return GatewayConfig(gateway_id=gateway_id, keys_file=keys_file, serial=serial, udp=udp,
-                         mqtt=mqtt, outbox=outbox, dedupe=dedupe, http=http, log=log,
+                         packet_forwarder=pf, mqtt=mqtt, outbox=outbox, dedupe=dedupe,
+                         http=http, log=log,
                          downlink_delay_ms=downlink_delay_ms)
 
 
@@ -335,6 +411,23 @@ port = "/dev/ttyUSB0"
 # host = "0.0.0.0"
 # port = 1700
 
+# LoRa concentrators (SX1302/SX1303 HATs) running Semtech's packet forwarder: point its
+# server_address here (serv_port_up = serv_port_down = port). docs/gateway.md explains.
+# [[packet_forwarder]]
+# name = "lora"
+# host = "127.0.0.1"                          # loopback or a VPN address: no authentication
+# port = 1700
+# gateway_euis = ["0016c001ff10a235"]         # allow-list; other concentrators are refused
+# rx_delay_ms = 1000                          # downlink at the uplink's tmst + this
+# tx_power_dbm = 14
+# tx_freq_mhz = 869.525                       # default: the uplink's frequency
+# tx_datr = "SF12BW125"                       # default: the uplink's data rate
+# tx_codr = "4/5"
+# tx_ipol = false                             # modules in LoRa P2P mode listen non-inverted
+# tx_rfch = 0
+# pull_timeout_s = 30                         # no PULL_DATA for this long: no downlinks
+# tx_ack_timeout_s = 1
+
 [mqtt]
 host = "mqtt.example.net"
 port = 8883
@@ -365,6 +458,7 @@ path = "/var/lib/meterlink/gateway.sqlite"    # readings waiting for the broker,
 # [dedupe]
 # window_s = 60                               # same frame from several receivers
 # max_entries = 10000
+# gather_ms = 200                             # wait for copies before publishing
 
 [http]
 host = "0.0.0.0"                              # status page, /metrics, /healthz

@@ -1,5 +1,5 @@
 """Downlinks in a module's receive window: the ack of a confirmed uplink, then at most one
-queued `config` or `time` command (protocol 3.4 and 6).
+queued `config` or `time` command (protocol 3.4, 6.3 and 7).
 
 Commands arrive from the central system as JSON on `commands/<device_id>` and wait in the
 database until the device's next uplink. A downlink counter is reserved durably before it
@@ -12,7 +12,7 @@ import asyncio
 import json
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,8 +21,11 @@ from meterlink.edge.dedupe import Sighting
 from meterlink.edge.ingress import Receiver
 from meterlink.edge.logs import Logger
 from meterlink.edge.metrics import GatewayMetrics
+from meterlink.edge.packet_forwarder import Concentrator
 from meterlink.protocol import Ack, Config, DeviceKeys, FrameType, TimeSync, encode_frame
 from meterlink.protocol.module_config import COMMAND_FIELDS
+
+Sender = Receiver | Concentrator  # a concentrator schedules in the window (PULL_RESP)
 
 
 class CommandError(ValueError):
@@ -71,7 +74,7 @@ def parse_command(device_id: int, raw: bytes) -> tuple[str, dict[str, int]]:
 
 class Downlink:
     def __init__(self, db: Database, keys: Callable[[int], DeviceKeys | None],
-                 receivers: dict[str, Receiver], metrics: GatewayMetrics, log: Logger,
+                 receivers: Mapping[str, Sender], metrics: GatewayMetrics, log: Logger,
                  delay_s: float = 0.0) -> None:
         self.db = db
         self.keys = keys
@@ -108,8 +111,10 @@ class Downlink:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _send(self, receiver: str, payload: bytes) -> bool:
+    async def _send(self, receiver: str, payload: bytes) -> bool:
         rx = self.receivers.get(receiver)
+        if isinstance(rx, Concentrator):  # timed for the window; waits for the TX_ACK
+            return await rx.transmit(payload)
         return rx is not None and rx.send(payload)
 
     async def _answer(self, s: Sighting, ack: bool) -> None:
@@ -120,11 +125,12 @@ class Downlink:
             await asyncio.sleep(self.delay_s)
         if ack:
             frame = encode_frame(FrameType.ACK, s.device_id, s.counter, Ack(), keys)
-            if self._send(s.best_receiver, frame):
+            if await self._send(s.best_receiver, frame):
                 self.metrics.acks_sent.inc()
             else:
                 self.log.warning("ack_not_sent", device_id=s.device_id, counter=s.counter,
-                                 receiver=s.best_receiver, why="receiver line is down")
+                                 receiver=s.best_receiver,
+                                 why="receiver line is down or the window was missed")
         queue = self.queues.get(s.device_id)
         if not queue:
             return
@@ -141,10 +147,13 @@ class Downlink:
             queue.appendleft(cmd)
             self.log.error("downlink_failed", device_id=s.device_id, error=str(exc))
             return
-        if not self._send(s.best_receiver, frame):
+        if not await self._send(s.best_receiver, frame):
             queue.appendleft(cmd)  # the counter is skipped, never reused
             return
-        await self.db.call(self.db.outbox.delete_command, cmd.id)
+        try:
+            await self.db.call(self.db.outbox.delete_command, cmd.id)
+        except Exception as exc:  # OutboxError: sent once; it stays queued after a restart
+            self.log.error("command_delete_failed", device_id=s.device_id, error=str(exc))
         self.metrics.downlinks_sent.inc(kind=cmd.kind)
         self.log.info("downlink_sent", device_id=s.device_id, kind=cmd.kind,
                       counter=counter, receiver=s.best_receiver)

@@ -4,6 +4,12 @@ A message leaves the outbox only after its PUBACK. On any connection error the f
 reconnects with jittered exponential backoff and starts again from the oldest message
 still stored; a message may then be published twice, always with the same idempotency
 key. Also: the retained gateway status (with a Last Will), and the command subscription.
+
+The backlog is read in pages of `max_inflight` messages, so memory does not grow with it.
+When the delete after PUBACK cannot be written (disk full, card failing), the forwarder
+stays connected, keeps the published ids and retries the delete every second without
+publishing anything new; the messages are republished only after a reconnection (once),
+never in a loop.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from meterlink.edge.downlink import CommandError, Downlink
 from meterlink.edge.logs import Logger
 from meterlink.edge.messages import final_payload, iso
 from meterlink.edge.metrics import GatewayMetrics
+from meterlink.edge.outbox import Message, OutboxError
 from meterlink.edge.status import LiveStatus
 
 _MQTT_LOG = logging.getLogger("meterlink.edge.mqtt")
@@ -51,10 +58,20 @@ def tls_context(cfg: MqttConfig) -> ssl.SSLContext | None:
     return ctx
 
 
+def _received_by(rows: list[Message], cutoff: float) -> list[Message]:
+    """The leading rows received at or before `cutoff`."""
+    n = 0
+    while n < len(rows) and rows[n].received_at <= cutoff:
+        n += 1
+    return rows[:n]
+
+
 class Forwarder:
     def __init__(self, *, cfg: MqttConfig, gateway_id: str, db: Database, downlink: Downlink,
-                 metrics: GatewayMetrics, status: LiveStatus, log: Logger) -> None:
+                 metrics: GatewayMetrics, status: LiveStatus, log: Logger,
+                 gather_s: float = 0.0) -> None:
         self.cfg = cfg
+        self.gather_s = gather_s
         self.gateway_id = gateway_id
         self.db = db
         self.downlink = downlink
@@ -66,6 +83,9 @@ class Forwarder:
         self._new = asyncio.Event()
         self._client: aiomqtt.Client | None = None
         self.published = 0
+        self.delete_ok = True
+        self.delete_error: str | None = None
+        self.delete_retry_s = 1.0
 
     def notify(self) -> None:
         """New messages are durable in the outbox."""
@@ -136,6 +156,15 @@ class Forwarder:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._new.wait(), 5.0)
                 continue
+            # Copies heard by other receivers come a little later and add themselves to
+            # the stored message: publish only what is gather_s old (a prefix, so the
+            # order holds), and read the rest again once it is.
+            cutoff = time.time() - self.gather_s
+            ready = _received_by(rows, cutoff)
+            if not ready:
+                await asyncio.sleep(rows[0].received_at - cutoff)
+                continue
+            rows = ready
             # Published in order: paho sends in call order and the broker acks in order.
             results = await asyncio.gather(
                 *(client.publish(m.topic, final_payload(m.body, m.rssi, m.receivers), qos=1,
@@ -143,7 +172,7 @@ class Forwarder:
                 return_exceptions=True)
             done = [m for m, r in zip(rows, results, strict=True) if r is None]
             if done:
-                await self.db.call(outbox.delete, [m.id for m in done])
+                await self._delete([m.id for m in done])
                 now = time.time()
                 for m in done:
                     self.metrics.published.inc(kind=m.kind)
@@ -154,6 +183,27 @@ class Forwarder:
                 err = failed[0]
                 raise err if isinstance(err, Exception) else aiomqtt.MqttError(str(err))
             after = rows[-1].id
+
+    async def _delete(self, ids: list[int]) -> None:
+        """Deletes published messages; while that fails, retries (publishing nothing new:
+        the connection stays up, the broker has them, nothing is published twice)."""
+        while True:
+            try:
+                await self.db.call(self.db.outbox.delete, ids)
+            except OutboxError as exc:
+                if self.delete_ok:
+                    self.log.critical("outbox_delete_failed", error=str(exc),
+                                      published_not_deleted=len(ids),
+                                      retry_s=self.delete_retry_s,
+                                      hint="free space on the outbox's filesystem; "
+                                           "publishing pauses until the delete works")
+                self.delete_ok, self.delete_error = False, str(exc)
+                await asyncio.sleep(self.delete_retry_s)
+                continue
+            if not self.delete_ok:
+                self.log.info("outbox_delete_recovered", deleted=len(ids))
+            self.delete_ok, self.delete_error = True, None
+            return
 
     async def _commands(self, client: aiomqtt.Client) -> None:
         prefix = self.command_filter[:-1]
@@ -167,6 +217,12 @@ class Forwarder:
             except (ValueError, CommandError) as exc:
                 self.metrics.commands.inc(outcome="invalid")
                 self.log.warning("command_rejected", topic=name, error=str(exc))
+                continue
+            except OutboxError as exc:
+                self.metrics.commands.inc(outcome="not_stored")
+                self.log.error("command_not_stored", topic=name, error=str(exc),
+                               hint="the outbox cannot be written; send the command again "
+                                    "once /healthz is ok")
                 continue
             self.metrics.commands.inc(outcome="queued")
             self.log.info("command_queued", device_id=cmd.device_id, kind=cmd.kind,

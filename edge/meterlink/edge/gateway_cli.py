@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 from meterlink.edge.config import EXAMPLE_CONFIG, ConfigError, load_config
-from meterlink.edge.outbox import OutboxError
+from meterlink.edge.outbox import OutboxError, space_check
 from meterlink.edge.registry import DeviceRegistry, RegistryError
 
 
@@ -37,6 +37,14 @@ def _check(args: argparse.Namespace) -> int:
         return 2
     for w in registry.warnings:
         print(f"warning: {w}", file=sys.stderr)
+    errors, warnings = space_check(cfg.outbox.path, cfg.outbox.max_bytes,
+                                   cfg.outbox.min_free_bytes)
+    for w in warnings:
+        print(f"warning: {args.config}: {w}", file=sys.stderr)
+    if errors:
+        for e in errors:
+            print(f"config error: {args.config}: {e}", file=sys.stderr)
+        return 2
     receivers = [f"serial {r.name} {r.port}" for r in cfg.serial] + [
         f"udp {r.name} {r.host}:{r.port}" for r in cfg.udp]
     print(f"ok: gateway {cfg.gateway_id}, {n} devices, receivers: {', '.join(receivers)}; "

@@ -3,12 +3,26 @@
 Each receiver hands `Heard` frames to a callback and counts link errors by reason. A
 serial receiver that loses its line (USB unplugged, pty closed) reopens it every few
 seconds; nothing else stops.
+
+Backpressure: receivers read only while the pipeline's `Gate` is open. Closed, they leave
+the input where it is: in the UDP socket's kernel buffer (whose overflow drops the kernel
+counts: `kernel_drops`, from SO_RXQ_OVFL and /proc/net/udp) or the serial driver.
+
+Alarms first: the kernel drops at the tail without looking, so under sustained overload it
+would drop alarms as often as readings, and a retried alarm could miss its receive window
+again and again. A UDP receiver therefore watches its socket's fill (SO_MEMINFO, on each
+read and every 10 ms while paused); past a quarter full (about 2,500 small datagrams, a
+burst the buffer still holds whole) it takes the oldest datagrams off the queue, hands the
+confirmed frames (alarms) on and sheds the readings (counted: `shed`), so that the queue
+does not overflow and an alarm waits behind at most a quarter of a buffer. In a burst
+read, alarms are handled first.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
 import time
 from collections.abc import Callable
@@ -17,6 +31,7 @@ from dataclasses import dataclass
 import serial
 
 from meterlink.protocol import (
+    FrameType,
     LinkDecoder,
     LinkFrame,
     LinkType,
@@ -26,7 +41,64 @@ from meterlink.protocol import (
     encode_link_datagram,
 )
 
-UDP_RCVBUF = 4 * 1024 * 1024
+UDP_RCVBUF = 4 * 1024 * 1024  # the kernel doubles it; ~10,000 small datagrams
+UDP_BURST = 64  # datagrams read per readiness event (bounds the overshoot past the gate)
+SO_RXQ_OVFL = getattr(socket, "SO_RXQ_OVFL", 40)  # Linux: drop count as ancillary data
+SO_MEMINFO = getattr(socket, "SO_MEMINFO", 55)  # Linux >= 4.6: rmem_alloc, rcvbuf, ...
+SHED_FILL = 0.25  # the socket queue is kept under this fraction of its buffer
+SHED_CHECK_S = 0.01
+
+
+class Gate:
+    """Open while the pipeline takes more input; receivers watch it."""
+
+    def __init__(self) -> None:
+        self.is_open = True
+        self.closures = 0
+        self._listeners: list[Callable[[bool], None]] = []
+
+    def watch(self, listener: Callable[[bool], None]) -> None:
+        self._listeners.append(listener)
+
+    def close(self) -> None:
+        if self.is_open:
+            self.is_open = False
+            self.closures += 1
+            for f in self._listeners:
+                f(False)
+
+    def open(self) -> None:
+        if not self.is_open:
+            self.is_open = True
+            for f in self._listeners:
+                f(True)
+
+
+_CONFIRMED_TYPES = frozenset(t.value for t in FrameType if t.confirmed)
+
+
+def _confirmed(heard: Heard) -> bool:
+    """From the header's type nibble, before any verification: only for ordering."""
+    return bool(heard.payload) and heard.payload[0] & 0x0F in _CONFIRMED_TYPES
+
+
+def proc_udp_drops(sock: socket.socket) -> int | None:
+    """The kernel's drop counter for this socket (the `drops` column of /proc/net/udp)."""
+    try:
+        inode = str(os.fstat(sock.fileno()).st_ino)
+    except OSError:
+        return None
+    for name in ("/proc/net/udp", "/proc/net/udp6"):
+        try:
+            with open(name) as f:
+                next(f)
+                for line in f:
+                    cols = line.split()
+                    if len(cols) > 12 and cols[9] == inode:
+                        return int(cols[12])
+        except OSError:
+            continue
+    return None
 
 
 @dataclass(frozen=True)
@@ -60,12 +132,15 @@ class SerialReceiver:
     reopen_delay_s = 2.0
 
     def __init__(self, name: str, port: str, baudrate: int, on_heard: OnHeard,
-                 on_error: OnLinkError) -> None:
+                 on_error: OnLinkError, gate: Gate | None = None) -> None:
         self.name = name
         self.port = port
         self.baudrate = baudrate
         self.on_heard = on_heard
         self.on_error = on_error
+        self.gate = gate or Gate()
+        self.gate.watch(self._on_gate)
+        self._reading = False
         self.ser: serial.Serial | None = None
         self.connected = False
         self.frames = 0
@@ -75,6 +150,17 @@ class SerialReceiver:
     def _open(self) -> serial.Serial:
         ser = serial.Serial(self.port, self.baudrate, timeout=0, write_timeout=1)
         return ser
+
+    def _on_gate(self, is_open: bool) -> None:
+        if self.ser is None:
+            return
+        loop = asyncio.get_running_loop()
+        if is_open and not self._reading:
+            loop.add_reader(self.ser.fileno(), self._on_readable)
+            self._reading = True
+        elif not is_open and self._reading:
+            loop.remove_reader(self.ser.fileno())
+            self._reading = False
 
     def _on_readable(self) -> None:
         assert self.ser is not None and self._lost is not None
@@ -112,13 +198,17 @@ class SerialReceiver:
             self.connected = True
             log("info", "receiver_open", receiver=self.name, port=self.port)
             fd = self.ser.fileno()
-            loop.add_reader(fd, self._on_readable)
+            if self.gate.is_open:
+                loop.add_reader(fd, self._on_readable)
+                self._reading = True
             try:
                 await self._lost.wait()
                 log("warning", "receiver_lost", receiver=self.name, port=self.port,
                     retry_s=self.reopen_delay_s)
             finally:
-                loop.remove_reader(fd)
+                if self._reading:
+                    loop.remove_reader(fd)
+                    self._reading = False
                 self.connected = False
                 with contextlib.suppress(Exception):
                     self.ser.close()
@@ -136,68 +226,182 @@ class SerialReceiver:
             return False
 
 
-class _UdpProtocol(asyncio.DatagramProtocol):
-    def __init__(self, owner: UdpReceiver) -> None:
-        self.owner = owner
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        self.owner.received(data, addr)
-
-
 class UdpReceiver:
-    """Receivers that forward over the network; downlinks go back to the last sender."""
+    """Receivers that forward over the network; downlinks go back to the last sender.
+
+    Reads its socket itself (not through an asyncio transport) so that it can stop
+    reading under backpressure, read the kernel's drop count, and drain the socket on
+    shutdown."""
 
     def __init__(self, name: str, host: str, port: int, on_heard: OnHeard,
-                 on_error: OnLinkError) -> None:
+                 on_error: OnLinkError, gate: Gate | None = None) -> None:
         self.name = name
         self.host = host
         self.port = port
         self.on_heard = on_heard
         self.on_error = on_error
-        self.transport: asyncio.DatagramTransport | None = None
+        self.gate = gate or Gate()
+        self.gate.watch(self._on_gate)
+        self.sock: socket.socket | None = None
+        self._reading = False
         self.peer: tuple[str, int] | None = None
         self.connected = False
         self.frames = 0
         self.last_heard: float | None = None
+        self._ovfl = 0  # from SO_RXQ_OVFL ancillary data
+        self.shed = 0  # readings taken off a nearly full queue while paused
+        self._watch: asyncio.TimerHandle | None = None
+
+    @property
+    def kernel_drops(self) -> int:
+        """Datagrams the kernel dropped because the socket buffer was full."""
+        if self.sock is None:
+            return self._ovfl
+        drops = proc_udp_drops(self.sock)
+        return max(self._ovfl, drops or 0)
 
     def received(self, data: bytes, addr: tuple[str, int]) -> None:
+        heard = self._decode(data)
+        if heard is not None:
+            self._deliver(heard, addr)
+
+    def _decode(self, data: bytes) -> Heard | None:
         try:
             frame = decode_link_datagram(data)
         except ProtocolError as exc:
             self.on_error(self.name, exc.code)
-            return
+            return None
         heard = _heard(self.name, frame)
         if heard is None:
             self.on_error(self.name, "ignored_link_type")
-            return
+        return heard
+
+    def _deliver(self, heard: Heard, addr: tuple[str, int]) -> None:
         self.peer = addr
         self.frames += 1
         self.last_heard = heard.received_at
         self.on_heard(heard)
 
-    async def start(self) -> int:
+    def queue_fill(self) -> float:
+        """How full the socket's receive buffer is (0..1; 0 when unknown)."""
+        if self.sock is None:
+            return 0.0
+        try:
+            info = self.sock.getsockopt(socket.SOL_SOCKET, SO_MEMINFO, 64)
+        except OSError:
+            return 0.0
+        rmem, rcvbuf = int.from_bytes(info[0:4], "little"), int.from_bytes(info[4:8], "little")
+        return rmem / rcvbuf if rcvbuf else 0.0
+
+    def _watch_queue(self) -> None:
+        """While paused: keeps the queue under SHED_FILL, alarms on, readings shed."""
+        self._watch = None
+        if self.sock is None or self.gate.is_open:
+            return
+        if self.queue_fill() > SHED_FILL:
+            self._read_burst(UDP_BURST * 8, shed=True)
+        self._watch = asyncio.get_running_loop().call_later(SHED_CHECK_S, self._watch_queue)
+
+    def _read_burst(self, limit: int, shed: bool = False) -> int:
+        """Reads up to `limit` queued datagrams and handles them, confirmed frames first
+        (with `shed`, only those: the rest are counted and dropped). Returns how many were
+        read (fewer: the socket is empty)."""
+        sock = self.sock
+        if sock is None:
+            return 0
+        got: list[tuple[Heard, tuple[str, int]]] = []
+        n = 0
+        while n < limit:
+            try:
+                data, anc, _flags, addr = sock.recvmsg(2048, 64)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError as exc:  # e.g. ICMP errors reported on the socket
+                self.on_error(self.name, f"socket_{exc.errno}")
+                break
+            n += 1
+            for level, kind, cdata in anc:
+                if level == socket.SOL_SOCKET and kind == SO_RXQ_OVFL and len(cdata) >= 4:
+                    self._ovfl = int.from_bytes(cdata[:4], "little")
+            heard = self._decode(data)
+            if heard is None:
+                continue
+            if shed and not _confirmed(heard):
+                self.shed += 1
+                continue
+            got.append((heard, addr))
+        for heard, addr in sorted(got, key=lambda h: not _confirmed(h[0])):  # stable
+            self._deliver(heard, addr)
+        return n
+
+    def _readable(self) -> None:
+        if self.queue_fill() > SHED_FILL:  # falling behind the input: alarms only
+            self._read_burst(UDP_BURST * 8, shed=True)
+        self._read_burst(UDP_BURST)
+
+    def _on_gate(self, is_open: bool) -> None:
+        if self.sock is None:
+            return
         loop = asyncio.get_running_loop()
+        if is_open and not self._reading:
+            loop.add_reader(self.sock.fileno(), self._readable)
+            self._reading = True
+        elif not is_open and self._reading:
+            loop.remove_reader(self.sock.fileno())
+            self._reading = False
+            if self._watch is None:
+                self._watch = loop.call_later(SHED_CHECK_S, self._watch_queue)
+
+    async def start(self) -> int:
         sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET,
                              socket.SOCK_DGRAM)
         # Bursts from many receivers must not overflow the default ~200 KB buffer.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RCVBUF)
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, SO_RXQ_OVFL, 1)
+        sock.setblocking(False)
         sock.bind((self.host, self.port))
-        transport, _ = await loop.create_datagram_endpoint(lambda: _UdpProtocol(self),
-                                                           sock=sock)
-        self.transport = transport
+        self.sock = sock
         self.connected = True
-        self.port = transport.get_extra_info("sockname")[1]
+        self.port = sock.getsockname()[1]
+        self._on_gate(self.gate.is_open)
         return self.port
 
+    async def drain(self, pipeline_flush: Callable[[], object], batch: int,
+                    max_datagrams: int = 200_000) -> int:
+        """On shutdown: reads what is already queued on the socket (regardless of the
+        gate), committing every `batch` datagrams; returns how many were read."""
+        total = 0
+        while total < max_datagrams:
+            n = self._read_burst(min(batch, max_datagrams - total))
+            total += n
+            result = pipeline_flush()
+            if asyncio.iscoroutine(result):
+                await result
+            if n < batch:
+                break
+        return total
+
     def close(self) -> None:
-        if self.transport is not None:
-            self.transport.close()
+        if self._watch is not None:
+            self._watch.cancel()
+            self._watch = None
+        if self.sock is not None:
+            if self._reading:
+                with contextlib.suppress(Exception):
+                    asyncio.get_running_loop().remove_reader(self.sock.fileno())
+                self._reading = False
+            self.sock.close()
+            self.sock = None
         self.connected = False
 
     def send(self, radio_payload: bytes) -> bool:
-        if self.transport is None or self.peer is None:
+        if self.sock is None or self.peer is None:
             return False
-        self.transport.sendto(encode_link_datagram(LinkType.DATA, radio_payload), self.peer)
+        try:
+            self.sock.sendto(encode_link_datagram(LinkType.DATA, radio_payload), self.peer)
+        except (BlockingIOError, OSError):
+            return False
         return True
 
 

@@ -77,6 +77,10 @@ def _status(body: Status, device: Device) -> dict[str, Any]:
         out["alarms"] = alarm_names(body.alarms)
     if body.reverse is not None:
         out["reverse"] = body.reverse
+    for name in ("leak_intervals", "burst_pulses", "burst_intervals", "backflow_pulses"):
+        value = getattr(body, name)  # the thresholds the module applies (protocol 4.4)
+        if value is not None:
+            out[name] = value
     if body.error is not None:
         out["error"] = SAFE_MODE_ERRORS.get(body.error, str(body.error))
     return out

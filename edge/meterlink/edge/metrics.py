@@ -183,6 +183,20 @@ class GatewayMetrics:
             "Time from receiving a frame to the broker's PUBACK",
             (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60, 600, 3600),
         )
+        self.kernel_drops = r.gauge(
+            "meterlink_udp_kernel_drops", "Datagrams the kernel dropped on a UDP receiver's "
+            "socket because its buffer was full (the socket's counter, by receiver)")
+        self.shed = r.gauge(
+            "meterlink_udp_shed", "Readings a paused UDP receiver took off its nearly full "
+            "socket queue and dropped so that alarms get through (by receiver)")
+        self.ingress_pauses = r.counter(
+            "meterlink_ingress_pauses_total",
+            "Times the receivers stopped reading because commits fell behind")
+        self.pending_frames = r.gauge("meterlink_pending_frames",
+                                      "Verified frames waiting for their commit")
+        self.outbox_writable = r.gauge("meterlink_outbox_writable",
+                                       "1 while the outbox accepts writes (commits and "
+                                       "deletes after PUBACK)")
         self.registry_devices = r.gauge("meterlink_registry_devices",
                                         "Devices in the loaded key file")
         self.registry_reloads = r.counter("meterlink_registry_reloads_total",

@@ -7,14 +7,20 @@ caller (`commit(batch)`), with `synchronous=FULL` so that a committed batch surv
 power cut: only then are confirmed frames acknowledged.
 
 Size policy: the stored messages are capped at `max_bytes`, and the filesystem must keep
-`min_free_bytes` free. Past either limit, `drop_oldest_readings` deletes the oldest
-non-alarm messages to make room, `refuse_readings` refuses new non-alarm messages.
-Alarms are always stored.
+`min_free_bytes` free. Free space is judged on what the database can actually use: the
+filesystem's free bytes plus the pages SQLite keeps for reuse (`freelist_count`), since
+deleting rows does not shrink the file. Past either limit, `drop_oldest_readings` deletes
+just enough of the oldest non-alarm messages to get back under it, `refuse_readings`
+refuses new non-alarm messages. Alarms are always stored.
+
+Every write raises `OutboxError` (never a bare sqlite3 error) when SQLite cannot write:
+disk full (SQLITE_FULL), I/O error, read-only file. Callers stay up and retry.
 """
 
 from __future__ import annotations
 
-import shutil
+import contextlib
+import os
 import sqlite3
 import time
 from dataclasses import dataclass, field
@@ -54,6 +60,78 @@ class OutboxError(RuntimeError):
     """The state file cannot be opened or written."""
 
 
+def fs_free_bytes(path: Path) -> int:
+    """Bytes an unprivileged writer may still use on the filesystem holding `path`."""
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return 0
+    return st.f_bavail * st.f_frsize
+
+
+MIB = 1024 * 1024
+MIN_USEFUL_BYTES = 1 * MIB  # below this an outbox keeps only a few hundred messages
+WAL_CHECKPOINT_PAGES = 512  # checkpoint past 2 MiB of WAL (SQLite's default: 1000 pages)
+WAL_RESERVE_BYTES = 3 * MIB  # the WAL at its largest: 512 pages plus one commit group
+
+
+def fs_total_bytes(path: Path) -> int:
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return 0
+    return st.f_blocks * st.f_frsize
+
+
+def effective_floor(path: Path, min_free_bytes: int) -> int:
+    """The free-space floor the size policy keeps: `min_free_bytes`, or a tenth of the
+    filesystem when `min_free_bytes` cannot ever be free there (a floor that is never
+    met would make `drop_oldest_readings` keep only the newest reading)."""
+    total = fs_total_bytes(path.parent)
+    if total and min_free_bytes >= total:
+        return total // 10
+    return min_free_bytes
+
+
+def space_check(path: str | Path, max_bytes: int, min_free_bytes: int
+                ) -> tuple[list[str], list[str]]:
+    """(errors, warnings) about size limits that the filesystem holding the outbox at
+    `path` cannot meet. Stored messages take about 1.25 to 2 times their size on disk
+    (pages, index), plus the WAL; the figures here assume 1.25."""
+    path = Path(path)
+    try:
+        st = os.statvfs(path.parent)
+    except OSError as exc:
+        return [f"outbox.path: cannot inspect the filesystem of {path.parent}: {exc}"], []
+    total = st.f_blocks * st.f_frsize
+    free = st.f_bavail * st.f_frsize
+    own = sum(p.stat().st_size for p in (path, path.with_name(path.name + "-wal"))
+              if p.exists())
+    room = free + own - min_free_bytes - WAL_RESERVE_BYTES  # what the outbox may grow to
+    errors: list[str] = []
+    warnings: list[str] = []
+    fs = f"the filesystem of {path.parent} ({total / MIB:.1f} MiB, {free / MIB:.1f} MiB free)"
+    if min_free_bytes >= total:
+        errors.append(f"outbox.min_free_bytes: {min_free_bytes} bytes can never be free on "
+                      f"{fs}; set it to about 10% of the filesystem, e.g. {total // 10} (the "
+                      "gateway uses that when it runs with this configuration)")
+    elif room < MIN_USEFUL_BYTES:
+        errors.append(f"outbox.min_free_bytes: keeping {min_free_bytes} bytes free on {fs} "
+                      f"leaves the outbox {max(room, 0) / MIB:.1f} MiB (after an "
+                      f"{WAL_RESERVE_BYTES // MIB} MiB reserve for its journal): it would "
+                      "drop or refuse almost every reading; lower min_free_bytes or move "
+                      "outbox.path to a larger filesystem")
+    elif max_bytes * 5 // 4 > room:
+        fits = room * 4 // 5
+        warnings.append(f"outbox.max_bytes: {max_bytes} bytes of messages take about "
+                        f"{max_bytes * 5 / 4 / MIB:.0f} MiB on disk, but {fs} leaves the "
+                        f"outbox {room / MIB:.0f} MiB above min_free_bytes: the free-space "
+                        f"floor, not max_bytes, will limit the backlog (to about "
+                        f"{fits / MIB:.0f} MiB of messages); set max_bytes to {fits} or "
+                        "less to make the cap the limit")
+    return errors, warnings
+
+
 @dataclass
 class Message:
     kind: str  # reading | alarm | status
@@ -87,6 +165,8 @@ class CommitResult:
     dropped: int  # older readings deleted to make room
     refused: int  # new readings refused
     full: bool  # at the cap or the disk is nearly full
+    disk_low: bool = False  # usable space under min_free_bytes
+    usable_bytes: int = 0  # filesystem free + reusable database pages
 
 
 @dataclass
@@ -102,22 +182,29 @@ class Outbox:
         self.path = Path(path)
         self.max_bytes = max_bytes
         self.min_free_bytes = min_free_bytes
+        self.floor = effective_floor(self.path, min_free_bytes)
         self.policy = policy
         try:
             self.db = sqlite3.connect(self.path, isolation_level=None,
                                       check_same_thread=False)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=FULL")
+            self.db.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
             self.db.execute("PRAGMA busy_timeout=5000")
             self.db.executescript(SCHEMA)
             row = self.db.execute("SELECT count(*), coalesce(sum(size), 0) FROM outbox").fetchone()
+            self.page_size: int = self.db.execute("PRAGMA page_size").fetchone()[0]
+            first = self.db.execute(
+                "SELECT received_at FROM outbox ORDER BY id LIMIT 1").fetchone()
+            self.oldest_received_at: float | None = first[0] if first else None
         except sqlite3.DatabaseError as exc:
             raise OutboxError(f"{self.path}: cannot open the state database: {exc}; if the "
                               "file is not a meterlink database, move it away") from None
         self.count: int = row[0]
         self.bytes: int = row[1]
-        self._disk_checked = 0.0
-        self._disk_low = False
+        self._room = 0  # bytes that may still be written before min_free_bytes (estimate)
+        self.disk_low = False  # as of the last commit
+        self.usable_bytes = 0
         self._last_dropped = 0
         self.full = False
 
@@ -126,41 +213,64 @@ class Outbox:
 
     # -- size policy ------------------------------------------------------------------------
 
-    def disk_low(self) -> bool:
-        now = time.monotonic()
-        if now - self._disk_checked > 1.0:
-            self._disk_checked = now
+    def usable(self) -> int:
+        """Bytes the database can still grow into: free on the filesystem plus its own
+        free pages (kept by SQLite for reuse after deletes), less what the WAL may still
+        grow by before it is reused from its start."""
+        pages, free_pages = (int(self.db.execute(f"PRAGMA {p}").fetchone()[0])
+                             for p in ("page_count", "freelist_count"))
+        sizes = []
+        for name in (self.path, self.path.with_name(self.path.name + "-wal")):
             try:
-                free = shutil.disk_usage(self.path.parent).free
+                sizes.append(name.stat().st_size)
             except OSError:
-                free = 0
-            self._disk_low = free < self.min_free_bytes
-        return self._disk_low
+                sizes.append(0)
+        db_growth = max(0, pages * self.page_size - sizes[0])  # pages still in the WAL
+        return (fs_free_bytes(self.path.parent) + free_pages * self.page_size - db_growth
+                - max(0, WAL_RESERVE_BYTES - sizes[1]))
+
+    def disk_cost(self) -> float:
+        """Bytes of database pages per byte of stored message (pages are never full,
+        and the unique index and the replay state take room too)."""
+        if self.bytes < 256 * 1024:
+            return 2.0
+        pages, free_pages = (int(self.db.execute(f"PRAGMA {p}").fetchone()[0])
+                             for p in ("page_count", "freelist_count"))
+        return min(4.0, max(1.2, (pages - free_pages) * self.page_size / self.bytes))
 
     def _make_room(self, size: int) -> bool:
         """Within the open transaction: True when a non-alarm message of `size` may be
-        stored (after deleting older readings if the policy allows)."""
-        over_cap = self.bytes + size > self.max_bytes
-        if not over_cap and not self.disk_low():
+        stored (after deleting just enough older readings if the policy allows)."""
+        over_cap = self.bytes + size - self.max_bytes
+        short = size - self._room  # how far below the free-space floor this would go
+        if over_cap <= 0 and short <= 0:
+            self._room -= size
             return True
         self.full = True
         if self.policy == "refuse_readings":
             return False
-        need = max(self.bytes + size - self.max_bytes, size)
+        need = max(over_cap, short)
         freed = 0
-        cur = self.db.execute(
-            "SELECT id, size FROM outbox WHERE kind != 'alarm' ORDER BY id LIMIT 1000")
         victims = []
-        for row_id, row_size in cur:
-            victims.append(row_id)
-            freed += row_size
-            if freed >= need:
+        last = 0
+        while freed < need:
+            rows = self.db.execute(
+                "SELECT id, size FROM outbox WHERE kind != 'alarm' AND id > ? ORDER BY id "
+                "LIMIT 256", (last,)).fetchall()
+            if not rows:
                 break
-        if freed < need and self.bytes - freed + size > self.max_bytes:
+            for row_id, row_size in rows:
+                victims.append(row_id)
+                freed += row_size
+                last = row_id
+                if freed >= need:
+                    break
+        if freed < need:
             return False
         self.db.executemany("DELETE FROM outbox WHERE id = ?", [(v,) for v in victims])
         self.count -= len(victims)
         self.bytes -= freed
+        self._room += freed - size
         self._last_dropped += len(victims)
         return True
 
@@ -176,6 +286,10 @@ class Outbox:
         refused = 0
         try:
             self.db.execute("BEGIN IMMEDIATE")
+            self.usable_bytes = self.usable()
+            room = self.usable_bytes - self.floor
+            # the budget in message bytes (_make_room counts in those)
+            self._room = int(room / self.disk_cost()) if room > 0 else room
             for m in batch.messages:
                 if m.kind != "alarm" and not self._make_room(m.size):
                     refused += 1
@@ -190,6 +304,8 @@ class Outbox:
                     m.id = int(cur.lastrowid or 0)
                     self.count += 1
                     self.bytes += m.size
+                    if m.kind == "alarm":
+                        self._room -= m.size
                     if m.kind == "alarm" and self.bytes > self.max_bytes:
                         self.full = True
                 else:  # already stored (same device and counter): keep the first
@@ -212,19 +328,47 @@ class Outbox:
                                 (dev, hi - SEEN_KEEP))
             self.db.execute("COMMIT")
         except sqlite3.Error as exc:
-            if self.db.in_transaction:
-                self.db.execute("ROLLBACK")
+            self._rollback()
             self.count, self.bytes = count, nbytes
             raise OutboxError(f"{self.path}: commit failed: {exc}") from exc
+        if self._last_dropped or (self.oldest_received_at is None and self.count):
+            self._update_oldest()
+        self.disk_low = self._room < 0
         return CommitResult(stored=stored, dropped=self._last_dropped, refused=refused,
-                            full=self.full or self.disk_low())
+                            full=self.full or self.disk_low, disk_low=self.disk_low,
+                            usable_bytes=self.usable_bytes)
+
+    def probe(self) -> None:
+        """A small real write (the header's user_version), to learn whether writing works
+        again after a failure without waiting for new frames; raises OutboxError."""
+        try:
+            version = self.db.execute("PRAGMA user_version").fetchone()[0]
+            self.db.execute(f"PRAGMA user_version = {(int(version) + 1) % 1_000_000}")
+        except sqlite3.Error as exc:
+            self._rollback()
+            raise OutboxError(f"{self.path}: still cannot write: {exc}") from exc
+
+    def _rollback(self) -> None:
+        """After a failed statement: SQLite may already have rolled back by itself (it
+        does on SQLITE_FULL), and ROLLBACK itself can fail on a broken card."""
+        if self.db.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                self.db.execute("ROLLBACK")
+
+    def _update_oldest(self) -> None:
+        """The first message by id (ids follow reception): an index lookup, where
+        min(received_at) would read the whole table on every delete."""
+        row = self.db.execute(
+            "SELECT received_at FROM outbox ORDER BY id LIMIT 1").fetchone()
+        self.oldest_received_at = row[0] if row else None
 
     def delete(self, ids: list[int]) -> None:
-        """Removes published messages (after their PUBACK)."""
+        """Removes published messages (after their PUBACK); raises OutboxError when the
+        delete cannot be written (the messages stay and are published again later)."""
         if not ids:
             return
-        self.db.execute("BEGIN IMMEDIATE")
         try:
+            self.db.execute("BEGIN IMMEDIATE")
             freed = 0
             removed = 0
             for i in ids:
@@ -234,11 +378,13 @@ class Outbox:
                     freed += row[0]
                     removed += 1
             self.db.execute("COMMIT")
-        except sqlite3.Error:
-            self.db.execute("ROLLBACK")
-            raise
+        except sqlite3.Error as exc:
+            self._rollback()
+            raise OutboxError(f"{self.path}: delete of published messages failed: "
+                              f"{exc}") from exc
         self.count -= removed
         self.bytes -= freed
+        self._update_oldest()
 
     # -- reads ------------------------------------------------------------------------------
 
@@ -251,8 +397,9 @@ class Outbox:
                 for r in rows]
 
     def backlog(self) -> Backlog:
-        row = self.db.execute("SELECT min(received_at) FROM outbox").fetchone()
-        return Backlog(messages=self.count, bytes=self.bytes, oldest_received_at=row[0])
+        """Cached figures (updated by commit and delete): safe to read from any thread."""
+        return Backlog(messages=self.count, bytes=self.bytes,
+                       oldest_received_at=self.oldest_received_at)
 
     def load_replay(self) -> dict[int, tuple[int, int]]:
         return {dev: (hi, int(bm, 16)) for dev, hi, bm in
@@ -261,9 +408,13 @@ class Outbox:
     def forget_replay(self, device_id: int) -> None:
         """Drops a device's replay window and digests (its key changed: counters under
         the new key are checked afresh)."""
-        with self.db:
-            self.db.execute("DELETE FROM replay WHERE device_id=?", (device_id,))
-            self.db.execute("DELETE FROM seen WHERE device_id=?", (device_id,))
+        try:
+            with self.db:
+                self.db.execute("DELETE FROM replay WHERE device_id=?", (device_id,))
+                self.db.execute("DELETE FROM seen WHERE device_id=?", (device_id,))
+        except sqlite3.Error as exc:
+            self._rollback()
+            raise OutboxError(f"{self.path}: cannot reset replay state: {exc}") from exc
 
     def load_seen(self) -> dict[int, dict[int, bytes]]:
         out: dict[int, dict[int, bytes]] = {}
@@ -276,19 +427,28 @@ class Outbox:
     def next_downlink_counter(self, device_id: int) -> int:
         """Reserves and durably records the next downlink counter of a device, so that a
         counter is never used twice, even across a crash."""
-        self.db.execute("BEGIN IMMEDIATE")
-        row = self.db.execute("SELECT counter FROM downlink_counter WHERE device_id=?",
-                              (device_id,)).fetchone()
-        counter = (row[0] + 1) if row else 1
-        self.db.execute("INSERT OR REPLACE INTO downlink_counter(device_id, counter) "
-                        "VALUES (?,?)", (device_id, counter))
-        self.db.execute("COMMIT")
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+            row = self.db.execute("SELECT counter FROM downlink_counter WHERE device_id=?",
+                                  (device_id,)).fetchone()
+            counter = (row[0] + 1) if row else 1
+            self.db.execute("INSERT OR REPLACE INTO downlink_counter(device_id, counter) "
+                            "VALUES (?,?)", (device_id, counter))
+            self.db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._rollback()
+            raise OutboxError(f"{self.path}: cannot reserve a downlink counter: "
+                              f"{exc}") from exc
         return counter
 
     def add_command(self, device_id: int, kind: str, body: str) -> int:
-        cur = self.db.execute(
-            "INSERT INTO commands(device_id, kind, body, created_at) VALUES (?,?,?,?)",
-            (device_id, kind, body, time.time()))
+        try:
+            cur = self.db.execute(
+                "INSERT INTO commands(device_id, kind, body, created_at) VALUES (?,?,?,?)",
+                (device_id, kind, body, time.time()))
+        except sqlite3.Error as exc:
+            self._rollback()
+            raise OutboxError(f"{self.path}: cannot store the command: {exc}") from exc
         return int(cur.lastrowid or 0)
 
     def pending_commands(self) -> list[tuple[int, int, str, str]]:
@@ -297,4 +457,8 @@ class Outbox:
             "SELECT id, device_id, kind, body FROM commands ORDER BY id")]
 
     def delete_command(self, command_id: int) -> None:
-        self.db.execute("DELETE FROM commands WHERE id=?", (command_id,))
+        try:
+            self.db.execute("DELETE FROM commands WHERE id=?", (command_id,))
+        except sqlite3.Error as exc:
+            self._rollback()
+            raise OutboxError(f"{self.path}: cannot remove a sent command: {exc}") from exc

@@ -1,9 +1,16 @@
 """Verify, deduplicate and store: from a heard radio payload to a durable outbox message.
 
 `handle()` runs synchronously in the receiver's callback (parse, key lookup, MIC, decrypt,
-replay check: well under a millisecond) and adds accepted frames to the pending batch.
-`run_committer()` writes pending batches in grouped transactions; only after a batch is
-durable are its confirmed frames acked and the forwarder woken.
+replay check: well under a millisecond) and adds verified frames to the open batch.
+`run_committer()` writes batches in grouped transactions of at most `commit_max` frames;
+only after a batch is durable are its frames counted accepted, its confirmed frames acked
+and the forwarder woken.
+
+Backpressure: a full batch is sealed and waits behind the commit in flight; while one is
+waiting, `gate` is closed and the receivers stop reading (the kernel's socket buffer or
+the serial driver holds the input, and drops what does not fit, which is measured). So
+memory is bounded by `commit_max`, never by the input rate, and a kill -9 loses at most
+the frames of the batches not yet committed, none of them acked.
 """
 
 from __future__ import annotations
@@ -11,12 +18,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections import deque
 from collections.abc import Callable
 
 from meterlink.edge.database import Database
 from meterlink.edge.dedupe import Deduplicator, Sighting
 from meterlink.edge.downlink import Downlink
-from meterlink.edge.ingress import Heard
+from meterlink.edge.ingress import Gate, Heard
 from meterlink.edge.logs import Logger, RateLimitedLog
 from meterlink.edge.messages import build_body, encode_body, topic
 from meterlink.edge.metrics import GatewayMetrics
@@ -25,6 +33,7 @@ from meterlink.edge.registry import DeviceRegistry
 from meterlink.edge.replay import ReplayGuard
 from meterlink.edge.status import LiveStatus
 from meterlink.protocol import (
+    AuthenticationError,
     DeviceKeys,
     FrameType,
     Header,
@@ -56,8 +65,14 @@ class Pipeline:
         self._keys: dict[int, tuple[bytes, DeviceKeys]] = {}
         self._batch = Batch()
         self._sightings: list[Sighting] = []
+        self._sealed: deque[tuple[Batch, list[Sighting]]] = deque()
         self._wake = asyncio.Event()
         self._full = asyncio.Event()
+        self._urgent = False  # a confirmed frame waits: commit without the grouping delay
+        self._commit_lock = asyncio.Lock()
+        self._committing = False  # _sealed[0] is being written
+        self.probe_interval_s = 1.0
+        self.gate = Gate()
         self.commit_ok = True
         self.last_commit_error: str | None = None
 
@@ -79,30 +94,39 @@ class Pipeline:
                             device_id=device_id, counter=counter, bytes=len(heard.payload))
 
     def handle(self, heard: Heard) -> None:
-        """Verifies one heard payload; never raises for bad input."""
+        """Verifies one heard payload in the order of protocol 2.3; never raises for bad
+        input."""
         try:
-            header = Header.parse(heard.payload)
+            header = Header.parse(heard.payload, uplink=True)
         except ProtocolError as exc:
             self.reject(heard, exc.code)
             return
-        dev, ctr = header.device_id, header.counter
-        if not FrameType(header.frame_type).is_uplink:
-            self.reject(heard, "downlink", dev, ctr)
-            return
+        dev = header.device_id
         keys = self.keys(dev)
         if keys is None:
-            self.reject(heard, "unknown_device", dev, ctr)
+            self.reject(heard, "unknown_device", dev, header.counter)
             return
-        verdict = self.guard.check(dev, ctr, heard.payload)
-        if verdict == "duplicate":  # byte-identical to a frame already authenticated
+        candidates = self.guard.candidates(dev, header.counter)
+        ctr = candidates[0]
+        if self.guard.check(dev, ctr, heard.payload) == "duplicate":
+            # byte-identical to a frame already authenticated and stored
             self._duplicate(heard, dev, ctr, FrameType(header.frame_type).confirmed)
             return
-        try:
-            frame = decode_frame(heard.payload, keys)
-        except ProtocolError as exc:
-            self.reject(heard, exc.code, dev, ctr)
+        frame = None
+        failure: ProtocolError | None = None
+        for ctr in candidates:  # the first whose MIC verifies (protocol 3.4)
+            try:
+                frame = decode_frame(heard.payload, keys, counter=ctr, uplink=True)
+                break
+            except AuthenticationError as exc:
+                failure = failure or exc
+            except ProtocolError as exc:
+                self.reject(heard, exc.code, dev, ctr)
+                return
+        if frame is None:
+            self.reject(heard, failure.code if failure else "bad_mic", dev, candidates[0])
             return
-        if verdict == "replay":
+        if self.guard.check(dev, ctr, heard.payload) == "replay":
             self.reject(heard, "replay", dev, ctr)
             return
         device = self.registry.get(dev)
@@ -118,15 +142,33 @@ class Pipeline:
         self._batch.replay[dev] = (hi, bitmap)
         self._batch.seen.append((dev, ctr, digest))
         self._sightings.append(sighting)
-        self.metrics.frames.inc(outcome="accepted", reason=kind)
         self.status.on_message(kind, body, heard.rssi, heard.receiver)
         if not confirmed:
             self.downlink.answer(sighting, ack=False)
+        else:
+            self._urgent = True
+            self._full.set()
         self._wake.set()
         if len(self._batch.messages) >= self.commit_max:
-            self._full.set()
+            self._seal()
+
+    def _seal(self) -> None:
+        """Closes the open batch; if it must wait behind the commit in flight, ingress
+        pauses until that commit is done."""
+        self._sealed.append((self._batch, self._sightings))
+        self._batch, self._sightings = Batch(), []
+        if len(self._sealed) > (1 if self._committing else 0):
+            self.gate.close()
+        self._full.set()
+
+    @property
+    def pending_frames(self) -> int:
+        """Verified frames not yet committed (bounded by about 2 x commit_max)."""
+        return len(self._batch.messages) + sum(len(b.messages) for b, _ in self._sealed)
 
     def _duplicate(self, heard: Heard, dev: int, ctr: int, confirmed: bool) -> None:
+        # counted apart from `replay` (a rejection): a copy from another receiver, or a
+        # retransmission of a confirmed frame whose ack was lost, acked again
         self.metrics.frames.inc(outcome="duplicate", reason="duplicate")
         self.metrics.duplicates.inc(receiver=heard.receiver)
         s = self.dedupe.get(dev, ctr)
@@ -148,29 +190,63 @@ class Pipeline:
 
     async def run_committer(self) -> None:
         while True:
+            if not self.commit_ok:  # find out by itself when writing works again
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.probe_interval_s)
+                if not self._wake.is_set():
+                    await self._probe()
+                    continue
             await self._wake.wait()
-            if self.commit_interval_s > 0:
+            if self.commit_interval_s > 0 and not self._sealed and not self._urgent:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._full.wait(), self.commit_interval_s)
-            await self.flush()
+            await self._commit_next()
 
     async def flush(self) -> None:
-        """Commits whatever is pending now (also called on shutdown)."""
-        self._wake.clear()
-        self._full.clear()
-        batch, sightings = self._batch, self._sightings
-        self._batch, self._sightings = Batch(), []
-        if not (batch.messages or batch.receiver_updates or batch.replay):
-            return
-        try:
-            result = await self.db.call(self.db.outbox.commit, batch)
-        except OutboxError as exc:
-            await self._commit_failed(batch, sightings, str(exc))
-            return
+        """Commits everything pending now (also called on shutdown)."""
+        while self._sealed or self._has_open_batch():
+            await self._commit_next()
+
+    def _has_open_batch(self) -> bool:
+        b = self._batch
+        return bool(b.messages or b.receiver_updates or b.replay)
+
+    async def _commit_next(self) -> None:
+        """Commits the oldest sealed batch, or the open one when none is sealed."""
+        async with self._commit_lock:
+            self._full.clear()
+            self._urgent = False
+            if not self._sealed:
+                self._wake.clear()
+                if not self._has_open_batch():
+                    return
+                self._sealed.append((self._batch, self._sightings))
+                self._batch, self._sightings = Batch(), []
+            batch, sightings = self._sealed[0]
+            self._committing = True
+            if len(self._sealed) == 1:  # nothing waits behind this one: read on
+                self.gate.open()
+            try:
+                result = await self.db.call(self.db.outbox.commit, batch)
+            except OutboxError as exc:
+                self._sealed.popleft()
+                self._committing = False
+                await self._commit_failed(batch, sightings, str(exc))
+                self._after_commit()
+                return
+            finally:
+                self._committing = False
+            self._sealed.popleft()
+            self._after_commit()
         if not self.commit_ok:
             self.log.info("outbox_recovered")
         self.commit_ok, self.last_commit_error = True, None
         self.metrics.commit_batch.observe(len(batch.messages))
+        for m, stored in zip(batch.messages, result.stored, strict=True):
+            if stored:
+                self.metrics.frames.inc(outcome="accepted", reason=m.kind)
+            else:
+                self.metrics.frames.inc(outcome="rejected", reason="outbox_full")
         for s in sightings:
             s.durable = True
             if s.confirmed:
@@ -185,9 +261,26 @@ class Pipeline:
                               policy=self.db.outbox.policy, dropped_oldest=result.dropped,
                               refused=result.refused, backlog_bytes=self.db.outbox.bytes,
                               max_bytes=self.db.outbox.max_bytes,
-                              disk_low=self.db.outbox.disk_low())
+                              disk_low=result.disk_low, usable_bytes=result.usable_bytes,
+                              min_free_bytes=self.db.outbox.min_free_bytes)
         self.status.outbox_full = result.full
         self.on_durable()
+
+    async def _probe(self) -> None:
+        try:
+            await self.db.call(self.db.outbox.probe)
+        except OutboxError as exc:
+            self.last_commit_error = str(exc)
+            return
+        self.log.info("outbox_recovered", by="probe")
+        self.commit_ok, self.last_commit_error = True, None
+
+    def _after_commit(self) -> None:
+        if self._sealed:  # the next one is committed at once (the gate opens then)
+            self._full.set()
+            self._wake.set()
+        else:
+            self.gate.open()
 
     async def _commit_failed(self, batch: Batch, sightings: list[Sighting],
                              error: str) -> None:
@@ -198,11 +291,18 @@ class Pipeline:
         self.log.critical("outbox_commit_failed", error=error, frames_lost=len(batch.messages),
                           hint="check free space and the SD card; alarms are retried by "
                                "the modules and will be stored when writing works again")
-        windows = await self.db.call(self.db.outbox.load_replay)
-        seen = await self.db.call(self.db.outbox.load_seen)
-        guard = ReplayGuard(windows, seen)
-        for dev, ctr, digest in self._batch.seen:  # accepted since the batch was taken
-            guard.accept_digest(dev, ctr, digest)
-        self.guard = guard
         for s in sightings:
             self.dedupe.entries.pop((s.device_id, s.counter), None)
+        try:
+            windows = await self.db.call(self.db.outbox.load_replay)
+            seen = await self.db.call(self.db.outbox.load_seen)
+        except Exception as exc:  # sqlite3.Error: the card cannot even be read
+            self.log.critical("outbox_read_failed", error=str(exc))
+            return
+        guard = ReplayGuard(windows, seen)
+        for later, _ in self._sealed:  # verified since the failed batch was taken
+            for dev, ctr, digest in later.seen:
+                guard.accept_digest(dev, ctr, digest)
+        for dev, ctr, digest in self._batch.seen:
+            guard.accept_digest(dev, ctr, digest)
+        self.guard = guard

@@ -1,27 +1,31 @@
-"""Replay protection (protocol 3.5): per device, the highest counter accepted, a 64-counter
-window below it, and a digest of each accepted frame in the window, so that a frame heard
-again is told apart as a `duplicate` (same bytes) or a `replay` (different bytes, or below
-the window).
+"""Replay protection (protocol 3.4, 3.5): per device, the highest counter accepted, the
+64-counter window below it, and a digest of each accepted frame in the window, so that a
+frame heard again is told apart as a `duplicate` (same bytes: answered again, an alarm is
+acked again even after a restart) or a `replay` (different bytes, or below the window).
 
-State is per registered device (bounded by the registry), loaded from the outbox database
-at start and written back in the same transaction as the accepted frames.
+The rules are meterlink.protocol's (`counter_candidates`, `classify`, `payload_digest`);
+this module holds the state. It is per registered device (bounded by the registry),
+loaded from the outbox database at start and written back in the same transaction as the
+accepted frames, so what is acked has its digest on disk.
 """
 
 from __future__ import annotations
 
-import hashlib
-from typing import Literal
-
-from meterlink.protocol import ReplayWindow
-from meterlink.protocol.replay import WINDOW
+from meterlink.protocol import (
+    ReplayWindow,
+    classify,
+    counter_candidates,
+    payload_digest,
+)
+from meterlink.protocol.replay import WINDOW, Outcome
 
 SEEN_KEEP = WINDOW  # digests kept per device: one per counter of the window
 
-Verdict = Literal["new", "duplicate", "replay"]
+Verdict = Outcome
 
 
 def digest(payload: bytes) -> bytes:
-    return hashlib.blake2b(payload, digest_size=16).digest()
+    return payload_digest(payload)
 
 
 class ReplayGuard:
@@ -32,28 +36,24 @@ class ReplayGuard:
         }
         self.seen: dict[int, dict[int, bytes]] = seen or {}
 
-    def check(self, device_id: int, counter: int, payload: bytes) -> Verdict:
+    def candidates(self, device_id: int, on_air: int) -> tuple[int, ...]:
+        """The 32-bit counters the 16 on-air bits may stand for, in the order to try."""
         window = self.windows.get(device_id)
-        if window is None:
-            return "new"
-        verdict = window.check(counter)
-        if verdict == "new":
-            return "new"
-        if verdict == "seen" and self.seen.get(device_id, {}).get(counter) == digest(payload):
-            return "duplicate"
-        return "replay"
+        return counter_candidates(on_air, window.highest if window else -1)
+
+    def check(self, device_id: int, counter: int, payload: bytes) -> Verdict:
+        return classify(self.windows.get(device_id), self.seen.get(device_id), counter, payload)
 
     def forget(self, device_id: int) -> None:
+        """Re-keying: a fresh window and no digests (protocol 3.5)."""
         self.windows.pop(device_id, None)
         self.seen.pop(device_id, None)
 
     def accept(self, device_id: int, counter: int, payload: bytes) -> tuple[int, int, bytes]:
         """Records an accepted frame; returns (highest, bitmap, digest) to persist."""
-        window = self.windows.get(device_id)
-        if window is None:
-            window = self.windows[device_id] = ReplayWindow()
         d = digest(payload)
         self.accept_digest(device_id, counter, d)
+        window = self.windows[device_id]
         return window.highest, window.bitmap, d
 
     def accept_digest(self, device_id: int, counter: int, d: bytes) -> None:
@@ -64,6 +64,5 @@ class ReplayGuard:
         seen = self.seen.setdefault(device_id, {})
         seen[counter] = d
         if len(seen) > SEEN_KEEP + 1:
-            floor = window.highest - SEEN_KEEP
-            for old in [c for c in seen if c < floor]:
+            for old in [c for c in seen if not window.in_window(c)]:
                 del seen[old]

@@ -48,6 +48,8 @@ _FULL = {
     for name in (
         "main.py",
         "ml_aes.py",
+        "ml_air.py",
+        "ml_at.py",
         "ml_body.py",
         "ml_boot.py",
         "ml_cfg.py",

@@ -24,7 +24,7 @@ def register(subparsers: Any) -> None:
         description=(
             "Starts a local Mosquitto, boots emulated meter modules (QEMU microbit, "
             "MicroPython 1.9.2), provisions them through the real installer path, starts "
-            "the gateway on their lossy radio channel and drives water flow on their pins: "
+            "the gateway behind emulated LoRa concentrators and drives water flow on their pins: "
             "a household day, a leak that never stops, backflow events; midway a power "
             "cut on one module and a broker outage. Ctrl-C stops everything."
         ),
@@ -38,8 +38,12 @@ def register(subparsers: Any) -> None:
                    help="stop after S seconds; exit 0 only if readings from every module "
                         "and the leak and backflow alarms reached the broker "
                         "(default: run until Ctrl-C)")
+    p.add_argument("--radio", choices=("lora", "channel"), default="lora",
+                   help="lora (default): UART modems on a LoRa medium, two emulated "
+                        "concentrators, the packet-forwarder protocol to the gateway; "
+                        "channel: the ideal serial channel to receiver ptys, lossy by --loss")
     p.add_argument("--loss", type=float, default=0.05, metavar="P",
-                   help="radio frame loss probability (default 0.05)")
+                   help="frame loss probability of --radio channel (default 0.05)")
     p.add_argument("--seed", type=int, default=1, help="seed for flow and radio (default 1)")
     p.add_argument("--http-port", type=int, default=8080, metavar="PORT",
                    help="status page port on 127.0.0.1 (default 8080; 0 picks a free one)")
@@ -68,6 +72,7 @@ def _run(args: argparse.Namespace) -> int:
         duration_s=args.duration,
         seed=args.seed,
         loss=args.loss,
+        radio=args.radio,
         http_port=port,
         workdir=args.workdir,
         power_cut_at_s=4.5 * args.interval,

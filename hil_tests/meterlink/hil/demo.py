@@ -1,8 +1,11 @@
 """`meterlink demo`: the whole chain on this machine.
 
 A local Mosquitto, emulated modules provisioned through the real installer path, the
-real gateway on their (lossy) radio channel, water flowing on their GPIO pins, a power
-cut and a broker outage on the way, and a summary of what reached the broker.
+real gateway, water flowing on their GPIO pins, a power cut and a broker outage on the
+way, and a summary of what reached the broker. The radio path is LoRa by default: each
+board's UART modem transmits on the LoRa medium, two emulated concentrators hear it and
+speak the packet-forwarder protocol to the gateway, whose acks come back by PULL_RESP;
+`radio="channel"` uses the ideal serial channel instead.
 """
 
 from __future__ import annotations
@@ -25,7 +28,10 @@ from meterlink.hil import flow
 from meterlink.hil.board import EmulatedBoard
 from meterlink.hil.broker import Mosquitto, free_port
 from meterlink.hil.central import Central
+from meterlink.hil.concentrator import EmulatedConcentrator
 from meterlink.hil.gateway_process import GatewayProcess
+from meterlink.hil.lora_medium import LoRaMedium, RadioParams, RealtimeMedium
+from meterlink.hil.lora_modem import TransparentModem
 from meterlink.hil.radio import RadioChannel
 
 Say = Callable[[str], None]
@@ -47,6 +53,11 @@ class DemoOptions:
     outage_at_s: float = 130.0
     outage_s: float = 20.0
     summary_every_s: float = 10.0
+    radio: str = "lora"  # or "channel": the ideal serial channel with `loss`
+
+
+CONCENTRATORS = (("aa555a0000000001", (0.0, 0.0)), ("aa555a0000000002", (1800.0, 300.0)))
+DEMO_RADIO = RadioParams(freq_mhz=868.1, sf=7)
 
 
 @dataclass
@@ -106,6 +117,9 @@ class Demo:
         self.broker: Mosquitto | None = None
         self.central: Central | None = None
         self.channel: RadioChannel | None = None
+        self.medium: RealtimeMedium | None = None
+        self.concentrators: list[EmulatedConcentrator] = []
+        self.modems: list[TransparentModem] = []
         self.gateway: GatewayProcess | None = None
         self.http_port = options.http_port or free_port()
         self.keys = self.work / "gateway-keys.json"
@@ -123,6 +137,9 @@ class Demo:
         self.say(f"broker    Mosquitto on {self.broker.host}:{self.broker.port}")
         self.central = Central(self.broker.host, self.broker.port)
         self.central.start()
+        if self.o.radio == "lora":
+            self.medium = RealtimeMedium(LoRaMedium(seed=self.o.seed)).start()
+            return
         self.channel = RadioChannel(
             seed=self.o.seed, loss=self.o.loss, trace_path=self.work / "radio-trace.jsonl"
         )
@@ -163,15 +180,22 @@ class Demo:
     def _start_gateway(self) -> None:
         from meterlink.provisioning.exports import export_key_file
 
-        assert self.broker is not None and self.channel is not None
+        assert self.broker is not None
         export_key_file([], self.keys)
-        receivers = [self.channel.add_receiver(f"rx{n}") for n in range(2)]
-        for m in self.modules:
-            self.channel.attach_board(m.board, rssi=-85 - 6 * m.index)
         config = self.work / "gateway.toml"
-        serial = "".join(
-            f'[[serial]]\nname = "rx{n}"\nport = "{path}"\n\n' for n, path in enumerate(receivers)
-        )
+        pf_port = 0
+        if self.medium is not None:
+            pf_port = free_udp_port()
+            euis = ", ".join(f'"{eui}"' for eui, _ in CONCENTRATORS)
+            serial = (f'[[packet_forwarder]]\nname = "lora"\nhost = "127.0.0.1"\n'
+                      f"port = {pf_port}\ngateway_euis = [{euis}]\n\n")
+        else:
+            assert self.channel is not None
+            receivers = [self.channel.add_receiver(f"rx{n}") for n in range(2)]
+            for m in self.modules:
+                self.channel.attach_board(m.board, rssi=-85 - 6 * m.index)
+            serial = "".join(f'[[serial]]\nname = "rx{n}"\nport = "{path}"\n\n'
+                             for n, path in enumerate(receivers))
         config.write_text(
             f'[gateway]\nid = "gw-demo"\nkeys_file = "{self.keys}"\n\n{serial}'
             f'[mqtt]\nhost = "{self.broker.host}"\nport = {self.broker.port}\n'
@@ -182,6 +206,19 @@ class Demo:
         self.gateway = GatewayProcess(config, self.work / "gateway.log")
         self.gateway.start()
         self._wait_http(timeout=30)
+        if self.medium is not None:
+            for eui, pos in CONCENTRATORS:
+                self.concentrators.append(EmulatedConcentrator(
+                    self.medium, eui, ("127.0.0.1", pf_port), position=pos, keepalive_s=5,
+                    seed=self.o.seed).start())
+            for m in self.modules:
+                self.modems.append(TransparentModem(
+                    m.board, self.medium, position=(250.0 + 200 * m.index, 150.0 * m.index),
+                    params=DEMO_RADIO))
+            self.say(f"radio     LoRa medium ({DEMO_RADIO.datr}, {DEMO_RADIO.freq_mhz} MHz): "
+                     f"{len(self.modems)} UART modems, concentrators "
+                     f"{', '.join(e for e, _ in CONCENTRATORS)} -> packet forwarder UDP "
+                     f"port {pf_port}")
         self.say(
             f"gateway   status page http://127.0.0.1:{self.http_port}/  "
             f"(log {self.gateway.log_path})"
@@ -311,6 +348,14 @@ class Demo:
             )
             if m.driver and m.driver.errors:
                 lines.append(f"    flow on module {m.index}: {m.driver.errors[-1]}")
+        if self.medium is not None:
+            air = self.medium.outcomes()
+            acks = sum(1 for c in self.concentrators for d in c.snapshot()[0] if d.sent)
+            lines.append(f"  LoRa: {self.medium.medium.transmissions} frames on the air, "
+                         f"received {air.get('received', 0)}, collided "
+                         f"{air.get('collision', 0)}, too weak "
+                         f"{air.get('below_sensitivity', 0)}; PULL_RESP sent {acks}")
+        for m in self.modules:
             silent_s = time.monotonic() - self.flow_started
             if not out.readings.get(m.device_id) and silent_s > 3 * self.o.interval_s:
                 lines.append(
@@ -373,11 +418,25 @@ class Demo:
             m.board.close()
         if self.channel is not None:
             self.channel.close()
+        for modem in self.modems:
+            modem.close()
+        for conc in self.concentrators:
+            conc.close()
+        if self.medium is not None:
+            self.medium.close()
         if self.central is not None:
             with contextlib.suppress(Exception):
                 self.central.close()
         if self.broker is not None:
             self.broker.stop()
+
+
+def free_udp_port() -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 @contextlib.contextmanager

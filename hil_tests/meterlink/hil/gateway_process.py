@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from meterlink.hil.processes import kill_child, spawn_child
 
@@ -53,3 +56,15 @@ class GatewayProcess:
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def wait_ready(self, timeout: float = 30.0) -> dict[str, Any]:
+        """The gateway's `ready` log line (its http_port and udp_ports) once it is up."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in self.log_text().splitlines():
+                if '"event": "ready"' in line:
+                    return dict(json.loads(line))
+            if not self.running:
+                raise RuntimeError(f"the gateway exited: {self.log_text()[-2000:]}")
+            time.sleep(0.05)
+        raise TimeoutError(f"the gateway was not ready in {timeout} s; see {self.log_path}")

@@ -56,6 +56,16 @@ class PtyBoard:
         """Writes bytes as the module would (to the slave side)."""
         os.write(self._slave, data)
 
+    def receive(self, timeout: float = 0.1) -> bytes:
+        """What the channel or modem wrote to the board (read on the slave side)."""
+        ready, _, _ = select.select([self._slave], [], [], timeout)
+        if not ready:
+            return b""
+        try:
+            return os.read(self._slave, 4096)
+        except OSError:
+            return b""
+
     def close(self) -> None:
         self._stop.set()
         self._thread.join(2.0)

@@ -23,6 +23,7 @@ from meterlink.hil.broker import Mosquitto
 if TYPE_CHECKING:
     from meterlink.hil.central import Central
     from meterlink.hil.gateway_process import GatewayProcess
+    from meterlink.hil.pico import EmulatedPico
     from meterlink.hil.radio import RadioChannel
 
 _REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
@@ -135,6 +136,45 @@ def board(
         yield b
     finally:
         _retire_board(b, hil_artifacts)
+
+
+def require_pico() -> None:
+    """Skips the test, saying in one line how to get what is missing, if the emulated
+    Pico cannot run here (no rp2040js, no UF2 with a pinned checksum)."""
+    from meterlink.hil.pico import runner_missing
+
+    why = runner_missing()
+    if why:
+        pytest.skip(f"rp2 HIL tests skipped: {why}")
+
+
+def retire_pico(pico: EmulatedPico, keeper: ArtifactKeeper) -> None:
+    """Keeps the Pico's logs and littlefs image if wanted, then ends its emulator."""
+    try:
+        if keeper.wanted:
+            paths = [pico.usb_log, pico.uart_log, pico.emulator_log]
+            if pico.running:
+                paths.append(pico.power_cut())
+            elif pico.fs_image is not None:
+                paths.append(pico.fs_image)
+            keeper.keep(*paths)
+    finally:
+        pico.close()
+
+
+@pytest.fixture
+def pico(tmp_path: Path, hil_artifacts: ArtifactKeeper) -> Iterator[EmulatedPico]:
+    """One emulated Raspberry Pi Pico (MicroPython v1.27.0 on rp2040js), started, at the
+    USB REPL prompt; skipped with the reason if the emulator or the UF2 is missing."""
+    require_pico()
+    from meterlink.hil.pico import EmulatedPico
+
+    p = EmulatedPico(tmp_path / "pico", name="pico")
+    try:
+        p.start()
+        yield p
+    finally:
+        retire_pico(p, hil_artifacts)
 
 
 BoardsFactory = Callable[..., list[EmulatedBoard]]

@@ -1,4 +1,4 @@
-"""meterlink wire format v1 (docs/protocol.md): frames, bodies, link framing. No I/O."""
+"""meterlink wire format v2 (docs/protocol.md): frames, bodies, link framing. No I/O."""
 
 from .bodies import (
     Ack,
@@ -24,9 +24,11 @@ from .crypto import DeviceKeys
 from .errors import (
     AuthenticationError,
     BadCrc,
+    BadDirection,
     BadLinkType,
     BadType,
     BadVersion,
+    DuplicateFrame,
     IncompleteError,
     MalformedError,
     Oversized,
@@ -35,7 +37,7 @@ from .errors import (
     Truncated,
     UnknownDevice,
 )
-from .frame import Frame, Header, decode_frame, encode_frame
+from .frame import Frame, Header, auth_header, decode_frame, decode_received, encode_frame
 from .link import (
     LinkFrame,
     crc16,
@@ -46,7 +48,13 @@ from .link import (
     encode_rxinfo_datagram,
 )
 from .link_stream import LinkDecoder
-from .replay import ReplayWindow
+from .replay import (
+    ReplayWindow,
+    classify,
+    counter_candidates,
+    extend_counter,
+    payload_digest,
+)
 
 __all__ = [
     "MAX_DOWNLINK",
@@ -57,12 +65,14 @@ __all__ = [
     "AlarmFlags",
     "AuthenticationError",
     "BadCrc",
+    "BadDirection",
     "BadLinkType",
     "BadType",
     "BadVersion",
     "Body",
     "Config",
     "DeviceKeys",
+    "DuplicateFrame",
     "Frame",
     "FrameType",
     "Header",
@@ -81,14 +91,20 @@ __all__ = [
     "Truncated",
     "Unit",
     "UnknownDevice",
+    "auth_header",
     "body_from_map",
     "body_to_map",
+    "classify",
+    "counter_candidates",
     "crc16",
     "decode_frame",
     "decode_link_datagram",
+    "decode_received",
     "encode_frame",
     "encode_link",
     "encode_link_datagram",
     "encode_rxinfo",
     "encode_rxinfo_datagram",
+    "extend_counter",
+    "payload_digest",
 ]

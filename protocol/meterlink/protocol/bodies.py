@@ -1,4 +1,4 @@
-"""Frame bodies as typed values, and their CBOR maps (spec sections 4.1-4.5)."""
+"""Frame bodies as typed values, and their CBOR maps (spec section 4)."""
 
 from __future__ import annotations
 
@@ -8,13 +8,26 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, ClassVar
 
-from .constants import MAX_DELTAS, UINT32_LIMIT, AlarmFlags, FrameType, Unit
+from .constants import (
+    MAX_AGE_S,
+    MAX_ALARM_FLAGS,
+    MAX_DELTAS,
+    MAX_INTERVAL_S,
+    MAX_PULSE_WEIGHT,
+    MIN_INTERVAL_S,
+    UINT32_LIMIT,
+    AlarmFlags,
+    FrameType,
+    Unit,
+)
 from .errors import MalformedError
 from .varint import decode_varints, encode_varints
 
 __all__ = [
     "BODY_TYPES",
     "KEY_NAMES",
+    "RANGES",
+    "STATUS_PRIORITY",
     "Ack",
     "Alarm",
     "Body",
@@ -54,6 +67,25 @@ KEY_NAMES: Mapping[int, str] = MappingProxyType(
 )
 KEY_NUMBERS: Mapping[str, int] = MappingProxyType({v: k for k, v in KEY_NAMES.items()})
 DELTAS_KEY = 5
+
+# Spec 4.1: known keys whose values are bounded more tightly than uint32; a decoder
+# rejects a value outside as `malformed`, an encoder refuses it.
+RANGES: Mapping[int, tuple[int, int]] = MappingProxyType(
+    {
+        2: (1, MAX_PULSE_WEIGHT),
+        3: (0, 2),
+        4: (MIN_INTERVAL_S, MAX_INTERVAL_S),
+        6: (0, MAX_AGE_S),
+        8: (0, MAX_ALARM_FLAGS),
+        9: (0, 100),
+        12: (0, MAX_ALARM_FLAGS),
+        14: (0, 2),
+    }
+)
+
+# Spec 4.4: a status frame carries its required keys, then these optional keys in this
+# order, each only if the frame still fits 51 bytes with it (skipped keys are left out).
+STATUS_PRIORITY: tuple[int, ...] = (15, 8, 4, 20, 21, 22, 23, 1, 13, 2, 3)
 
 
 def _empty() -> Mapping[int, Any]:
@@ -126,6 +158,10 @@ class Status(_BodyBase):
     alarms: AlarmFlags | None = field(default=None, metadata=_key(8))
     reverse: int | None = field(default=None, metadata=_key(13))
     error: int | None = field(default=None, metadata=_key(15))
+    leak_intervals: int | None = field(default=None, metadata=_key(20))
+    burst_pulses: int | None = field(default=None, metadata=_key(21))
+    burst_intervals: int | None = field(default=None, metadata=_key(22))
+    backflow_pulses: int | None = field(default=None, metadata=_key(23))
     extra: Mapping[int, Any] = field(default_factory=_empty, hash=False)
 
 
@@ -182,13 +218,16 @@ def _encode_value(number: int, value: Any) -> Any:
     if number == DELTAS_KEY:
         if isinstance(value, bytes | bytearray):
             return bytes(value)
-        deltas = tuple(value)
-        if len(deltas) > MAX_DELTAS:
-            raise ValueError(f"deltas: {len(deltas)} intervals; at most {MAX_DELTAS}")
-        return encode_varints(_check_uint("delta", d) for d in deltas)
+        return encode_varints(_check_uint("delta", d) for d in tuple(value))
     if number in KEY_NAMES:
-        return _check_uint(name, value)
-    return value
+        value = _check_uint(name, value)
+        low, high = RANGES.get(number, (0, UINT32_LIMIT - 1))
+        if not low <= value <= high:
+            raise ValueError(f"{name} = {value} is outside {low} .. {high} (spec 4.1)")
+        return value
+    if isinstance(value, bytes | bytearray):
+        return bytes(value)
+    return _check_uint(name, value)
 
 
 def body_to_map(body: Body) -> dict[int, Any]:
@@ -211,17 +250,23 @@ def body_to_map(body: Body) -> dict[int, Any]:
 
 
 def _decode_value(number: int, value: Any) -> Any:
-    """Type check of a known key's value (spec 4: anything else is malformed)."""
+    """Type and range check of a known key's value (spec 4.1: else malformed)."""
     name = KEY_NAMES[number]
     if number == DELTAS_KEY:
         if not isinstance(value, bytes):
             kind = type(value).__name__
             raise MalformedError(f"deltas (key 5) must be a byte string, got {kind}")
-        return decode_varints(value)
+        deltas = decode_varints(value)
+        if len(deltas) > MAX_DELTAS:
+            raise MalformedError(f"deltas: {len(deltas)} intervals; at most {MAX_DELTAS}")
+        return deltas
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise MalformedError(f"{name} (key {number}) must be an unsigned integer, got {value!r}")
     if number == 3 and value not in Unit._value2member_map_:
         raise MalformedError(f"unit (key 3) = {value}: must be 0 (mL), 1 (L) or 2 (m3)")
+    low, high = RANGES.get(number, (0, UINT32_LIMIT - 1))
+    if not low <= value <= high:
+        raise MalformedError(f"{name} (key {number}) = {value} is outside {low} .. {high}")
     return value
 
 

@@ -1,116 +1,151 @@
-"""CBOR body maps: bounded decoding and canonical encoding (spec section 4).
+"""CBOR body maps of wire format v2: one strict decoder and one deterministic encoder.
 
-The bounds are checked by a structural scan of the item heads *before* cbor2 sees the
-bytes, so no claimed length can make the decoder allocate or recurse more than the
-spec allows. Tags, indefinite lengths and non-integer top-level keys are rejected.
+v2 bodies use a small, deterministic subset of CBOR (RFC 8949 section 4.2.1): one
+definite-length map whose keys are unsigned integers in strictly ascending order and whose
+values are unsigned integers below 2^32 or byte strings of at most 64 bytes, every head in
+its shortest form, nothing after the map. Anything else is `malformed` (spec 4.1). The
+decoder is written out here rather than delegated to a general CBOR library because such a
+library accepts what v2 forbids (tags, indefinite lengths, duplicate keys where the last
+wins, `1.0` as a key, `true` where an integer belongs, trailing bytes).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
-
-import cbor2
 
 from .constants import MAX_BODY, UINT32_LIMIT
 from .errors import MalformedError
 
-__all__ = ["MAX_DEPTH", "MAX_ENTRIES", "MAX_STRING", "decode_body_map", "encode_body_map"]
+__all__ = ["MAX_ENTRIES", "MAX_STRING", "Value", "decode_body_map", "encode_body_map"]
 
-MAX_DEPTH = 2  # the body map, and containers directly inside it
-MAX_ENTRIES = 32  # per map (and per array)
-MAX_STRING = 64  # byte or text string length
+MAX_ENTRIES = 32  # entries in the body map
+MAX_STRING = 64  # bytes in a byte string
 
-_SIMPLE_OK = {20, 21, 22, 23, 25, 26, 27}  # false, true, null, undefined, floats
+Value = int | bytes
+
+_MAJOR_NAMES = {
+    1: "a negative integer",
+    3: "a text string",
+    4: "an array",
+    5: "a map inside the map",
+    6: "a tag",
+    7: "a float or simple value (true, false, null)",
+}
 
 
-def _head(data: bytes, pos: int) -> tuple[int, int, int, int]:
-    """Return (major, additional info, argument, next position) of the item at pos."""
+def _head(data: bytes, pos: int) -> tuple[int, int, int]:
+    """(major type, argument, next position) of the head at pos; shortest form only."""
     if pos >= len(data):
-        raise MalformedError(f"CBOR body ends at byte {pos} in the middle of an item")
+        raise MalformedError(f"body ends at byte {pos} where a CBOR item should start")
     initial = data[pos]
     major, info = initial >> 5, initial & 0x1F
-    pos += 1
     if info < 24:
-        return major, info, info, pos
-    if info <= 27:
-        size = 1 << (info - 24)
-        if pos + size > len(data):
-            raise MalformedError(f"CBOR body ends at byte {len(data)} inside an item head")
-        return major, info, int.from_bytes(data[pos : pos + size], "big"), pos + size
+        return major, info, pos + 1
     if info == 31:
-        raise MalformedError(f"indefinite-length CBOR item at byte {pos - 1}: not allowed")
-    raise MalformedError(f"reserved CBOR additional info {info} at byte {pos - 1}")
+        raise MalformedError(f"indefinite-length CBOR item at byte {pos}: not allowed in v2")
+    if info > 27:
+        raise MalformedError(f"reserved CBOR additional information {info} at byte {pos}")
+    if major in (6, 7):  # say what it is rather than how long its argument is
+        raise MalformedError(f"{_MAJOR_NAMES[major]} at byte {pos}: not allowed in v2 bodies")
+    size = 1 << (info - 24)
+    if pos + 1 + size > len(data):
+        raise MalformedError(f"body ends inside the CBOR head at byte {pos}")
+    arg = int.from_bytes(data[pos + 1 : pos + 1 + size], "big")
+    if info == 27 or arg >= UINT32_LIMIT:
+        raise MalformedError(f"integer at byte {pos} is not below 2^32")
+    smallest = (24, 1 << 8, 1 << 16)[info - 24]
+    if arg < smallest:
+        raise MalformedError(
+            f"CBOR head at byte {pos} is not in its shortest form ({arg} in {size + 1} bytes)"
+        )
+    return major, arg, pos + 1 + size
 
 
-def _scan(data: bytes, pos: int, depth: int) -> int:
-    start = pos
-    major, info, arg, pos = _head(data, pos)
-    if major in (0, 1):
-        if arg >= UINT32_LIMIT:
-            raise MalformedError(f"integer at byte {start} is not below 2^32")
-        return pos
-    if major in (2, 3):
-        if arg > MAX_STRING:
-            raise MalformedError(
-                f"string of {arg} bytes at byte {start} exceeds the {MAX_STRING}-byte limit"
-            )
-        if pos + arg > len(data):
-            raise MalformedError(f"string at byte {start} runs past the end of the body")
-        return pos + arg
-    if major in (4, 5):
-        if depth >= MAX_DEPTH:
-            raise MalformedError(f"container at byte {start} nests deeper than {MAX_DEPTH}")
-        if arg > MAX_ENTRIES:
-            raise MalformedError(
-                f"container at byte {start} has {arg} entries; at most {MAX_ENTRIES}"
-            )
-        items = arg * 2 if major == 5 else arg
-        for _ in range(items):
-            pos = _scan(data, pos, depth + 1)
-        return pos
-    if major == 6:
-        raise MalformedError(f"CBOR tag at byte {start}: tags are not used in v1 bodies")
-    if info not in _SIMPLE_OK:
-        raise MalformedError(f"CBOR simple value {arg} at byte {start} is not allowed")
-    return pos
-
-
-def _scan_top_map(data: bytes) -> None:
+def decode_body_map(data: bytes) -> dict[int, Value]:
+    """Decode a v2 body into {key: int or bytes}; MalformedError naming the first fault."""
+    data = bytes(data)
     if not data:
-        raise MalformedError("empty body: a CBOR map is required")
+        raise MalformedError("empty body: this frame type needs a CBOR map")
     if len(data) > MAX_BODY:
         raise MalformedError(f"body of {len(data)} bytes exceeds {MAX_BODY}")
-    major, _, count, pos = _head(data, 0)
+    major, count, pos = _head(data, 0)
     if major != 5:
-        raise MalformedError(f"body is CBOR major type {major}, not a map")
+        raise MalformedError(f"body is {_MAJOR_NAMES.get(major, f'CBOR major type {major}')},"
+                             " not a map")
     if count > MAX_ENTRIES:
         raise MalformedError(f"body map has {count} entries; at most {MAX_ENTRIES}")
+    out: dict[int, Value] = {}
+    previous = -1
     for _ in range(count):
-        key_major, _, _, _ = _head(data, pos)
-        if key_major != 0:
-            raise MalformedError(f"body map key at byte {pos} is not an unsigned integer")
-        pos = _scan(data, pos, 1)
-        pos = _scan(data, pos, 1)
+        key_at = pos
+        major, key, pos = _head(data, pos)
+        if major != 0:
+            raise MalformedError(
+                f"map key at byte {key_at} is {_MAJOR_NAMES.get(major, 'a byte string')}; "
+                "keys are unsigned integers"
+            )
+        if key == previous:
+            raise MalformedError(f"key {key} appears twice (byte {key_at})")
+        if key < previous:
+            raise MalformedError(f"key {key} at byte {key_at} follows key {previous}: "
+                                 "keys must be in ascending order")
+        previous = key
+        value_at = pos
+        major, arg, pos = _head(data, pos)
+        if major == 0:
+            out[key] = arg
+        elif major == 2:
+            if arg > MAX_STRING:
+                raise MalformedError(f"byte string of {arg} bytes at byte {value_at}; "
+                                     f"at most {MAX_STRING}")
+            if pos + arg > len(data):
+                raise MalformedError(f"byte string at byte {value_at} runs past the body")
+            out[key] = data[pos : pos + arg]
+            pos += arg
+        else:
+            raise MalformedError(
+                f"value of key {key} (byte {value_at}) is {_MAJOR_NAMES[major]}; "
+                "v2 values are unsigned integers or byte strings"
+            )
     if pos != len(data):
-        raise MalformedError(f"{len(data) - pos} trailing byte(s) after the body map")
+        raise MalformedError(f"{len(data) - pos} byte(s) after the body map")
+    return out
 
 
-def decode_body_map(data: bytes) -> dict[int, Any]:
-    """Decode a body into a dict with int keys; MalformedError on anything else."""
-    _scan_top_map(data)
-    try:
-        value = cbor2.loads(data, allow_indefinite=False, allow_duplicate_keys=False)
-    except Exception as exc:  # cbor2 raises several types; all mean malformed
-        raise MalformedError(f"body is not valid CBOR: {exc}") from None
-    if not isinstance(value, dict):  # pragma: no cover - excluded by the scan
-        raise MalformedError("body is not a CBOR map")
-    return value
+def _write_head(out: bytearray, major: int, arg: int) -> None:
+    if arg < 24:
+        out.append(major << 5 | arg)
+    elif arg < 1 << 8:
+        out += bytes((major << 5 | 24, arg))
+    elif arg < 1 << 16:
+        out.append(major << 5 | 25)
+        out += arg.to_bytes(2, "big")
+    else:
+        out.append(major << 5 | 26)
+        out += arg.to_bytes(4, "big")
 
 
-def encode_body_map(m: Mapping[int, Any]) -> bytes:
-    """Shortest integers, definite lengths, keys in ascending order."""
-    try:
-        return cbor2.dumps({k: m[k] for k in sorted(m)})
-    except Exception as exc:
-        raise ValueError(f"body cannot be encoded as CBOR: {exc}") from None
+def encode_body_map(m: Mapping[int, Value]) -> bytes:
+    """The one v2 encoding of a map: keys ascending, shortest heads; ValueError if invalid."""
+    if len(m) > MAX_ENTRIES:
+        raise ValueError(f"body map of {len(m)} entries; at most {MAX_ENTRIES}")
+    out = bytearray()
+    _write_head(out, 5, len(m))
+    for key in sorted(m):
+        value = m[key]
+        if isinstance(key, bool) or not isinstance(key, int) or not 0 <= key < UINT32_LIMIT:
+            raise ValueError(f"body key {key!r} is not an unsigned integer below 2^32")
+        _write_head(out, 0, key)
+        if isinstance(value, bytes | bytearray):
+            if len(value) > MAX_STRING:
+                raise ValueError(f"byte string of key {key} is {len(value)} bytes; "
+                                 f"at most {MAX_STRING}")
+            _write_head(out, 2, len(value))
+            out += value
+        elif isinstance(value, int) and not isinstance(value, bool) \
+                and 0 <= value < UINT32_LIMIT:
+            _write_head(out, 0, value)
+        else:
+            raise ValueError(f"value of key {key} ({value!r}) is not an unsigned integer "
+                             "below 2^32 or a byte string")
+    return bytes(out)

@@ -12,7 +12,7 @@ from .bodies import body_to_map
 from .constants import AlarmFlags, FrameType, LinkType, Unit
 from .crypto import DeviceKeys
 from .errors import ProtocolError, UnknownDevice
-from .frame import Frame, Header, decode_frame, encode_frame
+from .frame import Frame, Header, decode_frame, decode_received, encode_frame
 from .keyfile import KeyFileError, load_key_file
 from .link import END, LinkFrame, decode_link_datagram, encode_link, encode_rxinfo
 from .link_stream import LinkDecoder
@@ -55,7 +55,7 @@ def load_keys(path: str) -> dict[int, bytes]:
 def _split_input(raw: bytes) -> tuple[str, LinkFrame | None, bytes]:
     """Tell a SLIP link frame, an unescaped link frame and a radio payload apart.
 
-    A radio payload starts with 0x1N (version 1); link types are 0x01 and 0x02.
+    A radio payload starts with 0x2N (version 2); link types are 0x01 and 0x02.
     """
     if raw[:1] == bytes([END]):
         decoder = LinkDecoder()
@@ -87,8 +87,9 @@ def _decode_report(form: str, link: LinkFrame | None, frame: Frame) -> dict[str,
             "frame_type_number": int(header.frame_type),
             "direction": "uplink" if header.frame_type.is_uplink else "downlink",
             "device_id": header.device_id,
-            "counter": header.counter,
+            "counter_on_air": header.counter,
         },
+        "counter": frame.counter,
         "body": body_to_fields(frame.body),
         "map": map_to_json(body_to_map(frame.body)),
     }
@@ -106,7 +107,7 @@ def _print_text(report: dict[str, Any]) -> None:
     print(f"version:   {h['version']}")
     print(f"type:      {h['frame_type']} ({h['frame_type_number']}, {h['direction']})")
     print(f"device id: {h['device_id']} (0x{h['device_id']:08x})")
-    print(f"counter:   {h['counter']}")
+    print(f"counter:   {report['counter']} (on air: {h['counter_on_air']})")
     if not report["body"]:
         print("body:      (empty)")
     for name, value in report["body"].items():
@@ -137,7 +138,8 @@ def _cmd_decode(args: argparse.Namespace) -> int:
         if device_id not in keys:
             raise UnknownDevice(f"no key for device {device_id} (0x{device_id:08x}) in {args.keys}")
         key = keys[device_id]
-    report = _decode_report(form, link, decode_frame(payload, DeviceKeys.derive(key)))
+    frame = decode_received(payload, DeviceKeys.derive(key), highest=args.highest)
+    report = _decode_report(form, link, frame)
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -174,10 +176,16 @@ def _cmd_encode(args: argparse.Namespace) -> int:
         payload = encode_frame(frame_type, device_id, counter, body, key)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    sent = decode_frame(payload, key).body
+    sent = decode_frame(payload, key, counter=counter).body
     if sent != body:
-        dropped = len(getattr(body, "deltas", ())) - len(getattr(sent, "deltas", ()))
-        print(f"note: dropped the {dropped} oldest deltas to fit the payload", file=sys.stderr)
+        if hasattr(body, "deltas"):
+            dropped = len(getattr(body, "deltas", ())) - len(getattr(sent, "deltas", ()))
+            print(f"note: dropped the {dropped} oldest deltas to fit the payload",
+                  file=sys.stderr)
+        else:  # a status: optional keys left out in the order of spec 4.4
+            given, kept = body_to_fields(body), body_to_fields(sent)
+            left_out = ", ".join(k for k in given if k not in kept)
+            print(f"note: left out {left_out} to fit the payload (spec 4.4)", file=sys.stderr)
     if args.rssi is not None or args.snr is not None:
         print(encode_rxinfo(payload, args.rssi or 0, args.snr or 0).hex())
     elif args.link:
@@ -204,7 +212,7 @@ def register(subparsers: Any) -> None:
     """Add `frame decode` and `frame encode` to the `meterlink` command."""
     frame = subparsers.add_parser(
         "frame",
-        help="decode or build radio payloads and link frames (wire format v1)",
+        help="decode or build radio payloads and link frames (wire format v2)",
         description="Decode or build radio payloads and link frames (docs/protocol.md).",
     )
     actions = frame.add_subparsers(dest="frame_command", metavar="ACTION")
@@ -219,6 +227,13 @@ def register(subparsers: Any) -> None:
     keys = dec.add_mutually_exclusive_group(required=True)
     keys.add_argument("--key", help="the device's root key, 32 hex digits")
     keys.add_argument("--keys", metavar="FILE", help="a gateway key file (meterlink-keys/1)")
+    dec.add_argument(
+        "--highest",
+        type=int,
+        default=-1,
+        help="the highest counter accepted from this device, to extend the 16 on-air bits "
+        "from (default: none; the counters below 2^20 that end in them are tried)",
+    )
     dec.add_argument("--json", action="store_true", help="print JSON")
     dec.add_argument("frame", metavar="FRAME_HEX", help="the bytes, in hex")
     dec.set_defaults(func=_guarded(_cmd_decode))
@@ -231,7 +246,9 @@ def register(subparsers: Any) -> None:
     enc.add_argument("--key", required=True, help="the device's root key, 32 hex digits")
     enc.add_argument("--type", required=True, choices=sorted(TYPE_NAMES), help="frame type")
     enc.add_argument("--device-id", required=True, help="device id (decimal or 0x hex)")
-    enc.add_argument("--counter", required=True, help="frame counter")
+    enc.add_argument(
+        "--counter", required=True, help="frame counter, 32 bits (16 of them go on air)"
+    )
     enc.add_argument(
         "--field",
         action="append",

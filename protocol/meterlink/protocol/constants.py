@@ -1,4 +1,4 @@
-"""Numbers fixed by wire format v1: frame and link types, units, alarm flags, status
+"""Numbers fixed by wire format v2: frame and link types, units, alarm flags, status
 codes, limits, and the names the gateway publishes them under (docs/mqtt.md)."""
 
 from __future__ import annotations
@@ -6,13 +6,21 @@ from __future__ import annotations
 from enum import IntEnum, IntFlag
 
 __all__ = [
+    "AUTH_HEADER_LEN",
+    "COUNTER_SEARCH",
     "HEADER_LEN",
+    "MAX_AGE_S",
+    "MAX_ALARM_FLAGS",
     "MAX_BODY",
     "MAX_DELTAS",
     "MAX_DOWNLINK",
+    "MAX_INTERVAL_S",
     "MAX_LINK_FRAME",
+    "MAX_PULSE_WEIGHT",
     "MAX_UPLINK",
     "MIC_LEN",
+    "MIN_INTERVAL_S",
+    "ON_AIR_COUNTER_MOD",
     "OVERHEAD",
     "PROTOCOL_VERSION",
     "SAFE_MODE_ERRORS",
@@ -24,16 +32,31 @@ __all__ = [
     "Unit",
 ]
 
-PROTOCOL_VERSION = 1
-HEADER_LEN = 9
+PROTOCOL_VERSION = 2
+HEADER_LEN = 7  # on air: vt, device id, the low 16 bits of the frame counter
+AUTH_HEADER_LEN = 9  # authenticated: vt, device id, the whole 32-bit frame counter
 MIC_LEN = 4
 OVERHEAD = HEADER_LEN + MIC_LEN
 MAX_UPLINK = 51
 MAX_DOWNLINK = 64
-MAX_BODY = 64  # 4 AES blocks: the CTR block index is 1..4
-MAX_DELTAS = 48
+MAX_BODY = MAX_DOWNLINK - OVERHEAD  # 53; 4 AES blocks at most (CTR block index 1..4)
+# The most deltas any reading can carry in 51 bytes (spec 8): 23 one-byte deltas with
+# every fixed field at its smallest; 24 would need a 2-byte byte-string head.
+MAX_DELTAS = 23
 MAX_LINK_FRAME = 300  # bytes between two ENDs, before unescaping
 UINT32_LIMIT = 1 << 32
+ON_AIR_COUNTER_MOD = 1 << 16
+# A receiver with no window for a device tries this many high parts of the counter
+# (counters below 2^20: 30 years of one frame every 15 minutes), spec 3.4.
+COUNTER_SEARCH = 16
+
+# Limits that make "at least one delta fits a reading" true (spec 8). The configuration
+# owner (issue 11) must not allow more; reconcile there.
+MIN_INTERVAL_S = 1
+MAX_INTERVAL_S = 86_400
+MAX_PULSE_WEIGHT = 65_535
+MAX_AGE_S = 65_535  # an older reading is sent with 65535: "this old or older"
+MAX_ALARM_FLAGS = 255
 
 
 class FrameType(IntEnum):
@@ -106,7 +129,7 @@ class AlarmFlags(IntFlag):
         return [f.name.lower() for f in AlarmFlags if f.name and self & f]
 
 
-# Status frame `reason` and safe-mode `error` codes (spec 4.3) and their published names.
+# Status frame `reason` and safe-mode `error` codes (spec 4.4, 4.8) and their published names.
 STATUS_REASONS = {0: "periodic", 1: "boot", 2: "safe_mode"}
 SAFE_MODE_ERRORS = {1: "config_missing", 2: "config_unreadable", 3: "config_invalid",
                     4: "store_corrupt"}

@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from cryptography.hazmat.primitives import cmac
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from .constants import MAX_BODY, MIC_LEN
+from .constants import MIC_LEN
 
 __all__ = ["DeviceKeys", "aes_ecb_block", "compute_mic", "counter_block", "ctr_xor"]
 
 KEY_LEN = 16
+MAX_CTR_BYTES = 64  # the CTR block index i is 1..4
 
 
 def _check_key(key: bytes, what: str) -> None:
@@ -63,8 +64,8 @@ def counter_block(direction: int, device_id: int, counter: int, index: int) -> b
 
 def ctr_xor(enc_key: bytes, direction: int, device_id: int, counter: int, data: bytes) -> bytes:
     """Encrypt or decrypt a body (CTR is its own inverse)."""
-    if len(data) > MAX_BODY:
-        raise ValueError(f"body of {len(data)} bytes exceeds {MAX_BODY} (4 AES blocks)")
+    if len(data) > MAX_CTR_BYTES:
+        raise ValueError(f"body of {len(data)} bytes exceeds {MAX_CTR_BYTES} (4 AES blocks)")
     if not data:
         return b""
     blocks = (len(data) + 15) // 16

@@ -1,4 +1,4 @@
-"""Errors a decoder reports (protocol section 8).
+"""Errors and outcomes a decoder reports (protocol section 9).
 
 Every error carries `.code`, the spec's error string, so callers (the gateway's
 counters, the CLI, the test vectors) can report the outcome without parsing text.
@@ -9,9 +9,11 @@ from __future__ import annotations
 __all__ = [
     "AuthenticationError",
     "BadCrc",
+    "BadDirection",
     "BadLinkType",
     "BadType",
     "BadVersion",
+    "DuplicateFrame",
     "IncompleteError",
     "MalformedError",
     "Oversized",
@@ -59,6 +61,12 @@ class BadType(MalformedError):
     code = "bad_type"
 
 
+class BadDirection(MalformedError):
+    """A downlink type on the uplink path, or an uplink type where a downlink is expected."""
+
+    code = "bad_direction"
+
+
 class BadCrc(MalformedError):
     code = "bad_crc"
 
@@ -73,6 +81,12 @@ class AuthenticationError(ProtocolError):
 
 class ReplayError(ProtocolError):
     code = "replay"
+
+
+class DuplicateFrame(ProtocolError):
+    """Not an error of the sender: the same bytes as a frame already accepted (spec 3.5)."""
+
+    code = "duplicate"
 
 
 class UnknownDevice(ProtocolError):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .constants import MAX_LINK_FRAME
-from .errors import BadCrc, Oversized, ProtocolError
+from .errors import BadCrc, IncompleteError, Oversized, ProtocolError
 from .link import END, ESC, ESC_END, ESC_ESC, LinkFrame, parse_link_content
 
 __all__ = ["LinkDecoder"]
@@ -26,6 +26,7 @@ class LinkDecoder:
         self._buffer = bytearray()
         self._raw_len = 0  # escaped bytes since the last END
         self._escape = False
+        self._bad_escape = False
         self._overflow = False
         self._synced = False
         self.stats: dict[str, int] = {
@@ -37,13 +38,30 @@ class LinkDecoder:
             "oversized": 0,
             "bad_crc": 0,
             "bad_link_type": 0,
+            "incomplete": 0,
         }
 
     def reset(self) -> None:
         """Forget a partial frame, e.g. after the line was reopened."""
         self._buffer.clear()
         self._raw_len = 0
-        self._escape = self._overflow = self._synced = False
+        self._escape = self._bad_escape = self._overflow = self._synced = False
+
+    @property
+    def pending(self) -> bool:
+        """True while part of a frame is buffered (an END seen, bytes since, no END yet)."""
+        return self._synced and (self._raw_len > 0 or self._overflow)
+
+    def finish(self) -> list[ProtocolError]:
+        """The line ended (closed, reopened): a partial frame is reported as `incomplete`
+        (spec 5) and forgotten; the decoder then waits for an END as when new."""
+        out: list[ProtocolError] = []
+        if self.pending:
+            self.stats["incomplete"] += 1
+            out.append(IncompleteError(
+                f"the line ended {self._raw_len} bytes into a frame, before its END"))
+        self.reset()
+        return out
 
     def feed(self, data: bytes) -> list[LinkFrame | ProtocolError]:
         out: list[LinkFrame | ProtocolError] = []
@@ -64,8 +82,10 @@ class LinkDecoder:
                 continue
             if self._escape:
                 self._escape = False
-                # RFC 1055: a byte after ESC that is not ESC_END/ESC_ESC is kept as is;
-                # the CRC then rejects the frame.
+                # spec 5: a byte after ESC that is not ESC_END/ESC_ESC spoils the frame,
+                # whatever its CRC (RFC 1055 would keep the byte)
+                if byte not in _UNESCAPE:
+                    self._bad_escape = True
                 self._buffer.append(_UNESCAPE.get(byte, byte))
             elif byte == ESC:
                 self._escape = True
@@ -81,6 +101,8 @@ class LinkDecoder:
             result = Oversized(f"more than {MAX_LINK_FRAME} bytes between two ENDs: frame dropped")
         elif self._escape:
             result = BadCrc("frame ends inside a SLIP escape: corrupted on the line")
+        elif self._bad_escape:
+            result = BadCrc("invalid SLIP escape (ESC not followed by DC or DD): corrupted")
         elif self._raw_len == 0:
             self.stats["empty"] += 1
         else:
@@ -90,7 +112,7 @@ class LinkDecoder:
                 result = exc
         self._buffer.clear()
         self._raw_len = 0
-        self._escape = self._overflow = False
+        self._escape = self._bad_escape = self._overflow = False
         if result is not None:
             key = "ok" if isinstance(result, LinkFrame) else result.code
             self.stats[key] = self.stats.get(key, 0) + 1

@@ -1,7 +1,7 @@
 """A module's configuration fields and their limits: the one table.
 
 `config.txt` on the module (written by provisioning, checked at boot by the firmware's
-`ml_cfg`), the `config` downlink (spec 4.4, sent by the gateway on a command from the
+`ml_cfg`), the `config` downlink (spec 4.5, sent by the gateway on a command from the
 central system) and `meterlink provision`'s options all take their names, defaults and
 limits from here; tests hold the firmware's `ml_cfg.INTS`, the gateway's command
 validation, provisioning and the table in docs/architecture.md to it.
@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from .constants import UINT32_LIMIT
+from .constants import MAX_DELTAS, MAX_PULSE_WEIGHT, UINT32_LIMIT
 
 __all__ = [
     "COMMAND_FIELDS",
@@ -52,7 +52,7 @@ class ConfigField:
 # In the order config.txt lists them and ml_cfg checks them.
 INT_FIELDS: tuple[ConfigField, ...] = (
     ConfigField("id", 0, _U32, None, "device id"),
-    ConfigField("weight", 1, 65535, 1, "pulse weight, in `unit`"),
+    ConfigField("weight", 1, MAX_PULSE_WEIGHT, 1, "pulse weight, in `unit`"),
     ConfigField("unit", 0, 2, 1, "0 mL, 1 L, 2 m3"),
     ConfigField("register", 0, _U32, 0, "initial register in pulses (dial reading / weight)"),
     ConfigField("gen", 0, _U32, None,
@@ -69,7 +69,14 @@ INT_FIELDS: tuple[ConfigField, ...] = (
                 "reverse pulses (this and the previous interval) that raise `backflow`",
                 command="backflow_pulses"),
     ConfigField("rx_window_ms", 0, 60000, 2000, "receive window after an uplink, ms"),
-    ConfigField("history", 1, 48, 12, "interval deltas kept and sent"),
+    # at most what a reading can carry (protocol 8)
+    ConfigField("history", 1, MAX_DELTAS, 12, "interval deltas kept and sent"),
+    ConfigField("modem", 0, 1, 0,
+                "0 transparent UART modem, 1 AT modem (RAK3172-class, RUI3 LoRa P2P)"),
+    ConfigField("lora_freq", 863_000_000, 870_000_000, 868_100_000,
+                "LoRa frequency, Hz; its EU868 sub-band sets the duty-cycle budget"),
+    ConfigField("lora_sf", 7, 12, 9, "LoRa spreading factor"),
+    ConfigField("lora_power", 5, 22, 14, "LoRa transmit power, dBm (AT modem)"),
 )
 
 # Text fields: the key (32 hex digits, required) and the input pins (a micro:bit pin

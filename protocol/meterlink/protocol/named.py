@@ -107,7 +107,10 @@ def body_from_fields(frame_type: FrameType, fields: Mapping[str, Any]) -> Body:
             )
         try:
             if name == "extra":
-                kwargs[name] = {int(k): v for k, v in dict(value).items()}
+                kwargs[name] = {  # byte strings as hex, as body_to_fields writes them
+                    int(k): bytes.fromhex(v) if isinstance(v, str) else v
+                    for k, v in dict(value).items()
+                }
             elif name == "unit":
                 kwargs[name] = parse_unit(value)
             elif name in ("alarms", "raised"):

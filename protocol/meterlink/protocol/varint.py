@@ -31,7 +31,7 @@ def encode_varints(values: Iterable[int]) -> bytes:
 
 
 def decode_varints(data: bytes) -> tuple[int, ...]:
-    """Decode a deltas byte string; MalformedError if a varint is cut, too long or too big."""
+    """Decode a deltas byte string; MalformedError if a varint is cut, padded, too long or big."""
     values: list[int] = []
     value = shift = length = 0
     for index, byte in enumerate(data):
@@ -41,6 +41,11 @@ def decode_varints(data: bytes) -> tuple[int, ...]:
         if length > _MAX_VARINT_LEN or value >= UINT32_LIMIT:
             raise MalformedError(f"deltas: varint ending at byte {index} exceeds 32 bits")
         if not byte & 0x80:
+            if length > 1 and byte == 0:
+                raise MalformedError(
+                    f"deltas: varint ending at byte {index} is longer than needed "
+                    "(v2 allows only the shortest form)"
+                )
             values.append(value)
             if len(values) > MAX_DELTAS:
                 raise MalformedError(f"deltas: more than {MAX_DELTAS} intervals")

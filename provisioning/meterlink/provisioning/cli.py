@@ -62,6 +62,13 @@ def register_provision(subparsers: Any) -> None:
     p.add_argument("--pin-dir", default="", help="flow-direction input pin, for meters with "
                    "a second reed contact (none by default)")
     p.add_argument("--pin-tamper", default="", help="tamper loop input pin (none by default)")
+    p.add_argument("--modem", choices=["uart", "at"], default="uart",
+                   help="radio modem: uart (transparent, SLIP) or at (RAK3172-class, RUI3 "
+                        "LoRa P2P AT commands); default uart")
+    for name, metavar in (("lora_freq", "HZ"), ("lora_sf", "SF"), ("lora_power", "DBM")):
+        f = config_field(name)
+        p.add_argument("--" + name.replace("_", "-"), type=int, default=f.default,
+                       metavar=metavar, help=f"{f.meaning}, {f.low}..{f.high} ({f.default})")
     p.add_argument("--address", default="", help="installation address")
     p.add_argument("--gps", help="latitude,longitude, e.g. 52.3702,4.8952")
     p.add_argument("--installer", help="installer name (default: login name)")
@@ -225,6 +232,10 @@ def _cmd_provision(args: argparse.Namespace) -> int:
         pin_pulse=args.pin_pulse,
         pin_dir=args.pin_dir,
         pin_tamper=args.pin_tamper,
+        modem=1 if args.modem == "at" else 0,
+        lora_freq=args.lora_freq,
+        lora_sf=args.lora_sf,
+        lora_power=args.lora_power,
         address=args.address,
         gps=parse_gps(args.gps) if args.gps else None,
         installer=args.installer or os.environ.get("USER") or getpass.getuser(),

@@ -67,6 +67,11 @@ class ProvisionRequest:
     pin_pulse: str = "pin0"
     pin_dir: str = ""  # flow-direction input; empty: none
     pin_tamper: str = ""  # tamper loop input; empty: none
+    # the LoRa modem (docs/firmware.md): 0 transparent UART modem, 1 AT modem (RUI3 P2P)
+    modem: int = 0
+    lora_freq: int = 868_100_000  # module_config's defaults
+    lora_sf: int = 9
+    lora_power: int = 14
     address: str = ""
     gps: tuple[float, float] | None = None
     installer: str = ""
@@ -161,6 +166,10 @@ def config_text(device: reg.Device, r: ProvisionRequest) -> str:
         pin_pulse=r.pin_pulse,
         pin_dir=r.pin_dir,
         pin_tamper=r.pin_tamper,
+        # written only when not the firmware's defaults (the nRF51 filesystem is small)
+        **{k: v for k, v in (("modem", r.modem), ("lora_freq", r.lora_freq),
+                             ("lora_sf", r.lora_sf), ("lora_power", r.lora_power))
+           if v != config_field(k).default},
     )
     return text
 

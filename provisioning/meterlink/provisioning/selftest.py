@@ -16,7 +16,7 @@ from typing import Any, Protocol
 import serial
 
 from meterlink.protocol.errors import ProtocolError
-from meterlink.protocol.frame import Header, decode_frame
+from meterlink.protocol.frame import Header, decode_received
 from meterlink.protocol.link import LinkFrame
 from meterlink.protocol.link_stream import LinkDecoder
 
@@ -67,7 +67,8 @@ class ReceiverWatcher:
         try:
             if Header.parse(link.payload).device_id != self._device_id:
                 return None
-            frame = decode_frame(link.payload, self._key)
+            # a re-provisioned module keeps its counters: restore their high half (3.4)
+            frame = decode_received(link.payload, self._key, uplink=True)
         except ProtocolError:
             self.rejected += 1
             return None

@@ -63,5 +63,8 @@ def battery():
 
 
 def idle(listening):
+    # sleep to the main loop's next 100 ms check: a pulse edge still runs its
+    # handler at once (its IRQ ends the sleep), and the CPU wakes 10 times a
+    # second instead of 50 (docs/firmware.md, "Energy")
     if not listening:
-        machine.lightsleep(20)
+        machine.lightsleep(100)

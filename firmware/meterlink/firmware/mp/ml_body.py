@@ -48,10 +48,11 @@ def reading(c):
     s = c.s
     reg = s[_REG]
     iv = c.th(0)
-    age = max(0, board.ticks_diff(board.ticks_ms(), c.t0)) // 1000  # never negative
+    # never negative; 65535 means "this old or older" (protocol 4.2)
+    age = min(65535, max(0, board.ticks_diff(board.ticks_ms(), c.t0)) // 1000)
     iq = s[_ISEQ] - 1
-    # 51 - 13 (header, MIC) - 1 (map head) - 8 keys = 29 for values and deltas
-    room = 29 - usz(reg) - usz(c.w) - usz(c.unit) - usz(iv) - usz(age) - usz(iq) - usz(c.act)
+    # 51 - 11 (header, MIC) - 1 (map head) - 8 keys = 31 for values and deltas
+    room = 31 - usz(reg) - usz(c.w) - usz(c.unit) - usz(iv) - usz(age) - usz(iq) - usz(c.act)
     k = ln = 0
     while k < c.hn:
         v = c.delta(k)
@@ -92,9 +93,17 @@ def build(c, kind):
                            (12, c.raised), (13, s[_REV])))
     p = [(9, board.battery()), (10, FW), (11, s[_RESETS]),
          (14, 2 if c.err and c.err != 4 else c.want - 1)]
+    # optional keys in the order of protocol 4.4, each only if it still fits
+    q = [(15, c.err)] if c.err else []
     if not c.err or c.err == 4:
-        p += [(1, s[_REG]), (2, c.w), (3, c.unit), (4, c.th(0)), (8, c.act), (13, s[_REV])]
-    if c.err:
-        p.append((15, c.err))
+        q += [(8, c.act), (4, c.th(0)), (20, c.th(1)), (21, c.th(2)), (22, c.th(3)),
+              (23, c.th(4)), (1, s[_REG]), (13, s[_REV]), (2, c.w), (3, c.unit)]
+    room = 39  # 51 - 11 (header, MIC) - 1 (map head)
+    for k, v in p:
+        room -= 1 + usz(v)
+    for k, v in q:
+        if 1 + usz(v) <= room:
+            room -= 1 + usz(v)
+            p.append((k, v))
     p.sort()
     return pairs(c.f, p)

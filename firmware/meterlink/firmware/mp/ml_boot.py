@@ -10,6 +10,12 @@ def boot(c):
     from ml_cfg import as_text, parse, CfgError
     from ml_core import load
     s = c.s
+    # the radio: 0 transparent UART modem, 1 AT modem (RUI3 P2P); its channel
+    # and SF set the duty-cycle budget (ml_air)
+    c.modem = 0
+    c.lf = 868100000
+    c.sf = 9
+    c.pw = 14
     e = load(s, board.FS)
     try:
         f = open(board.FS + 'config.txt', 'rb')
@@ -35,10 +41,11 @@ def boot(c):
     c.key = g.get('key', c.key)
     if not c.err:
         if e or s[1] != g['gen']:
-            # first boot of this provisioning: keep only the record sequence
-            # and the counter reservation
+            # first boot of this provisioning: keep only the record sequence,
+            # the counter reservation and the last downlink counter (an old
+            # config downlink must stay stale: protocol 3.4)
             for i in range(1, 15):
-                if i != 6:
+                if i != 6 and i != 7:
                     s[i] = 0
             s[1] = g['gen']
             s[2] = g['register']
@@ -53,10 +60,19 @@ def boot(c):
         c.base = (g['interval'], g['leak_intervals'], g['burst_pulses'],
                   g['burst_intervals'], g['backflow_pulses'])
         c.rxw = g['rx_window_ms']
+        c.modem = g['modem']
+        c.lf = g['lora_freq']
+        c.sf = g['lora_sf']
+        c.pw = g['lora_power']
         c.h = array('L', [0] * g['history'])
         if not board.POLL:  # the board counts edges by interrupt
             board.attach(g['pin_pulse'], g['pin_dir'], c.edge)
             c.rp = board.ZERO
+    import ml_air
+    ml_air.init(c)
+    if c.modem:
+        import ml_at
+        ml_at.init(c)
     s[9] = 0
     c.fc = s[6]
     s[6] = c.fc + 32  # reserve frame counters before using any (protocol 3.4)

@@ -7,7 +7,9 @@ INTS = (('id', 0, _M, None), ('weight', 1, 65535, 1), ('unit', 0, 2, 1),
         ('register', 0, _M, 0), ('gen', 0, _M, None), ('interval', 1, 65535, 900),
         ('leak_intervals', 1, 65535, 96), ('burst_pulses', 1, _M, 100),
         ('burst_intervals', 1, 65535, 2), ('backflow_pulses', 1, _M, 10),
-        ('rx_window_ms', 0, 60000, 2000), ('history', 1, 48, 12))
+        ('rx_window_ms', 0, 60000, 2000), ('history', 1, 23, 12),
+        ('modem', 0, 1, 0), ('lora_freq', 863000000, 870000000, 868100000),
+        ('lora_sf', 7, 12, 9), ('lora_power', 5, 22, 14))
 PINS = ('pin_pulse', 'pin_dir', 'pin_tamper')
 KEYS = tuple(k[0] for k in INTS) + ('key',) + PINS
 

@@ -72,7 +72,7 @@ class Core:
     def __init__(self):
         self.s = array('L', [0] * 15)  # the persisted state
         self.b = bytearray(_SIZE)  # a record being written
-        self.f = bytearray(64)  # the frame being built or received
+        self.f = bytearray(66)  # the frame being built or received (9-byte header)
         self.a = bytearray(51)  # the pending alarm frame, resent as is
         self.an = 0  # its length (0: none)
         self.afc = self.tries = self.at = 0

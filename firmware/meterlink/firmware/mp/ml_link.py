@@ -43,8 +43,9 @@ def listen(c, sec, ms):
         c.brk(d)
         for v in d:
             if v == _END:
-                # drop empty, overlong, bad-CRC and other link types
-                if 3 <= n <= _MAXR and r[0] == 1 and crc16(r, n - 2) == r[n - 2] << 8 | r[n - 1]:
+                # drop empty, overlong, bad-CRC, cut-in-an-escape and other link types
+                if (3 <= n <= _MAXR and not esc and r[0] == 1
+                        and crc16(r, n - 2) == r[n - 2] << 8 | r[n - 1]):
                     import ml_dl
                     ml_dl.got(c, sec, r, n - 3)
                 n = esc = 0
@@ -52,8 +53,13 @@ def listen(c, sec, ms):
                 esc = 1
             else:
                 if esc:
-                    v = _END if v == 0xDC else _ESC if v == 0xDD else v
                     esc = 0
+                    if v == 0xDC:
+                        v = _END
+                    elif v == 0xDD:
+                        v = _ESC
+                    else:
+                        n = _MAXR  # an invalid escape spoils the frame (protocol 5)
                 if n < _MAXR:
                     r[n] = v
                 n += 1

@@ -19,9 +19,17 @@ _FLAGS = const(9)
 
 def up(c, kind):
     # one uplink (0 reading, 1 alarm, 2 status, 3 alarm resend) and its
-    # receive window; the modules it needs are loaded for it alone
+    # receive window; the modules it needs are loaded for it alone. 0 when
+    # the sub-band's duty-cycle budget has no room for it now (nothing sent)
+    import ml_air
+    if not ml_air.ok(c, c.an if kind == 3 else 51):
+        return 0
     gc.collect()
     if kind < 3:
+        if kind:
+            # alarm and status frames carry the register too: commit it first,
+            # so no frame shows a register a power cut can take back
+            c.commit()
         import ml_body
         n = ml_body.build(c, kind)
         ml_body = None
@@ -36,7 +44,7 @@ def up(c, kind):
         fc = c.fc
         c.fc += 1
         f = c.f
-        n = sec.seal(f, 0x10 | kind, fc, n, c.poll)
+        n = sec.seal(f, 0x20 | kind, fc, n, c.poll)  # protocol version 2
         if kind == 1:
             for i in range(n):  # no slice assignment on 1.9.2
                 c.a[i] = f[i]
@@ -50,12 +58,20 @@ def up(c, kind):
         c.tries += 1
         w = c.rxw if c.tries >= _TRIES else 1000 << c.tries
         c.at = board.ticks_add(board.ticks_ms(), w)
-    import ml_link
-    ml_link.send(f, n)
-    ml_link.listen(c, sec, c.rxw)
-    sec = ml_link = None
-    for m in ('ml_link', 'ml_dl', 'ml_sec', 'ml_aes'):
+    if c.modem:  # the window opens when the modem reports TX done
+        import ml_at
+        if ml_at.send(c, f, n):
+            ml_at.listen(c, sec, c.rxw)
+        ml_at = None
+    else:
+        import ml_link
+        ml_link.send(f, n)
+        ml_link.listen(c, sec, c.rxw)
+        ml_link = None
+    sec = None
+    for m in ('ml_at', 'ml_link', 'ml_dl', 'ml_sec', 'ml_aes'):
         drop(m)
+    return 1
 
 
 def interval(c, t):
@@ -84,7 +100,7 @@ def interval(c, t):
         f |= 16
     c.flags(f, 23)
     c.commit()
-    up(c, 0)
+    up(c, 0)  # no budget: skipped, its deltas go with the next readings
     c.nd += 1
     if c.nd * c.th(0) >= 86400:
         c.nd = 0
@@ -99,17 +115,20 @@ def check(c, t):
         c.flags(4, 4)
     if c.an:
         if board.ticks_diff(t, c.at) >= 0:
-            if c.tries >= _TRIES:
+            # 8 sends, and never once 64 later counters are used: a gateway
+            # would take it for a replay (protocol 3.5)
+            if c.tries >= _TRIES or c.fc - c.afc > 63:
                 done(c)
-            else:
-                up(c, 3)
+            elif not up(c, 3):  # no budget: delayed, never dropped
+                c.at = board.ticks_add(t, 1000)
     elif c.pend:
         c.raised = c.pend
         c.pend = 0
-        up(c, 1)
+        if not up(c, 1):
+            c.pend = c.raised  # waits for the budget
     elif c.want:
-        up(c, 2)
-        c.want = 0
+        if up(c, 2):
+            c.want = 0
 
 
 def done(c):
@@ -156,7 +175,10 @@ def main():
         drop('ml_boot')
         while not c.err or c.err == 4:
             step(c)
-            board.idle(c.an or c.want or c.pend)
+            # a frame about to go keeps the CPU up; an alarm waiting for its
+            # resend does not (its receive window is inside up()), nor a status
+            # frame queued behind it
+            board.idle(c.pend or (c.want and not c.an))
         while True:
             safe(c)
     except (ml_core.Break, KeyboardInterrupt):

@@ -15,7 +15,9 @@ _DEV = const(22)
 
 def ack(ms):
     # listen for ms milliseconds, counting pulses; R holds the link frame
-    # being received: type, payload (an ack is 13 bytes), CRC
+    # being received: type, payload (an ack is 11 bytes), CRC. The ack's
+    # MIC covers the whole 32-bit counter: it is written over R[6:10] once
+    # the 16 bits on air match (protocol 3.4)
     e = ticks_add(ticks_ms(), ms)
     r = R
     j = x = 0
@@ -23,17 +25,21 @@ def ack(ms):
         poll()
         for c in rx() or ():
             if c == 0xC0:
-                if (j == 16 and r[0] == 1 and r[1] == 0x18
-                        and crc(r, 14) == r[14] << 8 | r[15]
-                        and struct.unpack_from('>II', r, 2) == (V[_DEV], V[_AFC])
-                        and cmac(r, 9, 1)[0:4] == r[10:14]):
-                    done()
-                    return
+                if (j == 14 and not x and r[0] == 1 and r[1] == 0x28
+                        and crc(r, 12) == r[12] << 8 | r[13]
+                        and struct.unpack_from('>IH', r, 2) == (V[_DEV], V[_AFC] & 65535)):
+                    m = r[8:12]
+                    struct.pack_into('>I', r, 6, V[_AFC])
+                    if cmac(r, 9, 1)[0:4] == m:
+                        done()
+                        return
                 j = x = 0
             elif c == 0xDB:
                 x = 1
             else:
                 if x:
+                    if c != 0xDC and c != 0xDD:
+                        j = 99  # an invalid escape spoils the frame (protocol 5)
                     c = 0xC0 if c == 0xDC else 0xDB
                     x = 0
                 if j < 16:

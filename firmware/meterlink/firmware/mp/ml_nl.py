@@ -78,7 +78,7 @@ def step():
         up(2)
     elif v[_AN]:  # an alarm frame waits for its ack: resend when due
         if ticks_diff(t, v[_AT]) >= 0:
-            if v[_TRIES] >= 8:
+            if v[_TRIES] >= 8 or v[17] - v[14] > 63:  # 64 later counters: replay
                 done()
             else:
                 up(3)

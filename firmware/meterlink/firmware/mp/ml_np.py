@@ -125,7 +125,8 @@ def body(kind):
             p = p[:8]
     else:
         p = (1, s[2], 2, v[_W], 3, v[_UNIT], 4, v[_IV], 5, None,
-             6, max(0, ticks_diff(ticks_ms(), v[_T0])) // 1000, 7, s[5] - 1, 8, v[_ACT])
+             6, min(65535, max(0, ticks_diff(ticks_ms(), v[_T0])) // 1000), 7, s[5] - 1,
+             8, v[_ACT])
     k = v[_HN]
     while 1:
         o = hd(9, 5, len(p) // 2)
@@ -143,7 +144,7 @@ def body(kind):
                     j += 1
                 F[j] = x
                 j += 1
-                if j > 50:  # too many already (the fields after it fit in F)
+                if j > 52:  # too many already (the fields after it fit in F)
                     k = m + 1
                     break
             n = j - o - 1
@@ -153,6 +154,6 @@ def body(kind):
                 j += 1
             hd(o, 2, n)
             o = j
-        if o <= 47 or not k:
+        if o <= 49 or not k:  # 11 bytes of header and MIC: 51 in all
             return o - 9
         k -= 1

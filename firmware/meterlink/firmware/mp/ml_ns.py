@@ -20,7 +20,9 @@ def cmac(m, n, o=0):
 
 
 def seal(vt, fc, n):
-    # header, AES-CTR over the body F[9:9+n], MIC; the payload length
+    # header, AES-CTR over the body F[9:9+n], MIC over the 9-byte header with
+    # the whole counter; then F[0:11+n] is the payload as sent, without the
+    # counter's high 16 bits (protocol 2); its length
     d = V[22]
     struct.pack_into('>BII', F, 0, vt, d, fc)
     a = X
@@ -32,4 +34,6 @@ def seal(vt, fc, n):
     a = cmac(F, 9 + n)
     for i in range(4):
         F[9 + n + i] = a[i]
-    return 13 + n
+    for i in range(5, 11 + n):
+        F[i] = F[i + 2]
+    return 11 + n

@@ -32,7 +32,7 @@ def up(kind):
             S[_RSV] = fc + 32  # reserve counters before using them
             commit()
         v[_FC] = fc + 1
-        n = seal(0x10 | kind, fc, n)
+        n = seal(0x20 | kind, fc, n)  # protocol version 2
         if kind == 1:
             for i in range(n):  # no slice assignment on 1.9.2
                 A[i] = F[i]

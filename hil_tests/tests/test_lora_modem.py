@@ -1,0 +1,123 @@
+"""The emulated radio modems on the LoRa medium, as a board's firmware sees them on its
+UART: the RAK3172 / RUI3 P2P command set and the transparent SLIP modem."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from meterlink.hil.lora_medium import LoRaMedium, RadioParams, RealtimeMedium
+from meterlink.hil.lora_modem import AtModem, TransparentModem
+from meterlink.hil.pty_board import PtyBoard
+from meterlink.protocol import LinkDecoder, LinkFrame, LinkType, encode_link
+
+
+class Uart:
+    def __init__(self, board: PtyBoard) -> None:
+        self.board = board
+        self.buf = b""
+
+    def line(self, timeout: float = 2.0) -> str | None:
+        deadline = time.monotonic() + timeout
+        while b"\r\n" not in self.buf:
+            if time.monotonic() > deadline:
+                return None
+            self.buf += self.board.receive(0.05)
+        line, _, self.buf = self.buf.partition(b"\r\n")
+        return line.decode()
+
+    def at(self, cmd: str) -> list[str]:
+        self.board.send(cmd.encode() + b"\r\n")
+        out = []
+        while (line := self.line(1.0)) is not None:
+            out.append(line)
+            if line == "OK" or line.startswith("AT_"):
+                break
+        return out
+
+
+@pytest.fixture
+def medium() -> Iterator[RealtimeMedium]:
+    m = RealtimeMedium(LoRaMedium(seed=2)).start()
+    yield m
+    m.close()
+
+
+@pytest.fixture
+def two_at(medium: RealtimeMedium) -> Iterator[tuple[Uart, Uart]]:
+    boards = [PtyBoard("a"), PtyBoard("b")]
+    modems = [AtModem(b, medium, position=(i * 200.0, 0)) for i, b in enumerate(boards)]
+    uarts = (Uart(boards[0]), Uart(boards[1]))
+    for u in uarts:
+        assert u.at("AT+NWM=0") == ["OK"]
+        assert u.at("AT+P2P=868300000:8:125:1:8:14") == ["OK"]
+    yield uarts
+    for m in modems:
+        m.close()
+    for b in boards:
+        b.close()
+
+
+def test_rui3_p2p_commands_answers_and_errors(two_at):
+    a, _ = two_at
+    assert a.at("AT") == ["OK"]
+    assert a.at("AT+P2P=?") == ["AT+P2P=868300000:8:125:1:8:14", "OK"]
+    assert a.at("AT+PSF=10") == ["OK"] and a.at("AT+PSF=?") == ["AT+PSF=10", "OK"]
+    assert a.at("AT+PBW=200") == ["AT_PARAM_ERROR"]
+    assert a.at("AT+PSF=13") == ["AT_PARAM_ERROR"]
+    assert a.at("AT+PSEND=ABC") == ["AT_PARAM_ERROR"]  # odd number of hex digits
+    assert a.at("AT+PSEND=zz") == ["AT_PARAM_ERROR"]
+    assert a.at("AT+P2P=1:2") == ["AT_PARAM_ERROR"]
+    assert a.at("AT+JOIN=1") == ["AT_ERROR"]
+    assert a.at("AT+NWM=1") == ["OK"] and a.at("AT+PRECV=100") == ["AT_MODE_NO_SUPPORT"]
+
+
+def test_psend_reaches_a_listening_modem_after_its_airtime(two_at):
+    a, b = two_at
+    assert b.at("AT+PRECV=65534") == ["OK"]  # one frame, no timeout
+    t0 = time.monotonic()
+    assert a.at("AT+PSEND=" + "11" * 20) == ["OK"]
+    assert a.at("AT+PSEND=00") == ["AT_BUSY_ERROR"]  # still on the air
+    assert a.line() == "+EVT:TXP2P DONE"
+    done = time.monotonic() - t0
+    assert 0.07 < done < 0.4  # 20 bytes at SF8, 4/6: 0.12 s
+    ev = b.line()
+    assert ev is not None and ev.startswith("+EVT:RXP2P:")
+    _, _, rssi, snr, data = ev.split(":")
+    assert data == "11" * 20 and -130 < int(rssi) < -30 and int(snr) <= 20
+    assert b.at("AT+PRECV=?") == ["AT+PRECV=0", "OK"]  # RX ended after the frame
+
+
+def test_receive_window_times_out_and_a_frame_begun_after_it_is_missed(two_at):
+    a, b = two_at
+    assert b.at("AT+PRECV=300") == ["OK"]
+    time.sleep(0.4)
+    assert b.line() == "+EVT:RXP2P RECEIVE TIMEOUT"
+    assert a.at("AT+PSEND=2222") == ["OK"]
+    assert a.line() == "+EVT:TXP2P DONE"
+    assert b.line(0.5) is None  # b was not listening
+
+
+def test_transparent_modems_carry_slip_data_frames(medium):
+    boards = [PtyBoard("t0"), PtyBoard("t1")]
+    params = RadioParams(freq_mhz=868.5, sf=7)
+    modems = [TransparentModem(b, medium, position=(i * 100.0, 0), params=params)
+              for i, b in enumerate(boards)]
+    try:
+        boards[0].send(encode_link(LinkType.DATA, b"\x10hello, lora"))
+        got = b""
+        deadline = time.monotonic() + 3
+        frames: list[LinkFrame] = []
+        dec = LinkDecoder()
+        while not frames and time.monotonic() < deadline:
+            got = boards[1].receive(0.05)
+            frames += [f for f in dec.feed(got) if isinstance(f, LinkFrame)]
+        assert [bytes(f.payload) for f in frames] == [b"\x10hello, lora"]
+        assert modems[0].sent[0].airtime == pytest.approx(0.041216)  # 12 bytes at SF7
+    finally:
+        for m in modems:
+            m.close()
+        for b in boards:
+            b.close()
