@@ -23,14 +23,15 @@
 # maintenance input (pin8, held high by the programming cable), seen at boot
 # (phases 1 and 2: ml_nc.read(), boot() return 1) or while the firmware runs
 # (ml_nl, ml_nm: run() returns). Nothing received on the UART, which the radio
-# modem shares, leads to the REPL: Ctrl-C is off from the first statement on,
-# and only a maintenance entry ends this file at the REPL.
+# modem shares, leads to the REPL: each phase's first file turns Ctrl-C off
+# (ml_nc, ml_nk, ml_nd; code here would stay in the heap), a Ctrl-C before
+# that ends in the error path below, and only a maintenance entry ends this
+# file at the REPL.
 # On an unexpected error: a minute's wait, then a reset whatever happens on
 # the way (never a tight crash loop, never the REPL).
 import gc
 import os
 import machine
-import micropython
 
 
 def ld(n):
@@ -45,7 +46,6 @@ def ld(n):
 
 
 try:
-    micropython.kbd_intr(-1)
     gc.collect()
     if 'rt' in os.listdir():
         g = globals()
@@ -53,7 +53,7 @@ try:
             g[n] = 0
         for n in range(40):
             del g[n]
-        for n in b'dplavxsmk':  # ml_nd, ml_np, ml_nl, ...
+        for n in b'dplaxvsmk':  # ml_nd, ml_np, ml_nl, ...
             ld('ml_n' + chr(n))
         run()  # returns when the maintenance input is seen
         for n in list(g):
@@ -64,7 +64,6 @@ try:
             ld('ml_n' + chr(n))
         boot() or machine.reset()
     else:
-        import ml_cfg  # first: compiling it needs the largest free block
         import ml_nc
         ml_nc.read() or machine.reset()
 except BaseException as e:  # a KeyboardInterrupt too

@@ -5,13 +5,15 @@
 # (protocol 4.7), never an exception.
 import struct
 import microbit
+import micropython
 
 
 def read():
     # 1 if the maintenance input is held (main.py stops at the REPL)
+    micropython.kbd_intr(-1)  # no Ctrl-C from the UART (the radio)
     if microbit.pin8.read_digital():
         return 1
-    import ml_cfg  # main.py imported it first, on the emptiest heap
+    import ml_cfg
     e = 1  # missing
     g = {}
     try:

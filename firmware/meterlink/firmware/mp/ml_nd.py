@@ -7,6 +7,8 @@ import struct
 import machine
 import microbit
 from array import array
+import micropython
+micropython.kbd_intr(-1)  # first: no Ctrl-C from the UART (the radio)
 
 S = array('L', [0] * 15)
 V = array('L', [0] * 32)
