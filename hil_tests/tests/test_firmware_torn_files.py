@@ -110,6 +110,12 @@ def test_torn_boot_phase_files_never_stop_the_module(board: EmulatedBoard) -> No
 
 
 @pytest.mark.xdist_group("cpu-heavy")  # see docs/hil.md, "Parallel runs"
+@pytest.mark.xfail(
+    strict=False,
+    reason="open (issue 13): after 30 cuts across the boot window a boot fails reading its "
+    "own chunk files (SyntaxError in main.py's loader) and has been seen not to come back "
+    "within 100 s; cause not found yet (the files verify afterwards in the torn-file case)",
+)
 def test_power_cuts_swept_across_the_boot_window(board: EmulatedBoard) -> None:
     """A cut every 80 ms of the first 2.4 s after power-on (all three boot phases, each
     write among them), one after the other; then the module boots and sends its status."""
