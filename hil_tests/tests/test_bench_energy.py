@@ -1,7 +1,9 @@
 """Energy budget of the production build on the emulated RP2040: guest time awake,
 measured from the emulator's guest clock (instructions executed, time in WFI with and
 without SLEEPDEEP), for each part of a household's day, turned into average current and
-battery life with cited currents. Prints a per-board table (docs/firmware.md, "Energy").
+battery life with cited currents; and of the nRF51 build on the emulated micro:bit,
+from guest instructions (QEMU icount) over guest time (TIMER2). Prints a per-board table
+(docs/firmware.md, "Energy").
 
     .venv/bin/python -m pytest -s -m bench hil_tests/tests/test_bench_energy.py
 """
