@@ -34,7 +34,6 @@ from meterlink.edge.replay import ReplayGuard
 from meterlink.edge.status import LiveStatus
 from meterlink.protocol import (
     AuthenticationError,
-    DeviceKeys,
     FrameType,
     Header,
     ProtocolError,
@@ -62,7 +61,6 @@ class Pipeline:
         self.commit_interval_s = commit_interval_s
         self.commit_max = commit_max
         self.on_durable = on_durable
-        self._keys: dict[int, tuple[bytes, DeviceKeys]] = {}
         self._batch = Batch()
         self._sightings: list[Sighting] = []
         self._sealed: deque[tuple[Batch, list[Sighting]]] = deque()
@@ -77,15 +75,6 @@ class Pipeline:
         self.last_commit_error: str | None = None
 
     # -- verification -----------------------------------------------------------------------
-
-    def keys(self, device_id: int) -> DeviceKeys | None:
-        device = self.registry.get(device_id)
-        if device is None:
-            return None
-        cached = self._keys.get(device_id)
-        if cached is None or cached[0] != device.key:
-            cached = self._keys[device_id] = (device.key, DeviceKeys.derive(device.key))
-        return cached[1]
 
     def reject(self, heard: Heard, reason: str, device_id: int | None = None,
                counter: int | None = None) -> None:
@@ -102,7 +91,7 @@ class Pipeline:
             self.reject(heard, exc.code)
             return
         dev = header.device_id
-        keys = self.keys(dev)
+        keys = self.registry.keys(dev)
         if keys is None:
             self.reject(heard, "unknown_device", dev, header.counter)
             return
