@@ -401,3 +401,25 @@ def test_config_names_what_is_wrong(tmp_path, keys_file):
             ({"name": "lora", "gateway_euis": [EUI_A], "rx_delay": 1}, "unknown key")):
         with pytest.raises(ConfigError, match=message):
             _cfg(tmp_path, keys_file, table)
+
+
+def test_every_receiver_closes_its_socket_when_the_gateway_stops(write_config,
+                                                                 running_gateway, tools):
+    """All receivers run in one nested TaskGroup: stopping the gateway stops each of them,
+    and each closes what it opened, so the UDP and packet-forwarder ports it had bound can
+    be bound again at once (also the gateway's /api/status says they were up)."""
+    cfg = write_config(extra=pf_table(EUI_A))
+
+    async def main() -> dict[str, int]:
+        async with running_gateway(cfg) as gw:
+            ports = dict(gw.udp_ports)
+            code, body = await asyncio.to_thread(tools.http_get, gw.http_port, "/api/status")
+            assert code == 200
+            assert [r["connected"] for r in json.loads(body)["receivers"]] == [True]
+        return ports
+
+    ports = asyncio.run(main())
+    assert set(ports) == {"net", "lora"}
+    for port in ports.values():
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.bind(("127.0.0.1", port))  # EADDRINUSE if a receiver had left it open

@@ -211,7 +211,7 @@ def test_gateway_views_work_before_run(write_config):
         assert code == 200 and json.loads(body)["outbox_writable"] is True
         assert "meterlink_pending_frames 0" in gw._metrics()[2].decode()
     finally:
-        gw.db.close()
+        gw.close()
 
 
 def test_udp_receiver_reads_the_kernels_drop_counter():
@@ -290,7 +290,7 @@ def test_gateway_command_logging_is_json_and_lets_mqtt_client_warnings_through(w
             client_log.warning("Message queue is full. Discarding message.")
             gw.log.info("stopping", backlog=0)
         finally:
-            gw.db.close()
+            gw.close()
     finally:
         for h in list(root.handlers):
             root.removeHandler(h)

@@ -177,6 +177,11 @@ class Gateway:
                               "broker_connected": self.status.broker_connected,
                               "backlog": self.db.outbox.count}, 200 if ok else 503)
 
+    def close(self) -> None:
+        """Closes the outbox of a gateway that was built but not run (`run` closes it on
+        its way out)."""
+        self.db.close()
+
     # -- signals ----------------------------------------------------------------------------
 
     def reload_keys(self) -> None:
