@@ -45,7 +45,6 @@ class Gateway:
         self.metrics = GatewayMetrics()
         self.status = LiveStatus(cfg.gateway_id)
         self.registry = DeviceRegistry(cfg.keys_file)
-        self.link_errors: dict[str, int] = {}
         self.receivers: dict[str, Receiver] = {}
         self.ready = asyncio.Event()
         self.stopping = asyncio.Event()
@@ -126,11 +125,12 @@ class Gateway:
         self.pipeline.handle(heard)
 
     def _on_link_error(self, receiver: str, reason: str) -> None:
-        self.link_errors[receiver] = self.link_errors.get(receiver, 0) + 1
-        self.metrics.link_errors.inc(receiver=receiver, reason=reason)
-        self.metrics.frames.inc(outcome="rejected", reason=reason)
-        self.reject_log.log("warning", "frame_rejected", reason=reason, receiver=receiver,
-                            layer="link")
+        self.pipeline.link_error(receiver, reason)
+
+    def _link_errors(self, receiver: str) -> int:
+        """Counted once, in `meterlink_link_errors_total{receiver, reason}`."""
+        return int(sum(v for labels, v in self.metrics.link_errors.values.items()
+                       if dict(labels).get("receiver") == receiver))
 
     def _backlog_age(self) -> float:
         oldest = self.db.outbox.oldest_received_at  # cached by the outbox, no query
@@ -158,7 +158,7 @@ class Gateway:
                         "oldest_age_s": round(self._backlog_age(), 1)},
             "frames": {k: int(v) for k, v in by_outcome.items()},
             "receivers": [{"name": name, "connected": rx.connected, "frames": rx.frames,
-                           "link_errors": self.link_errors.get(name, 0)}
+                           "link_errors": self._link_errors(name)}
                           for name, rx in self.receivers.items()],
             "concentrators": [v for pf in self.packet_forwarders.values() for v in pf.views()],
             "devices_registered": len(self.registry),

@@ -20,6 +20,7 @@ import contextlib
 import json
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from meterlink.edge.database import Database
 from meterlink.edge.dedupe import Deduplicator, Sighting
@@ -39,6 +40,18 @@ from meterlink.protocol import (
     ProtocolError,
     decode_frame,
 )
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What became of one heard frame: `accepted` (reason: its kind; durable once the
+    batch commits), `duplicate`, or `rejected` (reason: the code)."""
+
+    outcome: str
+    reason: str
+    device_id: int | None = None
+    counter: int | None = None
+    layer: str = "frame"
 
 
 class Pipeline:
@@ -76,31 +89,54 @@ class Pipeline:
 
     # -- verification -----------------------------------------------------------------------
 
-    def reject(self, heard: Heard, reason: str, device_id: int | None = None,
-               counter: int | None = None) -> None:
-        self.metrics.frames.inc(outcome="rejected", reason=reason)
-        self.reject_log.log("warning", "frame_rejected", reason=reason, receiver=heard.receiver,
-                            device_id=device_id, counter=counter, bytes=len(heard.payload))
+    def handle(self, heard: Heard) -> Verdict:
+        """Verifies one heard payload in the order of protocol 2.3 and returns the verdict;
+        the counts and the reject log of every verdict are written in one place
+        (`_record`). Never raises for bad input."""
+        verdict = self._verify(heard)
+        self._record(heard, verdict)
+        return verdict
 
-    def handle(self, heard: Heard) -> None:
-        """Verifies one heard payload in the order of protocol 2.3; never raises for bad
-        input."""
+    def link_error(self, receiver: str, reason: str) -> Verdict:
+        """A receiver could not make a frame of what it read (bad CRC, link type, ...)."""
+        verdict = Verdict("rejected", reason, layer="link")
+        self.metrics.link_errors.inc(receiver=receiver, reason=reason)
+        self._record(None, verdict, receiver)
+        return verdict
+
+    def _record(self, heard: Heard | None, v: Verdict, receiver: str = "") -> None:
+        if v.outcome == "rejected":
+            self.metrics.frames.inc(outcome="rejected", reason=v.reason)
+            if heard is None:
+                self.reject_log.log("warning", "frame_rejected", reason=v.reason,
+                                    receiver=receiver, layer=v.layer)
+            else:
+                self.reject_log.log("warning", "frame_rejected", reason=v.reason,
+                                    receiver=heard.receiver, device_id=v.device_id,
+                                    counter=v.counter, bytes=len(heard.payload))
+        elif v.outcome == "duplicate":
+            assert heard is not None
+            # counted apart from `replay` (a rejection): a copy from another receiver, or a
+            # retransmission of a confirmed frame whose ack was lost, acked again
+            self.metrics.frames.inc(outcome="duplicate", reason="duplicate")
+            self.metrics.duplicates.inc(receiver=heard.receiver)
+        # "accepted" is counted when the commit makes it durable (`_commit_next`)
+
+    def _verify(self, heard: Heard) -> Verdict:
         try:
             header = Header.parse(heard.payload, uplink=True)
         except ProtocolError as exc:
-            self.reject(heard, exc.code)
-            return
+            return Verdict("rejected", exc.code)
         dev = header.device_id
         keys = self.registry.keys(dev)
         if keys is None:
-            self.reject(heard, "unknown_device", dev, header.counter)
-            return
+            return Verdict("rejected", "unknown_device", dev, header.counter)
         candidates = self.guard.candidates(dev, header.counter)
         ctr = candidates[0]
         if self.guard.check(dev, ctr, heard.payload) == "duplicate":
             # byte-identical to a frame already authenticated and stored
             self._duplicate(heard, dev, ctr, FrameType(header.frame_type).confirmed)
-            return
+            return Verdict("duplicate", "duplicate", dev, ctr)
         frame = None
         failure: ProtocolError | None = None
         for ctr in candidates:  # the first whose MIC verifies (protocol 3.4)
@@ -110,14 +146,12 @@ class Pipeline:
             except AuthenticationError as exc:
                 failure = failure or exc
             except ProtocolError as exc:
-                self.reject(heard, exc.code, dev, ctr)
-                return
+                return Verdict("rejected", exc.code, dev, ctr)
         if frame is None:
-            self.reject(heard, failure.code if failure else "bad_mic", dev, candidates[0])
-            return
+            return Verdict("rejected", failure.code if failure else "bad_mic", dev,
+                           candidates[0])
         if self.guard.check(dev, ctr, heard.payload) == "replay":
-            self.reject(heard, "replay", dev, ctr)
-            return
+            return Verdict("rejected", "replay", dev, ctr)
         device = self.registry.get(dev)
         assert device is not None
         hi, bitmap, digest = self.guard.accept(dev, ctr, heard.payload)
@@ -140,6 +174,7 @@ class Pipeline:
         self._wake.set()
         if len(self._batch.messages) >= self.commit_max:
             self._seal()
+        return Verdict("accepted", kind, dev, ctr)
 
     def _seal(self) -> None:
         """Closes the open batch; if it must wait behind the commit in flight, ingress
@@ -156,10 +191,7 @@ class Pipeline:
         return len(self._batch.messages) + sum(len(b.messages) for b, _ in self._sealed)
 
     def _duplicate(self, heard: Heard, dev: int, ctr: int, confirmed: bool) -> None:
-        # counted apart from `replay` (a rejection): a copy from another receiver, or a
-        # retransmission of a confirmed frame whose ack was lost, acked again
-        self.metrics.frames.inc(outcome="duplicate", reason="duplicate")
-        self.metrics.duplicates.inc(receiver=heard.receiver)
+        """A copy of an accepted frame: the receivers it was heard by, the ack again."""
         s = self.dedupe.get(dev, ctr)
         if s is None:
             if confirmed:  # stored before (its digest is durable): ack it again
