@@ -33,7 +33,7 @@ def test_readings_alarm_status_reach_the_broker(broker, central, fleet, write_co
             assert await until(lambda: gw.receivers["rx0"].connected)
             pty_pair.write(encode_rxinfo(dev.reading(deltas=(7, 0, 2)), -71, 24))
             pty_pair.write(encode_rxinfo(dev.status(), -72, 20))
-            assert await until(lambda: gw.forwarder.published >= 2)
+            assert await until(lambda: gw.metrics.published.total() >= 2)
 
     received_at = time.time()
     asyncio.run(main())
@@ -78,13 +78,13 @@ def test_alarm_is_acked_on_the_serial_line_after_it_is_durable(broker, central, 
             raw = await asyncio.to_thread(pty_pair.read_available, 2.0,
                                           lambda b: b.count(b"\xc0") >= 2)
             elapsed = time.monotonic() - sent
-            assert gw.db.outbox.count + gw.forwarder.published >= 1
+            assert gw.snapshot()["backlog"]["messages"] + gw.metrics.published.total() >= 1
             print(f"ack after {elapsed * 1000:.0f} ms")
             # a retransmission (same bytes) is acked again and not stored twice
             pty_pair.write(encode_rxinfo(alarm, -88, 4))
             raw += await asyncio.to_thread(pty_pair.read_available, 2.0,
                                            lambda b: b.count(b"\xc0") >= 2)
-            assert await until(lambda: gw.forwarder.published >= 1)
+            assert await until(lambda: gw.metrics.published.total() >= 1)
             assert gw.metrics.duplicates.total() == 1
             frames = [f for f in LinkDecoder().feed(raw) if isinstance(f, LinkFrame)]
             return frames
@@ -115,7 +115,7 @@ def test_same_frame_from_two_receivers_is_one_reading_with_both(broker, central,
             assert await until(lambda: gw.receivers["rx0"].connected)
             pty_pair.write(encode_rxinfo(frame, -95, 0))
             _udp_send(gw.udp_ports["net"], encode_rxinfo_datagram(frame, -60, 30))
-            assert await until(lambda: gw.forwarder.published >= 1)
+            assert await until(lambda: gw.metrics.published.total() >= 1)
             await asyncio.sleep(0.3)
             assert gw.metrics.frames.get(outcome="duplicate", reason="duplicate") == 1
 
@@ -151,7 +151,7 @@ def test_forged_replayed_unknown_and_garbage_are_rejected(broker, central, fleet
             for payload in (bytes(forged), replayed, stranger, wrong_key, good1, b"\x10" * 5):
                 pty_pair.write(encode_rxinfo(payload, -70, 0))
             pty_pair.write(encode_rxinfo(good2, -70, 0))
-            assert await until(lambda: gw.forwarder.published >= 2)
+            assert await until(lambda: gw.metrics.published.total() >= 2)
             await asyncio.sleep(0.2)
             m = gw.metrics.frames
             assert m.get(outcome="rejected", reason="bad_mic") == 2  # forged, wrong key

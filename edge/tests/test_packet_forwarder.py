@@ -115,7 +115,7 @@ def test_push_data_is_acked_and_rxpk_becomes_a_reading_tagged_with_the_eui(
             token = c.push({"rxpk": [rxpk(frame, 1_000_000, rssi=-97, lsnr=-3.25)]})
             ack = await c.recv()
             assert ack == b"\x02" + token + b"\x01"  # PUSH_ACK: 4 bytes, same token
-            assert await until(lambda: gw.forwarder.published >= 1)
+            assert await until(lambda: gw.metrics.published.total() >= 1)
             snap = gw.snapshot()
             conc = snap["concentrators"][0]
             assert conc["eui"] == EUI_A and conc["frames"] == 1 and not conc["connected"]
@@ -287,7 +287,7 @@ def test_two_concentrators_one_reading_with_both_euis_ack_through_the_best(
             assert txpk["tmst"] == 4_077_000
             got = await a.drain(0.6)  # PUSH_ACKs only, no PULL_RESP through A
             assert [d[3] for d in got] == [0x01, 0x01]
-            assert await until(lambda: gw.forwarder.published >= 2)
+            assert await until(lambda: gw.metrics.published.total() >= 2)
             await asyncio.sleep(0.3)
             assert gw.metrics.frames.get(outcome="duplicate", reason="duplicate") == 2
             a.close()
