@@ -21,6 +21,7 @@ import json
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from meterlink.edge.database import Database
 from meterlink.edge.dedupe import Deduplicator, Sighting
@@ -52,6 +53,11 @@ class Verdict:
     device_id: int | None = None
     counter: int | None = None
     layer: str = "frame"
+    body: dict[str, Any] | None = None  # accepted: the message body (for the status)
+    sighting: Sighting | None = None
+    new_receiver: bool = False  # duplicate: heard by a receiver that had not heard it
+    answer: bool = False  # send `sighting` its downlink now (ack: an ACK frame)
+    ack: bool = False
 
 
 class Pipeline:
@@ -105,6 +111,9 @@ class Pipeline:
         return verdict
 
     def _record(self, heard: Heard | None, v: Verdict, receiver: str = "") -> None:
+        """The side effects of a verdict, in one place: counts, the reject log, the live
+        status, and the downlink (an unconfirmed frame's receive window; an alarm already
+        durable acked again). A new alarm is acked after its commit (`_after_commit`)."""
         if v.outcome == "rejected":
             self.metrics.frames.inc(outcome="rejected", reason=v.reason)
             if heard is None:
@@ -114,13 +123,21 @@ class Pipeline:
                 self.reject_log.log("warning", "frame_rejected", reason=v.reason,
                                     receiver=heard.receiver, device_id=v.device_id,
                                     counter=v.counter, bytes=len(heard.payload))
-        elif v.outcome == "duplicate":
-            assert heard is not None
+            return
+        assert heard is not None
+        if v.outcome == "accepted":  # counted when the commit makes it durable
+            assert v.body is not None
+            self.status.on_message(v.reason, v.body, heard.rssi, heard.receiver)
+        else:
             # counted apart from `replay` (a rejection): a copy from another receiver, or a
             # retransmission of a confirmed frame whose ack was lost, acked again
             self.metrics.frames.inc(outcome="duplicate", reason="duplicate")
             self.metrics.duplicates.inc(receiver=heard.receiver)
-        # "accepted" is counted when the commit makes it durable (`_commit_next`)
+            if v.new_receiver and v.sighting is not None:
+                self.status.on_duplicate(v.sighting.device_id, heard.receiver,
+                                         v.sighting.best_rssi)
+        if v.answer and v.sighting is not None:  # an unconfirmed frame's receive window,
+            self.downlink.answer(v.sighting, ack=v.ack)  # or a durable alarm's ack again
 
     def _verify(self, heard: Heard) -> Verdict:
         try:
@@ -135,8 +152,7 @@ class Pipeline:
         ctr = candidates[0]
         if self.guard.check(dev, ctr, heard.payload) == "duplicate":
             # byte-identical to a frame already authenticated and stored
-            self._duplicate(heard, dev, ctr, FrameType(header.frame_type).confirmed)
-            return Verdict("duplicate", "duplicate", dev, ctr)
+            return self._duplicate(heard, dev, ctr, FrameType(header.frame_type).confirmed)
         frame = None
         failure: ProtocolError | None = None
         for ctr in candidates:  # the first whose MIC verifies (protocol 3.4)
@@ -165,16 +181,14 @@ class Pipeline:
         self._batch.replay[dev] = (hi, bitmap)
         self._batch.seen.append((dev, ctr, digest))
         self._sightings.append(sighting)
-        self.status.on_message(kind, body, heard.rssi, heard.receiver)
-        if not confirmed:
-            self.downlink.answer(sighting, ack=False)
-        else:
+        if confirmed:  # acked once durable (`_after_commit`), so commit soon
             self._urgent = True
             self._full.set()
         self._wake.set()
         if len(self._batch.messages) >= self.commit_max:
             self._seal()
-        return Verdict("accepted", kind, dev, ctr)
+        return Verdict("accepted", kind, dev, ctr, body=body, sighting=sighting,
+                       answer=not confirmed)
 
     def _seal(self) -> None:
         """Closes the open batch; if it must wait behind the commit in flight, ingress
@@ -190,22 +204,24 @@ class Pipeline:
         """Verified frames not yet committed (bounded by about 2 x commit_max)."""
         return len(self._batch.messages) + sum(len(b.messages) for b, _ in self._sealed)
 
-    def _duplicate(self, heard: Heard, dev: int, ctr: int, confirmed: bool) -> None:
+    def _duplicate(self, heard: Heard, dev: int, ctr: int, confirmed: bool) -> Verdict:
         """A copy of an accepted frame: the receivers it was heard by, the ack again."""
         s = self.dedupe.get(dev, ctr)
         if s is None:
-            if confirmed:  # stored before (its digest is durable): ack it again
-                again = Sighting(dev, ctr, True, heard.receiver, heard.rssi, [heard.receiver],
-                                 durable=True)
-                self.downlink.answer(again, ack=True)
-            return
-        if s.add(heard.receiver, heard.rssi):
+            if not confirmed:
+                return Verdict("duplicate", "duplicate", dev, ctr)
+            # stored before (its digest is durable): ack it again
+            again = Sighting(dev, ctr, True, heard.receiver, heard.rssi, [heard.receiver],
+                             durable=True)
+            return Verdict("duplicate", "duplicate", dev, ctr, sighting=again, answer=True,
+                           ack=True)
+        new_receiver = s.add(heard.receiver, heard.rssi)
+        if new_receiver:
             self._batch.receiver_updates.append(
                 (dev, ctr, s.best_rssi, json.dumps(s.receivers)))
-            self.status.on_duplicate(dev, heard.receiver, s.best_rssi)
             self._wake.set()
-        if confirmed and s.durable:
-            self.downlink.answer(s, ack=True)
+        return Verdict("duplicate", "duplicate", dev, ctr, sighting=s,
+                       new_receiver=new_receiver, answer=confirmed and s.durable, ack=True)
 
     # -- grouped commits --------------------------------------------------------------------
 
