@@ -109,6 +109,9 @@ def test_torn_boot_phase_files_never_stop_the_module(board: EmulatedBoard) -> No
     assert not stopped, stopped
 
 
+# Under -m slow while the finding is open: it costs 100-140 s and fails today, so in the
+# default run it would only spend time (run it with: pytest -m slow -k swept).
+@pytest.mark.slow
 @pytest.mark.xdist_group("cpu-heavy")  # see docs/hil.md, "Parallel runs"
 @pytest.mark.xfail(
     strict=False,
