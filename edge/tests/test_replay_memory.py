@@ -94,7 +94,7 @@ def _guard_bytes_per_device(devices: int, frames: int) -> float:
 
 @pytest.mark.bench
 def test_guard_memory_per_device_is_fixed_once_the_window_is_full():
-    devices = 2000
+    devices = 500
     full = _guard_bytes_per_device(devices, WINDOW)
     longer = _guard_bytes_per_device(devices, 3 * WINDOW)
     print(f"\nreplay guard: {full:.0f} B per device with a full window ({WINDOW} frames), "
