@@ -33,7 +33,7 @@ def test_readings_alarm_status_reach_the_broker(broker, central, fleet, write_co
             assert await until(lambda: gw.receivers["rx0"].connected)
             pty_pair.write(encode_rxinfo(dev.reading(deltas=(7, 0, 2)), -71, 24))
             pty_pair.write(encode_rxinfo(dev.status(), -72, 20))
-            assert await until(lambda: gw.forwarder.published >= 2)
+            assert await until(lambda: gw.metrics.published.total() >= 2)
 
     received_at = time.time()
     asyncio.run(main())
@@ -78,13 +78,13 @@ def test_alarm_is_acked_on_the_serial_line_after_it_is_durable(broker, central, 
             raw = await asyncio.to_thread(pty_pair.read_available, 2.0,
                                           lambda b: b.count(b"\xc0") >= 2)
             elapsed = time.monotonic() - sent
-            assert gw.db.outbox.count + gw.forwarder.published >= 1
+            assert gw.snapshot()["backlog"]["messages"] + gw.metrics.published.total() >= 1
             print(f"ack after {elapsed * 1000:.0f} ms")
             # a retransmission (same bytes) is acked again and not stored twice
             pty_pair.write(encode_rxinfo(alarm, -88, 4))
             raw += await asyncio.to_thread(pty_pair.read_available, 2.0,
                                            lambda b: b.count(b"\xc0") >= 2)
-            assert await until(lambda: gw.forwarder.published >= 1)
+            assert await until(lambda: gw.metrics.published.total() >= 1)
             assert gw.metrics.duplicates.total() == 1
             frames = [f for f in LinkDecoder().feed(raw) if isinstance(f, LinkFrame)]
             return frames
@@ -115,7 +115,7 @@ def test_same_frame_from_two_receivers_is_one_reading_with_both(broker, central,
             assert await until(lambda: gw.receivers["rx0"].connected)
             pty_pair.write(encode_rxinfo(frame, -95, 0))
             _udp_send(gw.udp_ports["net"], encode_rxinfo_datagram(frame, -60, 30))
-            assert await until(lambda: gw.forwarder.published >= 1)
+            assert await until(lambda: gw.metrics.published.total() >= 1)
             await asyncio.sleep(0.3)
             assert gw.metrics.frames.get(outcome="duplicate", reason="duplicate") == 1
 
@@ -151,7 +151,7 @@ def test_forged_replayed_unknown_and_garbage_are_rejected(broker, central, fleet
             for payload in (bytes(forged), replayed, stranger, wrong_key, good1, b"\x10" * 5):
                 pty_pair.write(encode_rxinfo(payload, -70, 0))
             pty_pair.write(encode_rxinfo(good2, -70, 0))
-            assert await until(lambda: gw.forwarder.published >= 2)
+            assert await until(lambda: gw.metrics.published.total() >= 2)
             await asyncio.sleep(0.2)
             m = gw.metrics.frames
             assert m.get(outcome="rejected", reason="bad_mic") == 2  # forged, wrong key
@@ -178,3 +178,52 @@ class Device:  # a device absent from the key file, or with the wrong key
         body = Reading(register=1, pulse_weight=1, unit=Unit.L, interval_s=900, deltas=(1,),
                        age_s=0, interval_seq=1, alarms=AlarmFlags(0))
         return encode_frame(FrameType.READING, self.device_id, self.counter, body, self.key)
+
+
+def test_pipeline_returns_a_verdict_for_every_frame_and_counts_it_once(fleet, write_config):
+    """`Pipeline.handle` says what became of each frame; the counts follow the verdicts
+    (recorded in one place), link errors included."""
+    import io
+    import time
+
+    from meterlink.edge.app import Gateway
+    from meterlink.edge.config import load_config
+    from meterlink.edge.ingress import Heard
+    from meterlink.edge.logs import Logger
+
+    dev = fleet.devices[0]
+    good = dev.reading()
+    forged = bytearray(dev.reading())
+    forged[12] ^= 0x01
+    stranger = Device(0x7EADBEEF, b"\x01" * 16).reading()
+
+    def heard(payload: bytes) -> Heard:
+        return Heard("net", payload, -70, None, time.time(), time.monotonic())
+
+    async def main() -> list[tuple[str, str, int | None]]:
+        gw = Gateway(load_config(write_config()), log=Logger("info", io.StringIO()))
+        try:
+            verdicts = [gw.pipeline.handle(heard(p))
+                        for p in (good, good, bytes(forged), stranger, b"\x10" * 5)]
+            verdicts.append(gw.pipeline.link_error("net", "bad_crc"))
+            m = gw.metrics
+            assert m.frames.get(outcome="duplicate", reason="duplicate") == 1
+            assert m.duplicates.get(receiver="net") == 1
+            assert m.frames.get(outcome="rejected", reason="bad_mic") == 1
+            assert m.frames.get(outcome="rejected", reason="unknown_device") == 1
+            assert m.frames.get(outcome="rejected", reason="bad_crc") == 1
+            assert m.link_errors.get(receiver="net", reason="bad_crc") == 1
+            assert gw.snapshot()["receivers"][0]["link_errors"] == 1
+            await gw.pipeline.flush()
+            assert m.frames.get(outcome="accepted", reason="reading") == 1
+            return [(v.outcome, v.reason, v.device_id) for v in verdicts]
+        finally:
+            gw.close()
+
+    got = asyncio.run(main())
+    assert got[:4] == [("accepted", "reading", dev.device_id),
+                       ("duplicate", "duplicate", dev.device_id),
+                       ("rejected", "bad_mic", dev.device_id),
+                       ("rejected", "unknown_device", 0x7EADBEEF)]
+    assert got[4][0] == "rejected" and got[4][2] is None
+    assert got[5] == ("rejected", "bad_crc", None)

@@ -115,7 +115,7 @@ def test_push_data_is_acked_and_rxpk_becomes_a_reading_tagged_with_the_eui(
             token = c.push({"rxpk": [rxpk(frame, 1_000_000, rssi=-97, lsnr=-3.25)]})
             ack = await c.recv()
             assert ack == b"\x02" + token + b"\x01"  # PUSH_ACK: 4 bytes, same token
-            assert await until(lambda: gw.forwarder.published >= 1)
+            assert await until(lambda: gw.metrics.published.total() >= 1)
             snap = gw.snapshot()
             conc = snap["concentrators"][0]
             assert conc["eui"] == EUI_A and conc["frames"] == 1 and not conc["connected"]
@@ -287,7 +287,7 @@ def test_two_concentrators_one_reading_with_both_euis_ack_through_the_best(
             assert txpk["tmst"] == 4_077_000
             got = await a.drain(0.6)  # PUSH_ACKs only, no PULL_RESP through A
             assert [d[3] for d in got] == [0x01, 0x01]
-            assert await until(lambda: gw.forwarder.published >= 2)
+            assert await until(lambda: gw.metrics.published.total() >= 2)
             await asyncio.sleep(0.3)
             assert gw.metrics.frames.get(outcome="duplicate", reason="duplicate") == 2
             a.close()
@@ -401,3 +401,25 @@ def test_config_names_what_is_wrong(tmp_path, keys_file):
             ({"name": "lora", "gateway_euis": [EUI_A], "rx_delay": 1}, "unknown key")):
         with pytest.raises(ConfigError, match=message):
             _cfg(tmp_path, keys_file, table)
+
+
+def test_every_receiver_closes_its_socket_when_the_gateway_stops(write_config,
+                                                                 running_gateway, tools):
+    """All receivers run in one nested TaskGroup: stopping the gateway stops each of them,
+    and each closes what it opened, so the UDP and packet-forwarder ports it had bound can
+    be bound again at once (also the gateway's /api/status says they were up)."""
+    cfg = write_config(extra=pf_table(EUI_A))
+
+    async def main() -> dict[str, int]:
+        async with running_gateway(cfg) as gw:
+            ports = dict(gw.udp_ports)
+            code, body = await asyncio.to_thread(tools.http_get, gw.http_port, "/api/status")
+            assert code == 200
+            assert [r["connected"] for r in json.loads(body)["receivers"]] == [True]
+        return ports
+
+    ports = asyncio.run(main())
+    assert set(ports) == {"net", "lora"}
+    for port in ports.values():
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.bind(("127.0.0.1", port))  # EADDRINUSE if a receiver had left it open

@@ -55,7 +55,7 @@ def test_http_endpoints_and_status_page_in_chromium(broker, fleet, write_config,
                 s.sendto(encode_rxinfo_datagram(dev.reading(), -67, 30), addr)
                 s.sendto(encode_rxinfo_datagram(other.alarm(AlarmFlags.BURST), -99, -8), addr)
                 s.sendto(b"\x02garbage", addr)
-            assert await until(lambda: gw.forwarder.published >= 2)
+            assert await until(lambda: gw.metrics.published.total() >= 2)
             base = f"http://127.0.0.1:{gw.http_port}"
             code, ctype, health = await asyncio.to_thread(_get, base + "/healthz")
             assert code == 200 and json.loads(health)["status"] == "ok"

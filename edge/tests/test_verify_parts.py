@@ -70,6 +70,55 @@ def test_metrics_render_prometheus_text():
     assert "# TYPE meterlink_publish_latency_seconds histogram" in text
 
 
+def test_metrics_text_parses_with_the_reference_parser():
+    """The hand-written exposition read back by prometheus_client's own text parser:
+    label values with backslash, quote and newline come back as they went in, HELP text
+    with both too, and a labelled histogram yields cumulative buckets, sum and count per
+    label set (the unlabelled gateway histograms keep their zero series)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from meterlink.edge.metrics import Registry
+
+    m = GatewayMetrics()
+    nasty = 'a\\b"c\nd'
+    m.frames.inc(outcome="rejected", reason=nasty)
+    m.link_errors.inc(3, receiver="net", reason="bad_crc")
+    r = m.registry
+    help_nasty = r.counter("meterlink_test_help_total", "back\\slash and\nnewline")
+    help_nasty.inc()
+    lat = r.histogram("meterlink_test_latency_seconds", "latency by kind", (0.1, 1.0),
+                      labelled=True)
+    for v in (0.05, 0.5, 5.0):
+        lat.observe(v, kind="reading")
+    lat.observe(0.2, kind='al"arm')
+    families = {f.name: f for f in text_string_to_metric_families(m.render())}
+
+    frames = {tuple(sorted(s.labels.items())): s.value
+              for s in families["meterlink_frames"].samples}
+    assert frames == {(("outcome", "rejected"), ("reason", nasty)): 1.0}
+    assert families["meterlink_test_help"].documentation == "back\\slash and\nnewline"
+    errors = families["meterlink_link_errors"].samples
+    assert [(s.labels, s.value) for s in errors] == [
+        ({"receiver": "net", "reason": "bad_crc"}, 3.0)]
+
+    hist = families["meterlink_test_latency_seconds"]
+    assert hist.type == "histogram"
+    got = {(s.name, s.labels.get("kind"), s.labels.get("le")): s.value for s in hist.samples}
+    assert got[("meterlink_test_latency_seconds_bucket", "reading", "0.1")] == 1
+    assert got[("meterlink_test_latency_seconds_bucket", "reading", "1")] == 2
+    assert got[("meterlink_test_latency_seconds_bucket", "reading", "+Inf")] == 3
+    assert got[("meterlink_test_latency_seconds_count", "reading", None)] == 3
+    assert got[("meterlink_test_latency_seconds_sum", "reading", None)] == 5.55
+    assert got[("meterlink_test_latency_seconds_bucket", 'al"arm', "1")] == 1
+    assert got[("meterlink_test_latency_seconds_count", 'al"arm', None)] == 1
+    assert lat.get(kind="reading") == (3, 5.55) and lat.count == 4
+    assert not any(k[1] is None and k[2] is not None for k in got)  # no empty series
+
+    pub = families["meterlink_publish_latency_seconds"]
+    assert [s.value for s in pub.samples if s.name.endswith("_count")] == [0]
+    assert Registry().render() == "\n"
+
+
 def test_rate_limited_log_counts_what_it_suppresses():
     out = io.StringIO()
     now = [0.0]
@@ -162,7 +211,7 @@ def test_gateway_views_work_before_run(write_config):
         assert code == 200 and json.loads(body)["outbox_writable"] is True
         assert "meterlink_pending_frames 0" in gw._metrics()[2].decode()
     finally:
-        gw.db.close()
+        gw.close()
 
 
 def test_udp_receiver_reads_the_kernels_drop_counter():
@@ -213,3 +262,46 @@ def test_status_reports_the_thresholds_the_module_applies():
     assert kind == "status" and out["interval_s"] == 600
     assert (out["leak_intervals"], out["burst_pulses"], out["burst_intervals"],
             out["backflow_pulses"]) == (48, 100, 2, 10)
+
+
+def test_gateway_command_logging_is_json_and_lets_mqtt_client_warnings_through(write_config):
+    """`configure_logging` (what `meterlink gateway run` calls) puts one JSON object per
+    line on the stream for every `meterlink` logger; the MQTT client the forwarder builds
+    writes to a child at WARNING, so aiomqtt's pending-calls and queue-full warnings
+    appear while its debug chatter does not."""
+    import asyncio
+    import logging
+
+    from meterlink.edge.app import Gateway
+    from meterlink.edge.config import load_config
+    from meterlink.edge.logs import configure_logging
+
+    async def client_logger(gw: Gateway) -> logging.Logger:
+        return gw.forwarder._client_for()._logger  # aiomqtt needs a running loop
+
+    out = io.StringIO()
+    root = configure_logging("debug", out)
+    try:
+        gw = Gateway(load_config(write_config()))
+        try:
+            client_log = asyncio.run(client_logger(gw))
+            client_log.debug("Sending PINGREQ")
+            client_log.warning("There are %d pending publish calls.", 50)
+            client_log.warning("Message queue is full. Discarding message.")
+            gw.log.info("stopping", backlog=0)
+        finally:
+            gw.close()
+    finally:
+        for h in list(root.handlers):
+            root.removeHandler(h)
+        root.setLevel(logging.NOTSET)
+        root.propagate = True
+    lines = [json.loads(x) for x in out.getvalue().splitlines()]
+    library = [x for x in lines if x["event"] == "library"]
+    assert [x["msg"] for x in library] == ["There are 50 pending publish calls.",
+                                           "Message queue is full. Discarding message."]
+    assert all(x["level"] == "warning" and x["logger"] == "meterlink.edge.mqtt"
+               for x in library)
+    stopping = [x for x in lines if x["event"] == "stopping"]
+    assert stopping and stopping[0]["backlog"] == 0 and stopping[0]["level"] == "info"
+    assert set(stopping[0]) == {"ts", "level", "event", "backlog"}

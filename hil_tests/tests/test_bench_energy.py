@@ -1,7 +1,9 @@
 """Energy budget of the production build on the emulated RP2040: guest time awake,
 measured from the emulator's guest clock (instructions executed, time in WFI with and
 without SLEEPDEEP), for each part of a household's day, turned into average current and
-battery life with cited currents. Prints a per-board table (docs/firmware.md, "Energy").
+battery life with cited currents; and of the nRF51 build on the emulated micro:bit,
+from guest instructions (QEMU icount) over guest time (TIMER2). Prints a per-board table
+(docs/firmware.md, "Energy").
 
     .venv/bin/python -m pytest -s -m bench hil_tests/tests/test_bench_energy.py
 """
@@ -11,10 +13,12 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
 from meterlink.firmware import bundle, render_config
+from meterlink.hil import EmulatedBoard
 from meterlink.hil.pico import EmulatedPico, GuestTime
 from meterlink.protocol import LinkDecoder
 
@@ -22,6 +26,8 @@ pytestmark = [pytest.mark.bench, pytest.mark.hil, pytest.mark.xdist_group("cpu-h
 
 KEY = bytes(range(16))
 PULSE = 16
+N_PULSES = 40  # nRF51 pulses, 50 ms high and 50 ms low in guest time
+N_INTERVALS = 8  # nRF51 reading intervals sampled
 
 # A household's day (docs/firmware.md, "Energy"): 300 L at 1 L a pulse, 96 readings, the
 # daily status frame, one confirmed alarm acked at its first send.
@@ -47,6 +53,14 @@ NRF51_IDLE_MA = 0.0026
 LORA_TX_MA = 29.0
 LORA_RX_MA = 10.8
 LORA_SLEEP_MA = 0.0002
+NRF51_HZ = 16e6
+# Cycles per instruction: QEMU with -icount shift=6 gives every instruction 64 ns, i.e.
+# 1.024 cycles at 16 MHz, and the firmware's own timing (1 ms sleeps between passes) runs
+# on that time base, so the figures are for CPI 1.024. A Cortex-M0 takes 1 cycle for ALU
+# operations, 2 for loads and stores, 3 for taken branches (Cortex-M0 TRM, table 3-1); an
+# interpreter may average about 1.5, which the benchmark prints as a sensitivity.
+NRF51_CPI = 1.024
+NRF51_CPI_HIGH = 1.5
 CELLS_MAH = {"ER14505 (2.7 Ah)": 2700, "ER34615 (19 Ah)": 19000}
 
 
@@ -57,6 +71,154 @@ def lora_airtime_s(payload: int, sf: int = 12, bw: float = 125e3, cr: int = 1) -
     de = 1 if sf >= 11 else 0
     n = 8 + max(math.ceil((8 * payload - 4 * sf + 28 + 16) / (4 * (sf - 2 * de))) * (cr + 4), 0)
     return (8 + 4.25) * t_sym + n * t_sym
+
+
+@dataclass
+class Nrf51Span:
+    guest_s: float
+    instructions: int
+
+    @property
+    def awake_s(self) -> float:
+        return self.instructions * NRF51_CPI / NRF51_HZ
+
+
+class Nrf51Clock:
+    """Guest time and instructions of an emulated micro:bit (TIMER2 and QEMU's icount)."""
+
+    def __init__(self, board: EmulatedBoard) -> None:
+        self.board = board
+        self.wrap = 2**32
+
+    def now(self) -> tuple[int, int]:
+        return self.board.guest_clock()
+
+    def between(self, a: tuple[int, int], b: tuple[int, int]) -> Nrf51Span:
+        return Nrf51Span(((b[0] - a[0]) % self.wrap) / 1e6, b[1] - a[1])
+
+    def since(self, start: tuple[int, int]) -> Nrf51Span:
+        return self.between(start, self.now())
+
+    def wait(self, seconds: float, timeout: float = 60) -> None:
+        """Waits `seconds` of guest time (a poll every 2 ms: guest time runs fast)."""
+        start = self.now()
+        deadline = time.monotonic() + timeout
+        while self.since(start).guest_s < seconds:
+            assert time.monotonic() < deadline, "guest time did not advance"
+            time.sleep(0.002)
+
+
+def board_frames(board: EmulatedBoard, decoder: LinkDecoder, n: int, timeout: float) -> int:
+    got = 0
+    deadline = time.monotonic() + timeout
+    while got < n:
+        assert time.monotonic() < deadline, "the firmware did not send"
+        got += len(decoder.feed(board.read(4096, timeout=0.05)))
+    return got
+
+
+@dataclass
+class Nrf51Day:
+    idle_ips: float  # instructions per guest second, idle main loop (a pass, sleep_ms(1))
+    per_pulse: float  # on top of the idle loop: below this measurement's noise
+    per_uplink: float
+
+    @property
+    def share(self) -> float:
+        """Fraction of guest time spent executing instructions, idle main loop."""
+        return self.idle_ips * NRF51_CPI / NRF51_HZ
+
+    def awake_s(self, *, polling: bool = True, per_pass: float = 0.0) -> float:
+        if polling:
+            n = self.idle_ips * DAY_S + PULSES_PER_DAY * max(0.0, self.per_pulse)
+        else:  # woken by each edge: a pass, and a pass for the debounce check 5 ms later
+            n = PULSES_PER_DAY * 4 * per_pass
+        n += UPLINKS_PER_DAY * self.per_uplink
+        return n * NRF51_CPI / NRF51_HZ
+
+
+def main_loop_pass(sleep1: Nrf51Day, sleep5: Nrf51Day) -> tuple[float, float]:
+    """(instructions per pass, ms a sleep_ms(n) lasts beyond n) from the idle shares with
+    sleep_ms(1) and sleep_ms(5): share = x / (x + n + d), x the pass's time in ms."""
+    r1, r5 = (1 - sleep1.share) / sleep1.share, (1 - sleep5.share) / sleep5.share
+    x_ms = 4 / (r5 - r1)
+    return x_ms * 1e-3 * NRF51_HZ / NRF51_CPI, r1 * x_ms - 1
+
+
+@pytest.fixture(scope="module")
+def nrf51_days(tmp_path_factory: pytest.TempPathFactory) -> tuple[Nrf51Day, Nrf51Day]:
+    """The nRF51 build as it is (sleep_ms(1) between passes), and a variant of its main
+    loop made here (sleep_ms(5)) that checks the per-pass model's prediction."""
+    workdir = tmp_path_factory.mktemp("nrf51-energy")
+    return measure_nrf51(workdir / "now", 1, N_INTERVALS), measure_nrf51(workdir / "v5", 5, 4)
+
+
+def measure_nrf51(workdir: Path, loop_sleep_ms: int, intervals: int) -> Nrf51Day:
+    """The nRF51 build (bundle("nrf51")) on a deterministic micro:bit: guest instructions
+    per idle second, per pulse and per uplink (with its receive window)."""
+    interval = 20
+    text = render_config(
+        id=0x0E0E0E0F, key=KEY, gen=1, interval=interval, pin_pulse="pin0", pin_dir="pin1"
+    )
+    files = {**bundle("nrf51"), "config.txt": text.encode()}
+    if loop_sleep_ms != 1:  # the same length: the file's chunk lengths stay right
+        assert files["ml_nm"].count(b"step();sleep_ms(1)") == 1
+        patched = f"step();sleep_ms({loop_sleep_ms})".encode()
+        assert len(patched) == len(b"step();sleep_ms(1)")
+        files["ml_nm"] = files["ml_nm"].replace(b"step();sleep_ms(1)", patched)
+    # flashed in real time (raw-REPL writes under -icount with sleep=off lose bytes), then
+    # powered on from that flash image with guest time following the instruction count
+    with EmulatedBoard(workdir, name="flashing") as board:
+        board.flash(files)
+        image = board.power_cut()
+    with EmulatedBoard(workdir, deterministic=True, flash_image=image) as board:
+        decoder = LinkDecoder()
+        board_frames(board, decoder, 2, 300)  # the boot status frame, then a reading
+        board.start_guest_clock()  # after the reset (it stops TIMER2), not before
+        clock = Nrf51Clock(board)
+        # the idle rate wanders (5.7 to 9.3 M instructions per guest second over a few
+        # seconds), so it is averaged over whole intervals sampled about every guest
+        # second; the windows around each reading frame (the seal and send before it,
+        # the receive window after it) carry the uplink's work on top of that rate
+        samples: list[tuple[Nrf51Span, int]] = []
+        a = start = clock.now()
+        deadline = time.monotonic() + 120
+        while sum(n for _, n in samples) < intervals:
+            assert time.monotonic() < deadline, "the firmware did not send"
+            time.sleep(0.03)
+            b = clock.now()
+            samples.append((clock.between(a, b), len(decoder.feed(board.read(4096, 0.01)))))
+            a = b
+        whole = clock.between(start, a)
+        # pulses, after the last reading's receive window, paced in guest time (the guest
+        # runs many times faster than the wall clock); a reading on the way is subtracted
+        clock.wait(4)
+        a = clock.now()
+        for _ in range(N_PULSES):
+            board.set_pin("pin0", 1)
+            clock.wait(0.05)
+            board.set_pin("pin0", 0)
+            clock.wait(0.05)
+        pulses = clock.since(a)
+        sent = len(decoder.feed(board.read(4096, timeout=0.05)))
+    marked = set()
+    for j, (_, n) in enumerate(samples):
+        if n:
+            marked.update(range(j - 2, j + 4))  # before the frame, and its 2 s window
+    quiet = [span for j, (span, _) in enumerate(samples) if j not in marked]
+    idle_ips = sum(q.instructions for q in quiet) / sum(q.guest_s for q in quiet)
+    busy = [samples[j][0] for j in marked if 0 <= j < len(samples)]
+    extra = sum(q.instructions - idle_ips * q.guest_s for q in busy)
+    per_uplink = extra / intervals
+    per_pulse = (pulses.instructions - idle_ips * pulses.guest_s - sent * per_uplink) / N_PULSES
+    print(f"\nnrf51 sleep_ms({loop_sleep_ms}): {whole} over {intervals} intervals in "
+          f"{len(samples)} samples; "
+          f"pulses {pulses} ({sent} uplinks on the way)")  # fmt: skip
+    # the guest clock agrees with the firmware's own: N intervals of `interval` seconds
+    # (the first sample starts just after a reading, the last ends just after one)
+    assert abs(whole.guest_s - intervals * interval) <= interval * 0.5, whole
+    assert 0 < idle_ips < 16e6 / NRF51_CPI and per_uplink > 0
+    return Nrf51Day(idle_ips, per_pulse, per_uplink)
 
 
 @dataclass
@@ -85,7 +247,7 @@ def wait_frames(pico: EmulatedPico, decoder: LinkDecoder, n: int, timeout: float
         time.sleep(0.05)
 
 
-def test_energy_budget_per_board(pico: EmulatedPico) -> None:
+def test_energy_budget_per_board(nrf51_days: tuple[Nrf51Day, Nrf51Day], pico: EmulatedPico) -> None:
     interval = 60
     text = render_config(id=0x0E0E0E0E, key=KEY, gen=1, interval=interval, pin_pulse=str(PULSE))
     pico.flash({**bundle("rp2"), "config.txt": text.encode()})
@@ -128,10 +290,20 @@ def test_energy_budget_per_board(pico: EmulatedPico) -> None:
     rp2_ma = (mcu_mas + radio_mas) / DAY_S
     # the same day if the MCU were dormant between events (wake on the pulse edge)
     dormant_ma = (awake * RP2040_RUN_MA + asleep * RP2040_DORMANT_MA + radio_mas) / DAY_S
-    # nRF51 on QEMU: not measured here (see docs/firmware.md); its radio day is the same
+    # nRF51: awake at its run current, asleep in System ON idle; the same radio day
+    nrf, nrf5 = nrf51_days
+    per_pass, sleep_extra_ms = main_loop_pass(nrf, nrf5)
+    nrf_rows = []
+    for name, day, polling in (("nrf51 (micro:bit, sleep_ms(1) polling)", nrf, True),
+                               ("nrf51, sleep_ms(5) polling (variant)", nrf5, True),
+                               ("nrf51, wake on pulse edge (design)", nrf, False)):  # fmt: skip
+        nrf_awake = day.awake_s(polling=polling, per_pass=per_pass)
+        nrf_ma = nrf_awake * NRF51_RUN_MA + (DAY_S - nrf_awake) * NRF51_IDLE_MA + radio_mas
+        nrf_rows.append((name, nrf_awake, nrf_ma / DAY_S))
     rows = [
         ("rp2 (RP2040, lightsleep(100))", awake, rp2_ma),
         ("rp2, dormant between events (design)", awake, dormant_ma),
+        *nrf_rows,
     ]
     print()
     print(f"rp2 measured: idle {idle_rate * 100:.2f} % awake ({idle.wakeups / idle.guest_s:.0f} "
@@ -145,5 +317,17 @@ def test_energy_budget_per_board(pico: EmulatedPico) -> None:
     for name, awake_s, ma in rows:
         years = [cap / ma / 24 / 365 for cap in CELLS_MAH.values()]
         print(f"{name:40} {awake_s:12.0f} {ma:8.3f}" + "".join(f" {y:24.2f}" for y in years))
-    print("nrf51 (QEMU microbit): not measured (see docs/firmware.md, Energy)")
+    print(f"nrf51 measured: idle {nrf.idle_ips / 1e3:.0f} k instructions per guest second "
+          f"({nrf.idle_ips * NRF51_CPI / NRF51_HZ * 100:.1f} % awake at CPI {NRF51_CPI}, "
+          f"{NRF51_HZ / 1e6:.0f} MHz), {nrf.per_pulse / 1e3:.1f} k per pulse (within the noise), "
+          f"{per_pass / 1e3:.1f} k per main-loop pass, "
+          f"{nrf.per_uplink / 1e3:.0f} k per uplink (seal, send, receive window)")  # fmt: skip
+    share = nrf.share
+    r = NRF51_CPI_HIGH / NRF51_CPI  # each pass's work takes r times longer, the 1 ms sleep not
+    t = NRF51_CPI / NRF51_HZ
+    print(f"nrf51 sleep_ms(5) variant: idle {nrf5.share * 100:.1f} % awake; sleep_ms(1) "
+          f"{nrf.share * 100:.1f} %: a pass is {per_pass / 1e3:.1f} k instructions "
+          f"({per_pass * t * 1e3:.2f} ms), sleep_ms(n) takes n + {sleep_extra_ms:.1f}")  # fmt: skip
+    print(f"nrf51 at CPI {NRF51_CPI_HIGH}: idle {r * share / (r * share + 1 - share) * 100:.0f} "
+          "% awake (sensitivity, not emulated)")  # fmt: skip
     assert idle.guest_s > 0 and 0 < idle_rate < 1 and whole.guest_s >= interval * 0.9

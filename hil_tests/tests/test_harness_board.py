@@ -125,3 +125,25 @@ def test_a_board_that_is_off_says_so(tmp_path: Path) -> None:
     b = EmulatedBoard(tmp_path)
     with pytest.raises(BoardError, match="not running"):
         b.read(timeout=0.1)
+
+
+def test_guest_clock_follows_the_guest_and_counts_its_instructions(tmp_path: Path) -> None:
+    """TIMER2 (guest time) and QEMU's icount (instructions) agree with the firmware's own
+    ticks: a busy loop runs at 64 ns per instruction (icount shift 6), a sleep costs time
+    but few instructions. The energy benchmark's nRF51 figures rest on this."""
+    with EmulatedBoard(tmp_path, deterministic=True) as b:
+        b.start_guest_clock()
+        b.exec("from utime import sleep_ms, ticks_us")
+        a = b.guest_clock()
+        busy_us = int(b.exec("u=ticks_us()\nfor i in range(20000): pass\nprint(ticks_us()-u)"))
+        c = b.guest_clock()
+        # the exec's own overhead (the raw REPL) comes on top of the loop
+        assert busy_us <= (c[1] - a[1]) * 0.064 <= busy_us * 1.3 + 100_000
+        assert busy_us <= c[0] - a[0]
+        a = b.guest_clock()
+        b.exec("sleep_ms(1000)")
+        c = b.guest_clock()
+        assert c[0] - a[0] >= 1_000_000
+        assert (c[1] - a[1]) * 0.064 < 0.3 * (c[0] - a[0])  # asleep most of that second
+    with EmulatedBoard(tmp_path / "rt") as b, pytest.raises(BoardError, match="deterministic"):
+        b.guest_clock()

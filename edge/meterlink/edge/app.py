@@ -1,4 +1,5 @@
-"""The gateway service: wires the parts and runs them as named tasks in one TaskGroup.
+"""The gateway service: wires the parts in its constructor and runs them as named tasks in
+one TaskGroup; every receiver (`meterlink.edge.ingress.Ingress`) runs in a nested one.
 
 Signals: SIGTERM/SIGINT drain and stop (datagrams already queued on the UDP sockets read
 and committed, ingress closed, pending frames committed, the backlog given `drain_s` to
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import signal
 import time
 from typing import Any
@@ -22,10 +22,10 @@ from meterlink.edge import systemd
 from meterlink.edge.config import GatewayConfig
 from meterlink.edge.database import Database
 from meterlink.edge.dedupe import Deduplicator
-from meterlink.edge.downlink import Downlink
+from meterlink.edge.downlink import Downlink, Sender
 from meterlink.edge.forwarder import Forwarder
 from meterlink.edge.http import HttpServer, json_response, status_page
-from meterlink.edge.ingress import Receiver, SerialReceiver, UdpReceiver
+from meterlink.edge.ingress import Heard, Ingress, Receiver, SerialReceiver, UdpReceiver
 from meterlink.edge.logs import Logger, RateLimitedLog
 from meterlink.edge.metrics import GatewayMetrics
 from meterlink.edge.outbox import Outbox, OutboxError, space_check
@@ -40,18 +40,18 @@ class Gateway:
     def __init__(self, cfg: GatewayConfig, log: Logger | None = None,
                  drain_s: float = 5.0) -> None:
         self.cfg = cfg
-        self.log = log or Logger(cfg.log.level)
+        self.log = log or Logger()
         self.drain_s = drain_s
         self.metrics = GatewayMetrics()
         self.status = LiveStatus(cfg.gateway_id)
         self.registry = DeviceRegistry(cfg.keys_file)
-        self.link_errors: dict[str, int] = {}
         self.receivers: dict[str, Receiver] = {}
         self.ready = asyncio.Event()
         self.stopping = asyncio.Event()
         self.http_port = 0
         self.udp_ports: dict[str, int] = {}
         self.packet_forwarders: dict[str, PacketForwarder] = {}
+        self.ingress: dict[str, Ingress] = {}  # every receiver, as it is run
         self._background: set[asyncio.Task[None]] = set()
         self._setup()
 
@@ -79,8 +79,8 @@ class Gateway:
         guard = ReplayGuard(outbox.load_replay(), rows=outbox.iter_seen())
         self.reject_log = RateLimitedLog(self.log, cfg.log.rejects_per_minute)
         # Where downlinks can go: receivers by name, concentrators by EUI (filled below).
-        self.senders: dict[str, Any] = {}
-        self.downlink = Downlink(self.db, self._keys, self.senders, self.metrics, self.log,
+        self.senders: dict[str, Sender] = {}
+        self.downlink = Downlink(self.db, self.registry, self.senders, self.metrics, self.log,
                                  cfg.downlink_delay_ms / 1000)
         self.forwarder = Forwarder(cfg=cfg.mqtt, gateway_id=cfg.gateway_id, db=self.db,
                                    downlink=self.downlink, metrics=self.metrics,
@@ -100,7 +100,7 @@ class Gateway:
         for rc in cfg.serial:
             self.receivers[rc.name] = SerialReceiver(rc.name, rc.port, rc.baudrate,
                                                      self._on_heard, self._on_link_error,
-                                                     gate)
+                                                     gate, self.log)
         for uc in cfg.udp:
             self.receivers[uc.name] = UdpReceiver(uc.name, uc.host, uc.port, self._on_heard,
                                                   self._on_link_error, gate)
@@ -109,10 +109,11 @@ class Gateway:
             pf_metrics = PfMetrics(self.metrics.registry)
             for pc in cfg.packet_forwarder:
                 pf = PacketForwarder(pc, self._on_heard, self._on_link_error, pf_metrics,
-                                     self.log, self.reject_log)
+                                     self.log, self.reject_log, gate)
                 self.packet_forwarders[pc.name] = pf
                 self.senders.update(pf.concentrators)  # downlinks go through the EUI that heard
-                gate.watch(functools.partial(self._gate_packet_forwarder, pf))
+        self.ingress.update(self.receivers)
+        self.ingress.update(self.packet_forwarders)
         self.http = HttpServer(cfg.http.host, cfg.http.port, {
             "/": lambda: (200, "text/html; charset=utf-8", status_page()),
             "/api/status": lambda: json_response(self.snapshot()),
@@ -120,30 +121,16 @@ class Gateway:
             "/healthz": self._health,
         })
 
-    @staticmethod
-    def _gate_packet_forwarder(pf: PacketForwarder, is_open: bool) -> None:
-        """Backpressure for a packet-forwarder socket too (its asyncio transport): the
-        kernel holds PUSH_DATA while the outbox catches up."""
-        transport = pf.transport
-        if transport is None or transport.is_closing():
-            return
-        if is_open:
-            transport.resume_reading()  # type: ignore[attr-defined]
-        else:
-            transport.pause_reading()  # type: ignore[attr-defined]
-
-    def _keys(self, device_id: int) -> Any:
-        return self.pipeline.keys(device_id)
-
-    def _on_heard(self, heard: Any) -> None:
+    def _on_heard(self, heard: Heard) -> None:
         self.pipeline.handle(heard)
 
     def _on_link_error(self, receiver: str, reason: str) -> None:
-        self.link_errors[receiver] = self.link_errors.get(receiver, 0) + 1
-        self.metrics.link_errors.inc(receiver=receiver, reason=reason)
-        self.metrics.frames.inc(outcome="rejected", reason=reason)
-        self.reject_log.log("warning", "frame_rejected", reason=reason, receiver=receiver,
-                            layer="link")
+        self.pipeline.link_error(receiver, reason)
+
+    def _link_errors(self, receiver: str) -> int:
+        """Counted once, in `meterlink_link_errors_total{receiver, reason}`."""
+        return int(sum(v for labels, v in self.metrics.link_errors.values.items()
+                       if dict(labels).get("receiver") == receiver))
 
     def _backlog_age(self) -> float:
         oldest = self.db.outbox.oldest_received_at  # cached by the outbox, no query
@@ -154,10 +141,8 @@ class Gateway:
         return self.pipeline.commit_ok and self.forwarder.delete_ok
 
     def _metrics(self) -> tuple[int, str, bytes]:
-        for name, rx in self.receivers.items():
-            if isinstance(rx, UdpReceiver):
-                self.metrics.kernel_drops.set(rx.kernel_drops, receiver=name)
-                self.metrics.shed.set(rx.shed, receiver=name)
+        for rx in self.ingress.values():
+            rx.export(self.metrics)
         return 200, "text/plain; version=0.0.4", self.metrics.render().encode()
 
     # -- views ------------------------------------------------------------------------------
@@ -173,7 +158,7 @@ class Gateway:
                         "oldest_age_s": round(self._backlog_age(), 1)},
             "frames": {k: int(v) for k, v in by_outcome.items()},
             "receivers": [{"name": name, "connected": rx.connected, "frames": rx.frames,
-                           "link_errors": self.link_errors.get(name, 0)}
+                           "link_errors": self._link_errors(name)}
                           for name, rx in self.receivers.items()],
             "concentrators": [v for pf in self.packet_forwarders.values() for v in pf.views()],
             "devices_registered": len(self.registry),
@@ -191,6 +176,11 @@ class Gateway:
                               "outbox_writable": ok, "error": error,
                               "broker_connected": self.status.broker_connected,
                               "backlog": self.db.outbox.count}, 200 if ok else 503)
+
+    def close(self) -> None:
+        """Closes the outbox of a gateway that was built but not run (`run` closes it on
+        its way out)."""
+        self.db.close()
 
     # -- signals ----------------------------------------------------------------------------
 
@@ -238,13 +228,12 @@ class Gateway:
             async with asyncio.TaskGroup() as tg:
                 tasks = [tg.create_task(self.pipeline.run_committer(), name="committer"),
                          tg.create_task(self.forwarder.run(), name="forwarder")]
-                for name, rx in self.receivers.items():
-                    if isinstance(rx, SerialReceiver):
-                        tasks.append(tg.create_task(rx.run(self.log.log), name=f"rx-{name}"))
-                    else:
-                        self.udp_ports[name] = await rx.start()
-                for name, pf in self.packet_forwarders.items():
-                    self.udp_ports[name] = await pf.start()
+                for name, rx in self.ingress.items():
+                    port = await rx.start()
+                    if port is not None:
+                        self.udp_ports[name] = port
+                receivers = tg.create_task(self._run_receivers(), name="receivers")
+                tasks.append(receivers)
                 self.http_port = await self.http.start()
                 interval = systemd.watchdog_interval_s()
                 if interval:
@@ -257,7 +246,7 @@ class Gateway:
                 await self.stopping.wait()
                 systemd.notify("STOPPING=1")
                 self.log.info("stopping", backlog=self.db.outbox.count)
-                await self._shutdown(tasks)
+                await self._shutdown(receivers, tasks)
         finally:
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
@@ -265,19 +254,23 @@ class Gateway:
         self.log.info("stopped", backlog=self.db.outbox.count)
         return 0
 
-    async def _shutdown(self, tasks: list[asyncio.Task[None]]) -> None:
+    async def _run_receivers(self) -> None:
+        """Every receiver in one nested TaskGroup: cancelling this task stops them all,
+        each closing its own socket or line."""
+        async with asyncio.TaskGroup() as tg:
+            for name, rx in self.ingress.items():
+                tg.create_task(rx.run(), name=f"rx-{name}")
+
+    async def _shutdown(self, receivers: asyncio.Task[None],
+                        tasks: list[asyncio.Task[None]]) -> None:
         drained = 0
-        for rx in self.receivers.values():
-            if isinstance(rx, UdpReceiver):  # what the kernel already holds is ours
-                drained += await rx.drain(self.pipeline.flush, self.cfg.outbox.commit_max_frames)
-                rx.close()
-        for t in tasks:
-            if t.get_name().startswith("rx-"):
-                t.cancel()
+        for rx in self.ingress.values():  # what the kernel already holds is ours
+            drained += await rx.drain(self.pipeline.flush, self.cfg.outbox.commit_max_frames)
+        receivers.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await receivers
         if drained:
             self.log.info("drained_socket_queue", datagrams=drained)
-        for pf in self.packet_forwarders.values():
-            pf.close()
         await self.http.close()
         await self.pipeline.flush()
         await self.downlink.wait_idle()

@@ -12,7 +12,7 @@ import asyncio
 import json
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +22,8 @@ from meterlink.edge.ingress import Receiver
 from meterlink.edge.logs import Logger
 from meterlink.edge.metrics import GatewayMetrics
 from meterlink.edge.packet_forwarder import Concentrator
-from meterlink.protocol import Ack, Config, DeviceKeys, FrameType, TimeSync, encode_frame
+from meterlink.edge.registry import DeviceRegistry
+from meterlink.protocol import Ack, Config, FrameType, TimeSync, encode_frame
 from meterlink.protocol.module_config import COMMAND_FIELDS
 
 Sender = Receiver | Concentrator  # a concentrator schedules in the window (PULL_RESP)
@@ -73,11 +74,11 @@ def parse_command(device_id: int, raw: bytes) -> tuple[str, dict[str, int]]:
 
 
 class Downlink:
-    def __init__(self, db: Database, keys: Callable[[int], DeviceKeys | None],
+    def __init__(self, db: Database, registry: DeviceRegistry,
                  receivers: Mapping[str, Sender], metrics: GatewayMetrics, log: Logger,
                  delay_s: float = 0.0) -> None:
         self.db = db
-        self.keys = keys
+        self.registry = registry
         self.receivers = receivers
         self.metrics = metrics
         self.log = log
@@ -93,7 +94,7 @@ class Downlink:
         return len(self.queues.get(device_id, ()))
 
     async def add_command(self, device_id: int, raw: bytes) -> Command:
-        if self.keys(device_id) is None:
+        if self.registry.keys(device_id) is None:
             raise CommandError(f"device {device_id}: not in the key file, so no downlink "
                                "can be sent to it")
         kind, fields = parse_command(device_id, raw)
@@ -118,7 +119,7 @@ class Downlink:
         return rx is not None and rx.send(payload)
 
     async def _answer(self, s: Sighting, ack: bool) -> None:
-        keys = self.keys(s.device_id)
+        keys = self.registry.keys(s.device_id)
         if keys is None:
             return
         if self.delay_s:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import logging
 import random
 import ssl
 import time
@@ -30,14 +29,11 @@ from paho.mqtt.properties import Properties
 from meterlink.edge.config import MqttConfig
 from meterlink.edge.database import Database
 from meterlink.edge.downlink import CommandError, Downlink
-from meterlink.edge.logs import Logger
+from meterlink.edge.logs import MQTT, Logger
 from meterlink.edge.messages import final_payload, iso
 from meterlink.edge.metrics import GatewayMetrics
 from meterlink.edge.outbox import Message, OutboxError
 from meterlink.edge.status import LiveStatus
-
-_MQTT_LOG = logging.getLogger("meterlink.edge.mqtt")
-_MQTT_LOG.setLevel(logging.ERROR)  # the forwarder logs connection events itself
 
 
 def backoff_delays(lo: float, hi: float, rng: random.Random | None = None) -> Any:
@@ -78,6 +74,9 @@ class Forwarder:
         self.metrics = metrics
         self.status = status
         self.log = log
+        # aiomqtt's own warnings (publish queue full, pending calls above the threshold)
+        # go through a child logger at WARNING; connection events the forwarder logs itself
+        self.client_log = log.child(MQTT, level="warning").std
         self.status_topic = f"{cfg.topic_prefix}/gateways/{gateway_id}/status"
         self.command_filter = f"{cfg.topic_prefix}/commands/+"
         self._new = asyncio.Event()
@@ -113,7 +112,7 @@ class Forwarder:
             cfg.host, cfg.port, username=cfg.username, password=cfg.password,
             identifier=cfg.client_id, will=will, keepalive=cfg.keepalive_s,
             tls_context=tls_context(cfg), max_inflight_messages=cfg.max_inflight,
-            timeout=10, logger=_MQTT_LOG, **kwargs)
+            timeout=10, logger=self.client_log, **kwargs)
         client.pending_calls_threshold = cfg.max_inflight * 4  # warns above this
         return client
 

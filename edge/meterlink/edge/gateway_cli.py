@@ -14,12 +14,14 @@ from meterlink.edge.registry import DeviceRegistry, RegistryError
 
 def _run(args: argparse.Namespace) -> int:
     from meterlink.edge.app import Gateway
+    from meterlink.edge.logs import configure_logging
 
     try:
         cfg = load_config(args.config)
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return 2
+    configure_logging(cfg.log.level)
     try:
         return asyncio.run(Gateway(cfg, drain_s=args.drain_s).run())
     except (RegistryError, OutboxError) as exc:

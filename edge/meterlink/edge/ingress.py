@@ -1,5 +1,11 @@
 """Radio receivers: serial lines (SLIP link frames) and UDP (one link frame per datagram).
 
+Every receiver (these two and `meterlink.edge.packet_forwarder.PacketForwarder`) has one
+shape, `Ingress`: `start()` binds what must be bound before the gateway says it is ready
+(and returns the port, or None), `run()` serves until cancelled and closes on the way
+out, `drain()` takes on shutdown what the kernel already holds, `export()` sets the
+receiver's own gauges. The gateway runs every `run()` in one nested TaskGroup.
+
 Each receiver hands `Heard` frames to a callback and counts link errors by reason. A
 serial receiver that loses its line (USB unplugged, pty closed) reopens it every few
 seconds; nothing else stops.
@@ -25,11 +31,14 @@ import contextlib
 import os
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import serial
 
+from meterlink.edge.logs import Logger
+from meterlink.edge.metrics import GatewayMetrics
 from meterlink.protocol import (
     FrameType,
     LinkDecoder,
@@ -115,6 +124,31 @@ class Heard:
 
 OnHeard = Callable[[Heard], None]
 OnLinkError = Callable[[str, str], None]  # receiver name, reason
+Flush = Callable[[], Awaitable[object]]
+
+
+class Ingress(Protocol):
+    """The one shape of a receiver, as the gateway runs it."""
+
+    name: str
+
+    async def start(self) -> int | None:
+        """Binds its socket (a bind error raises here, before the gateway is ready);
+        returns the port bound, or None for a receiver without one."""
+
+    async def run(self) -> None:
+        """Serves until cancelled; closes what it opened on the way out."""
+
+    async def drain(self, flush: Flush, batch: int) -> int:
+        """On shutdown, before `run` is cancelled: reads what is already queued (calling
+        `flush` every `batch`); how many datagrams were read."""
+
+    def export(self, metrics: GatewayMetrics) -> None:
+        """Sets the receiver's own gauges before /metrics is rendered."""
+
+
+async def until_cancelled() -> None:
+    await asyncio.get_running_loop().create_future()
 
 
 def _heard(name: str, frame: LinkFrame) -> Heard | None:
@@ -132,8 +166,10 @@ class SerialReceiver:
     reopen_delay_s = 2.0
 
     def __init__(self, name: str, port: str, baudrate: int, on_heard: OnHeard,
-                 on_error: OnLinkError, gate: Gate | None = None) -> None:
+                 on_error: OnLinkError, gate: Gate | None = None,
+                 log: Logger | None = None) -> None:
         self.name = name
+        self.log = log or Logger()
         self.port = port
         self.baudrate = baudrate
         self.on_heard = on_heard
@@ -183,7 +219,18 @@ class SerialReceiver:
             self.last_heard = heard.received_at
             self.on_heard(heard)
 
-    async def run(self, log: Callable[..., None]) -> None:
+    async def start(self) -> None:
+        """The line is opened (and reopened) by `run`: a missing tty is not fatal."""
+        return None
+
+    async def drain(self, flush: Flush, batch: int) -> int:
+        return 0  # the driver's buffer is left for the next start
+
+    def export(self, metrics: GatewayMetrics) -> None:
+        pass
+
+    async def run(self) -> None:
+        log = self.log.log
         loop = asyncio.get_running_loop()
         while True:
             try:
@@ -367,12 +414,26 @@ class UdpReceiver:
         self._on_gate(self.gate.is_open)
         return self.port
 
+    async def run(self) -> None:
+        """Serves (the event loop reads the socket while the gate is open) until
+        cancelled, then closes the socket."""
+        if self.sock is None:
+            await self.start()
+        try:
+            await until_cancelled()
+        finally:
+            self.close()
+
+    def export(self, metrics: GatewayMetrics) -> None:
+        metrics.kernel_drops.set(self.kernel_drops, receiver=self.name)
+        metrics.shed.set(self.shed, receiver=self.name)
+
     async def drain(self, pipeline_flush: Callable[[], object], batch: int,
                     max_datagrams: int = 200_000) -> int:
         """On shutdown: reads what is already queued on the socket (regardless of the
         gate), committing every `batch` datagrams; returns how many were read."""
         total = 0
-        while total < max_datagrams:
+        while total < max_datagrams and self.sock is not None:
             n = self._read_burst(min(batch, max_datagrams - total))
             total += n
             result = pipeline_flush()

@@ -1,8 +1,16 @@
-"""Structured logs: one JSON object per line on stderr (journald keeps them as they are).
+"""Structured logs: stdlib `logging`, one JSON object per line on stderr (journald keeps
+them as they are).
 
-`RateLimitedLog` bounds how often a noisy event (rejected frames) is written: at most
-`per_minute` lines in any 60 s window (`WindowLimit`, also usable as a `logging.Filter`);
-past it, events are counted and the count is reported with the next line that gets out.
+`configure_logging` is called once, by `meterlink gateway run`: it gives the `meterlink`
+logger a `JsonFormatter` handler on stderr and sets the MQTT client's child logger
+(`meterlink.edge.mqtt`, handed to aiomqtt) to WARNING, so its queue-full and pending-calls
+warnings reach the journal. `Logger` is the event-style front (`log.info("event", k=v)`)
+over a stdlib logger; the fields travel on the record and the formatter writes them as
+`{"ts", "level", "event", **fields}`.
+
+Rejected-frame logs are bounded by `WindowLimit`, a `logging.Filter` on their own child
+logger (`RateLimitedLog`): at most `per_minute` lines in any 60 s window; past it, events
+are counted and the count is reported with the next line that gets out.
 """
 
 from __future__ import annotations
@@ -15,22 +23,90 @@ from collections import deque
 from typing import Any, TextIO
 
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
+ROOT = "meterlink"
+GATEWAY = "meterlink.edge"
+MQTT = "mqtt"  # child of the gateway's logger that aiomqtt writes to
+MQTT_LEVEL = logging.WARNING
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record. A record from `Logger` carries its event as the message
+    and its fields in `record.fields`; a library's record (aiomqtt) is written as event
+    `library` with its logger name and message."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields = getattr(record, "fields", None)
+        out: dict[str, Any] = {"ts": round(record.created, 3),
+                               "level": record.levelname.lower()}
+        if fields is None:
+            out.update(event="library", logger=record.name, msg=record.getMessage())
+            if record.exc_info:
+                out["exc"] = self.formatException(record.exc_info)
+        else:
+            out["event"] = record.msg
+            out.update(fields)
+        suppressed = getattr(record, "suppressed_since_last", 0)
+        if suppressed:
+            out["suppressed_since_last"] = suppressed
+        return json.dumps(out, default=str)
+
+
+class JsonHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A stream handler with the JSON formatter; a closed stderr must not stop the
+    gateway, so write errors are dropped rather than reported on that same stderr."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        super().__init__(stream if stream is not None else sys.stderr)
+        self.setFormatter(JsonFormatter())
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        pass
+
+
+def configure_logging(level: str = "info", stream: TextIO | None = None) -> logging.Logger:
+    """Once per process, by the gateway command: JSON lines on `stream` (stderr) for
+    everything under `meterlink`; the MQTT client's logger at WARNING."""
+    root = logging.getLogger(ROOT)
+    for h in list(root.handlers):
+        root.removeHandler(h)
+    root.addHandler(JsonHandler(stream))
+    root.setLevel(LEVELS[level])
+    root.propagate = False
+    logging.getLogger(f"{GATEWAY}.{MQTT}").setLevel(MQTT_LEVEL)
+    return root
 
 
 class Logger:
-    def __init__(self, level: str = "info", stream: TextIO | None = None) -> None:
-        self.threshold = LEVELS[level]
-        self.stream = stream if stream is not None else sys.stderr
+    """Event-style calls onto a stdlib logger.
+
+    `Logger()` writes to the `meterlink.edge` logger that `configure_logging` set up.
+    `Logger(level, stream)` makes a private logger with its own JSON handler on `stream`,
+    outside the global hierarchy (tests, and a gateway embedded in another program)."""
+
+    def __init__(self, level: str | None = None, stream: TextIO | None = None, *,
+                 std: logging.Logger | None = None) -> None:
+        if std is not None:
+            self.std = std
+        elif stream is None and level is None:
+            self.std = logging.getLogger(GATEWAY)
+        else:
+            self.std = logging.Logger(GATEWAY, LEVELS[level or "info"])
+            self.std.addHandler(JsonHandler(stream))
+            self.std.propagate = False
+
+    def child(self, suffix: str, level: str | None = None) -> Logger:
+        """A child logger (`<name>.<suffix>`) that writes through this one's handlers."""
+        if self.std.manager.loggerDict.get(self.std.name) is self.std:
+            std = self.std.getChild(suffix)
+        else:  # private: not in the manager, so link the child by hand
+            std = logging.Logger(f"{self.std.name}.{suffix}")
+            std.parent = self.std
+        if level is not None:
+            std.setLevel(LEVELS[level])
+        return Logger(std=std)
 
     def log(self, level: str, event: str, **fields: Any) -> None:
-        if LEVELS[level] < self.threshold:
-            return
-        record = {"ts": round(time.time(), 3), "level": level, "event": event, **fields}
-        try:
-            self.stream.write(json.dumps(record, default=str) + "\n")
-            self.stream.flush()
-        except (OSError, ValueError):
-            pass  # a closed stderr must not stop the gateway
+        self.std.log(LEVELS[level], event, extra={"fields": fields})
 
     def debug(self, event: str, **fields: Any) -> None:
         self.log("debug", event, **fields)
@@ -61,6 +137,7 @@ class WindowLimit(logging.Filter):
         self.clock = clock
         self._times: deque[float] = deque(maxlen=max(1, limit))
         self.suppressed = 0
+        self.passed = 0
 
     def allow(self, now: float | None = None) -> bool:
         now = self.clock() if now is None else now
@@ -71,12 +148,14 @@ class WindowLimit(logging.Filter):
             self.suppressed += 1
             return False
         self._times.append(now)
+        self.passed += 1
         return True
 
     def filter(self, record: logging.LogRecord) -> bool:
-        """As a `logging.Filter`: by the record's creation time; the count suppressed
-        before it is attached as `record.suppressed_since_last`."""
-        if not self.allow(record.created):
+        """As a `logging.Filter` (on the filter's clock, monotonic by default, so a wall
+        clock step does not open or shut the window); the count suppressed before it is
+        attached as `record.suppressed_since_last`. `passed` counts what got out."""
+        if not self.allow():
             return False
         record.suppressed_since_last = self.take_suppressed()
         return True
@@ -87,22 +166,21 @@ class WindowLimit(logging.Filter):
 
 
 class RateLimitedLog:
-    """At most `per_minute` lines in any 60 s window; the rest are counted."""
+    """At most `per_minute` lines in any 60 s window; the rest are counted. The limit is a
+    `WindowLimit` filter on a child logger (`<name>.rejects`) of `logger`."""
 
     def __init__(self, logger: Logger, per_minute: int,
                  clock: Any = time.monotonic) -> None:
-        self.logger = logger
         self.limit = WindowLimit(per_minute, 60.0, clock)
+        self.logger = logger.child("rejects")
+        self.logger.std.filters[:] = [self.limit]
 
     @property
     def suppressed(self) -> int:
         return self.limit.suppressed
 
     def log(self, level: str, event: str, **fields: Any) -> bool:
-        if not self.limit.allow():
-            return False
-        suppressed = self.limit.take_suppressed()
-        if suppressed:
-            fields["suppressed_since_last"] = suppressed
+        """Log through the filter; whether the line got out."""
+        before = self.limit.passed
         self.logger.log(level, event, **fields)
-        return True
+        return self.limit.passed != before

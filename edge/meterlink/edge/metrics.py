@@ -1,6 +1,9 @@
 """A small Prometheus text-format registry: counters, gauges and histograms with labels.
 
-No dependency: the gateway exports a few dozen series, which this covers.
+No dependency: the gateway exports a few dozen series, which this covers. Label values are
+escaped as the text format 0.0.4 says (backslash, double quote, newline), HELP text too
+(backslash, newline); edge/tests/test_verify_parts.py parses the output with
+prometheus_client's reference parser to prove it (docs/gateway.md says why).
 """
 
 from __future__ import annotations
@@ -12,15 +15,19 @@ from collections.abc import Callable
 Labels = tuple[tuple[str, str], ...]
 
 
+def _escape_label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _escape_help(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("\n", "\\n")
+
+
 def _fmt_labels(labels: Labels, extra: tuple[tuple[str, str], ...] = ()) -> str:
     items = labels + extra
     if not items:
         return ""
-    body = ",".join(
-        f'{k}="{v.replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}"'
-        for k, v in items
-    )
-    return "{" + body + "}"
+    return "{" + ",".join(f'{k}="{_escape_label(str(v))}"' for k, v in items) + "}"
 
 
 def _fmt_value(value: float) -> str:
@@ -39,7 +46,8 @@ class _Metric:
         self.help = help_text
 
     def header(self) -> list[str]:
-        return [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} {self.kind}"]
+        return [f"# HELP {self.name} {_escape_help(self.help)}",
+                f"# TYPE {self.name} {self.kind}"]
 
     def lines(self) -> list[str]:
         raise NotImplementedError
@@ -89,29 +97,61 @@ class Gauge(_Metric):
         return [f"{self.name}{_fmt_labels(k)} {_fmt_value(v)}" for k, v in self.values.items()]
 
 
-class Histogram(_Metric):
-    kind = "histogram"
+class _Series:
+    __slots__ = ("count", "counts", "sum")
 
-    def __init__(self, name: str, help_text: str, buckets: tuple[float, ...]) -> None:
-        super().__init__(name, help_text)
-        self.buckets = tuple(sorted(buckets))
-        self.counts = [0] * (len(self.buckets) + 1)
+    def __init__(self, n: int) -> None:
+        self.counts = [0] * n
         self.sum = 0.0
         self.count = 0
 
-    def observe(self, value: float) -> None:
-        self.counts[bisect.bisect_left(self.buckets, value)] += 1
-        self.sum += value
-        self.count += 1
+
+class Histogram(_Metric):
+    """Buckets per label set. Without `labelled`, the unlabelled series exists from the
+    start (zero buckets are exported before the first observation)."""
+
+    kind = "histogram"
+
+    def __init__(self, name: str, help_text: str, buckets: tuple[float, ...],
+                 labelled: bool = False) -> None:
+        super().__init__(name, help_text)
+        self.buckets = tuple(sorted(buckets))
+        self.series: dict[Labels, _Series] = {}
+        if not labelled:
+            self.series[()] = _Series(len(self.buckets) + 1)
+
+    def observe(self, value: float, **labels: str) -> None:
+        key = tuple(sorted(labels.items()))
+        s = self.series.get(key)
+        if s is None:
+            s = self.series[key] = _Series(len(self.buckets) + 1)
+        s.counts[bisect.bisect_left(self.buckets, value)] += 1
+        s.sum += value
+        s.count += 1
+
+    def get(self, **labels: str) -> tuple[int, float]:
+        """(count, sum) of one series."""
+        s = self.series.get(tuple(sorted(labels.items())))
+        return (0, 0.0) if s is None else (s.count, s.sum)
+
+    @property
+    def count(self) -> int:
+        return sum(s.count for s in self.series.values())
+
+    @property
+    def sum(self) -> float:
+        return sum(s.sum for s in self.series.values())
 
     def lines(self) -> list[str]:
         out = []
-        cumulative = 0
-        for bound, n in zip((*self.buckets, math.inf), self.counts, strict=True):
-            cumulative += n
-            out.append(f'{self.name}_bucket{{le="{_fmt_value(bound)}"}} {cumulative}')
-        out.append(f"{self.name}_sum {_fmt_value(self.sum)}")
-        out.append(f"{self.name}_count {self.count}")
+        for key, s in self.series.items():
+            cumulative = 0
+            for bound, n in zip((*self.buckets, math.inf), s.counts, strict=True):
+                cumulative += n
+                out.append(f"{self.name}_bucket"
+                           f"{_fmt_labels(key, (('le', _fmt_value(bound)),))} {cumulative}")
+            out.append(f"{self.name}_sum{_fmt_labels(key)} {_fmt_value(s.sum)}")
+            out.append(f"{self.name}_count{_fmt_labels(key)} {s.count}")
         return out
 
 
@@ -130,8 +170,9 @@ class Registry:
         self.metrics.append(m)
         return m
 
-    def histogram(self, name: str, help_text: str, buckets: tuple[float, ...]) -> Histogram:
-        m = Histogram(name, help_text, buckets)
+    def histogram(self, name: str, help_text: str, buckets: tuple[float, ...],
+                  labelled: bool = False) -> Histogram:
+        m = Histogram(name, help_text, buckets, labelled)
         self.metrics.append(m)
         return m
 

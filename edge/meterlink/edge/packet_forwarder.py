@@ -25,9 +25,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from meterlink.edge.config import PacketForwarderConfig
-from meterlink.edge.ingress import UDP_RCVBUF, Heard, OnHeard, OnLinkError
+from meterlink.edge.ingress import (
+    UDP_RCVBUF,
+    Flush,
+    Gate,
+    Heard,
+    OnHeard,
+    OnLinkError,
+    until_cancelled,
+)
 from meterlink.edge.logs import Logger, RateLimitedLog
-from meterlink.edge.metrics import Registry
+from meterlink.edge.metrics import GatewayMetrics, Registry
 from meterlink.protocol import Header, ProtocolError
 from meterlink.protocol.lora import DataRate, LoRaParamError, airtime_s
 
@@ -263,7 +271,8 @@ class PacketForwarder:
     """The server side of the protocol on one UDP port (up and down share it)."""
 
     def __init__(self, cfg: PacketForwarderConfig, on_heard: OnHeard, on_error: OnLinkError,
-                 metrics: PfMetrics, log: Logger, reject_log: RateLimitedLog) -> None:
+                 metrics: PfMetrics, log: Logger, reject_log: RateLimitedLog,
+                 gate: Gate | None = None) -> None:
         self.cfg = cfg
         self.name = cfg.name
         self.on_heard = on_heard
@@ -277,6 +286,19 @@ class PacketForwarder:
         self._token = int.from_bytes(os.urandom(2), "big")
         self._pending: dict[tuple[str, bytes], asyncio.Future[str | None]] = {}
         self.refused = 0
+        if gate is not None:
+            gate.watch(self._on_gate)
+
+    def _on_gate(self, is_open: bool) -> None:
+        """Backpressure for a packet-forwarder socket too (its asyncio transport): the
+        kernel holds PUSH_DATA while the outbox catches up."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if is_open:
+            transport.resume_reading()  # type: ignore[attr-defined]
+        else:
+            transport.pause_reading()  # type: ignore[attr-defined]
 
     # -- socket -----------------------------------------------------------------------------
 
@@ -290,6 +312,21 @@ class PacketForwarder:
                                                                 sock=sock)
         self.port = self.transport.get_extra_info("sockname")[1]
         return self.port
+
+    async def run(self) -> None:
+        """Serves until cancelled, then closes the socket."""
+        if self.transport is None:
+            await self.start()
+        try:
+            await until_cancelled()
+        finally:
+            self.close()
+
+    async def drain(self, flush: Flush, batch: int) -> int:
+        return 0  # PUSH_DATA still queued on the socket is not read (it never was)
+
+    def export(self, metrics: GatewayMetrics) -> None:
+        pass  # its figures are in PfMetrics already
 
     def close(self) -> None:
         if self.transport is not None:

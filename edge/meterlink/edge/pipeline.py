@@ -20,6 +20,8 @@ import contextlib
 import json
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 from meterlink.edge.database import Database
 from meterlink.edge.dedupe import Deduplicator, Sighting
@@ -34,12 +36,28 @@ from meterlink.edge.replay import ReplayGuard
 from meterlink.edge.status import LiveStatus
 from meterlink.protocol import (
     AuthenticationError,
-    DeviceKeys,
     FrameType,
     Header,
     ProtocolError,
     decode_frame,
 )
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What became of one heard frame: `accepted` (reason: its kind; durable once the
+    batch commits), `duplicate`, or `rejected` (reason: the code)."""
+
+    outcome: str
+    reason: str
+    device_id: int | None = None
+    counter: int | None = None
+    layer: str = "frame"
+    body: dict[str, Any] | None = None  # accepted: the message body (for the status)
+    sighting: Sighting | None = None
+    new_receiver: bool = False  # duplicate: heard by a receiver that had not heard it
+    answer: bool = False  # send `sighting` its downlink now (ack: an ACK frame)
+    ack: bool = False
 
 
 class Pipeline:
@@ -62,7 +80,6 @@ class Pipeline:
         self.commit_interval_s = commit_interval_s
         self.commit_max = commit_max
         self.on_durable = on_durable
-        self._keys: dict[int, tuple[bytes, DeviceKeys]] = {}
         self._batch = Batch()
         self._sightings: list[Sighting] = []
         self._sealed: deque[tuple[Batch, list[Sighting]]] = deque()
@@ -78,40 +95,64 @@ class Pipeline:
 
     # -- verification -----------------------------------------------------------------------
 
-    def keys(self, device_id: int) -> DeviceKeys | None:
-        device = self.registry.get(device_id)
-        if device is None:
-            return None
-        cached = self._keys.get(device_id)
-        if cached is None or cached[0] != device.key:
-            cached = self._keys[device_id] = (device.key, DeviceKeys.derive(device.key))
-        return cached[1]
+    def handle(self, heard: Heard) -> Verdict:
+        """Verifies one heard payload in the order of protocol 2.3 and returns the verdict;
+        the counts and the reject log of every verdict are written in one place
+        (`_record`). Never raises for bad input."""
+        verdict = self._verify(heard)
+        self._record(heard, verdict)
+        return verdict
 
-    def reject(self, heard: Heard, reason: str, device_id: int | None = None,
-               counter: int | None = None) -> None:
-        self.metrics.frames.inc(outcome="rejected", reason=reason)
-        self.reject_log.log("warning", "frame_rejected", reason=reason, receiver=heard.receiver,
-                            device_id=device_id, counter=counter, bytes=len(heard.payload))
+    def link_error(self, receiver: str, reason: str) -> Verdict:
+        """A receiver could not make a frame of what it read (bad CRC, link type, ...)."""
+        verdict = Verdict("rejected", reason, layer="link")
+        self.metrics.link_errors.inc(receiver=receiver, reason=reason)
+        self._record(None, verdict, receiver)
+        return verdict
 
-    def handle(self, heard: Heard) -> None:
-        """Verifies one heard payload in the order of protocol 2.3; never raises for bad
-        input."""
+    def _record(self, heard: Heard | None, v: Verdict, receiver: str = "") -> None:
+        """The side effects of a verdict, in one place: counts, the reject log, the live
+        status, and the downlink (an unconfirmed frame's receive window; an alarm already
+        durable acked again). A new alarm is acked after its commit (`_after_commit`)."""
+        if v.outcome == "rejected":
+            self.metrics.frames.inc(outcome="rejected", reason=v.reason)
+            if heard is None:
+                self.reject_log.log("warning", "frame_rejected", reason=v.reason,
+                                    receiver=receiver, layer=v.layer)
+            else:
+                self.reject_log.log("warning", "frame_rejected", reason=v.reason,
+                                    receiver=heard.receiver, device_id=v.device_id,
+                                    counter=v.counter, bytes=len(heard.payload))
+            return
+        assert heard is not None
+        if v.outcome == "accepted":  # counted when the commit makes it durable
+            assert v.body is not None
+            self.status.on_message(v.reason, v.body, heard.rssi, heard.receiver)
+        else:
+            # counted apart from `replay` (a rejection): a copy from another receiver, or a
+            # retransmission of a confirmed frame whose ack was lost, acked again
+            self.metrics.frames.inc(outcome="duplicate", reason="duplicate")
+            self.metrics.duplicates.inc(receiver=heard.receiver)
+            if v.new_receiver and v.sighting is not None:
+                self.status.on_duplicate(v.sighting.device_id, heard.receiver,
+                                         v.sighting.best_rssi)
+        if v.answer and v.sighting is not None:  # an unconfirmed frame's receive window,
+            self.downlink.answer(v.sighting, ack=v.ack)  # or a durable alarm's ack again
+
+    def _verify(self, heard: Heard) -> Verdict:
         try:
             header = Header.parse(heard.payload, uplink=True)
         except ProtocolError as exc:
-            self.reject(heard, exc.code)
-            return
+            return Verdict("rejected", exc.code)
         dev = header.device_id
-        keys = self.keys(dev)
+        keys = self.registry.keys(dev)
         if keys is None:
-            self.reject(heard, "unknown_device", dev, header.counter)
-            return
+            return Verdict("rejected", "unknown_device", dev, header.counter)
         candidates = self.guard.candidates(dev, header.counter)
         ctr = candidates[0]
         if self.guard.check(dev, ctr, heard.payload) == "duplicate":
             # byte-identical to a frame already authenticated and stored
-            self._duplicate(heard, dev, ctr, FrameType(header.frame_type).confirmed)
-            return
+            return self._duplicate(heard, dev, ctr, FrameType(header.frame_type).confirmed)
         frame = None
         failure: ProtocolError | None = None
         for ctr in candidates:  # the first whose MIC verifies (protocol 3.4)
@@ -121,14 +162,12 @@ class Pipeline:
             except AuthenticationError as exc:
                 failure = failure or exc
             except ProtocolError as exc:
-                self.reject(heard, exc.code, dev, ctr)
-                return
+                return Verdict("rejected", exc.code, dev, ctr)
         if frame is None:
-            self.reject(heard, failure.code if failure else "bad_mic", dev, candidates[0])
-            return
+            return Verdict("rejected", failure.code if failure else "bad_mic", dev,
+                           candidates[0])
         if self.guard.check(dev, ctr, heard.payload) == "replay":
-            self.reject(heard, "replay", dev, ctr)
-            return
+            return Verdict("rejected", "replay", dev, ctr)
         device = self.registry.get(dev)
         assert device is not None
         hi, bitmap, digest = self.guard.accept(dev, ctr, heard.payload)
@@ -142,15 +181,14 @@ class Pipeline:
         self._batch.replay[dev] = (hi, bitmap)
         self._batch.seen.append((dev, ctr, digest))
         self._sightings.append(sighting)
-        self.status.on_message(kind, body, heard.rssi, heard.receiver)
-        if not confirmed:
-            self.downlink.answer(sighting, ack=False)
-        else:
+        if confirmed:  # acked once durable (`_after_commit`), so commit soon
             self._urgent = True
             self._full.set()
         self._wake.set()
         if len(self._batch.messages) >= self.commit_max:
             self._seal()
+        return Verdict("accepted", kind, dev, ctr, body=body, sighting=sighting,
+                       answer=not confirmed)
 
     def _seal(self) -> None:
         """Closes the open batch; if it must wait behind the commit in flight, ingress
@@ -166,25 +204,24 @@ class Pipeline:
         """Verified frames not yet committed (bounded by about 2 x commit_max)."""
         return len(self._batch.messages) + sum(len(b.messages) for b, _ in self._sealed)
 
-    def _duplicate(self, heard: Heard, dev: int, ctr: int, confirmed: bool) -> None:
-        # counted apart from `replay` (a rejection): a copy from another receiver, or a
-        # retransmission of a confirmed frame whose ack was lost, acked again
-        self.metrics.frames.inc(outcome="duplicate", reason="duplicate")
-        self.metrics.duplicates.inc(receiver=heard.receiver)
+    def _duplicate(self, heard: Heard, dev: int, ctr: int, confirmed: bool) -> Verdict:
+        """A copy of an accepted frame: the receivers it was heard by, the ack again."""
         s = self.dedupe.get(dev, ctr)
         if s is None:
-            if confirmed:  # stored before (its digest is durable): ack it again
-                again = Sighting(dev, ctr, True, heard.receiver, heard.rssi, [heard.receiver],
-                                 durable=True)
-                self.downlink.answer(again, ack=True)
-            return
-        if s.add(heard.receiver, heard.rssi):
+            if not confirmed:
+                return Verdict("duplicate", "duplicate", dev, ctr)
+            # stored before (its digest is durable): ack it again
+            again = Sighting(dev, ctr, True, heard.receiver, heard.rssi, [heard.receiver],
+                             durable=True)
+            return Verdict("duplicate", "duplicate", dev, ctr, sighting=again, answer=True,
+                           ack=True)
+        new_receiver = s.add(heard.receiver, heard.rssi)
+        if new_receiver:
             self._batch.receiver_updates.append(
                 (dev, ctr, s.best_rssi, json.dumps(s.receivers)))
-            self.status.on_duplicate(dev, heard.receiver, s.best_rssi)
             self._wake.set()
-        if confirmed and s.durable:
-            self.downlink.answer(s, ack=True)
+        return Verdict("duplicate", "duplicate", dev, ctr, sighting=s,
+                       new_receiver=new_receiver, answer=confirmed and s.durable, ack=True)
 
     # -- grouped commits --------------------------------------------------------------------
 

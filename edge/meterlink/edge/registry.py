@@ -12,6 +12,7 @@ import os
 import stat
 from pathlib import Path
 
+from meterlink.protocol import DeviceKeys
 from meterlink.protocol.keyfile import KeyEntry, KeyFileError, load_key_file
 
 Device = KeyEntry
@@ -19,13 +20,16 @@ RegistryError = KeyFileError
 
 
 class DeviceRegistry:
-    """Device id -> key and meter facts, from the key file."""
+    """Device id -> key and meter facts, from the key file; and the derived session keys
+    (cached per device, derived again when its key changes), which the pipeline verifies
+    uplinks with and the downlink seals with."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.devices: dict[int, Device] = {}
         self.warnings: list[str] = []
         self.rekeyed: set[int] = set()  # devices the last load gave a new key
+        self._keys: dict[int, tuple[bytes, DeviceKeys]] = {}
 
     def load(self) -> int:
         """(Re)loads the file; on any error raises RegistryError and keeps the old devices."""
@@ -53,6 +57,16 @@ class DeviceRegistry:
 
     def get(self, device_id: int) -> Device | None:
         return self.devices.get(device_id)
+
+    def keys(self, device_id: int) -> DeviceKeys | None:
+        """The device's derived keys; None when it is not in the key file."""
+        device = self.devices.get(device_id)
+        if device is None:
+            return None
+        cached = self._keys.get(device_id)
+        if cached is None or cached[0] != device.key:
+            cached = self._keys[device_id] = (device.key, DeviceKeys.derive(device.key))
+        return cached[1]
 
     def __len__(self) -> int:
         return len(self.devices)

@@ -160,6 +160,15 @@ class EmulatedBoard:
         if wait_for_repl:
             self._wait_prompt(uart, "after reset")
 
+    def start_guest_clock(self) -> None:
+        """Starts the guest clock guest_clock() reads (TIMER2; a reset stops it)."""
+        self._require()[0].start_guest_clock()
+
+    def guest_clock(self) -> tuple[int, int]:
+        """(guest microseconds since start_guest_clock(), modulo 2^32; guest instructions
+        executed since QEMU started). Deterministic boards only (-icount)."""
+        return self._require()[0].guest_clock()
+
     def power_cut(self) -> Path:
         """Cuts power: stops the CPU where it is, saves the flash to an image in workdir,
         and ends QEMU. Returns the image path (power_on() boots from it)."""

@@ -21,6 +21,12 @@ DEFAULT_MICROBIT_HEX = Path("/usr/share/firmware-microbit-micropython/firmware.h
 FLASH_SIZE = 0x40000  # nRF51822 on the micro:bit: 256 KiB
 DEFAULT_ICOUNT_SHIFT = 6  # 2^6 ns = 64 ns per instruction, about the nRF51's 16 MHz
 
+# nRF51 TIMER2: unused by the micro:bit MicroPython firmware (TIMER0 and TIMER1 are its
+# tickers), so the harness runs it as a 1 MHz, 32-bit guest clock it reads over qtest
+_TIMER2 = 0x4000A000
+_TIMER_START, _TIMER_CLEAR, _TIMER_CAPTURE3 = 0x000, 0x00C, 0x04C
+_TIMER_MODE, _TIMER_BITMODE, _TIMER_PRESCALER, _TIMER_CC3 = 0x504, 0x508, 0x510, 0x54C
+
 # nRF51 NVMC registers
 _NVMC_CONFIG = 0x4001E504
 _NVMC_ERASEALL = 0x4001E50C
@@ -72,6 +78,7 @@ class QemuMachine:
         if options.deterministic:
             argv += ["-icount", f"shift={options.icount_shift},align=off,sleep=off"]
         self.argv = argv
+        self.options = options
         self.log_path = log_path
         with log_path.open("ab") as log:
             self.proc: subprocess.Popen[bytes] = spawn_child(
@@ -103,6 +110,30 @@ class QemuMachine:
 
     def system_reset(self) -> None:
         self.qmp.command("system_reset")
+
+    def start_guest_clock(self) -> None:
+        """Starts TIMER2 as a 1 MHz 32-bit counter of guest (virtual) time. A reset stops
+        it: call again after one."""
+        q = self.qtest
+        q.writel(_TIMER2 + _TIMER_MODE, 0)  # timer, not counter
+        q.writel(_TIMER2 + _TIMER_BITMODE, 3)  # 32 bits
+        q.writel(_TIMER2 + _TIMER_PRESCALER, 4)  # 16 MHz / 2^4
+        q.writel(_TIMER2 + _TIMER_CLEAR, 1)
+        q.writel(_TIMER2 + _TIMER_START, 1)
+
+    def guest_clock(self) -> tuple[int, int]:
+        """(guest microseconds on TIMER2 modulo 2^32, guest instructions executed so far).
+        The instruction count is QEMU's icount: only with -icount (deterministic)."""
+        if not self.options.deterministic:
+            raise BoardError("guest instruction counts need a deterministic board (-icount)")
+        self.qmp.command("stop")  # both read at the same guest instant
+        try:
+            self.qtest.writel(_TIMER2 + _TIMER_CAPTURE3, 1)
+            guest_us = self.qtest.readl(_TIMER2 + _TIMER_CC3)
+            icount = int(self.qmp.command("query-replay")["icount"])
+        finally:
+            self.qmp.command("cont")
+        return guest_us, icount
 
     def save_flash(self, path: Path) -> None:
         """Saves the 256 KiB flash (the CPU should be stopped for a consistent image).

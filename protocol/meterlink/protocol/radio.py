@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 from .constants import MAX_DOWNLINK, OVERHEAD
+from .lora import airtime_s
 
 __all__ = [
     "BANDWIDTH_HZ",
@@ -24,7 +25,7 @@ __all__ = [
 CHANNELS_HZ = (868_100_000, 868_300_000, 868_500_000)  # one sub-band, 868.0-868.6 MHz
 BANDWIDTH_HZ = 125_000
 SPREADING_FACTORS = range(7, 13)
-CODING_RATE = 1  # 4/5
+CODING_RATE = 1  # 4/5: the CR of Semtech's formula
 PREAMBLE_SYMBOLS = 8
 SYNC_WORD = 0x12  # a private network's
 DUTY_CYCLE = 0.01  # per sub-band (ETSI EN 300 220)
@@ -34,14 +35,12 @@ WINDOW_GUARD_MS = 100
 
 def airtime_ms(payload_len: int, sf: int, *, crc: bool = True, explicit_header: bool = True,
                bandwidth_hz: int = BANDWIDTH_HZ) -> float:
-    """Time on air of one LoRa packet (Semtech SX1272/76 datasheet, 'Time on air')."""
+    """Time on air of one LoRa packet at the protocol's coding rate (Semtech's formula,
+    meterlink.protocol.lora.airtime_s), in ms."""
     if sf not in SPREADING_FACTORS:
         raise ValueError(f"SF{sf}: the protocol uses SF7 to SF12")
-    de = 1 if sf >= 11 and bandwidth_hz == 125_000 else 0  # low data rate optimisation
-    t_sym = (1 << sf) / bandwidth_hz * 1000
-    bits = 8 * payload_len - 4 * sf + 28 + 16 * crc - 20 * (not explicit_header)
-    symbols = 8 + max(math.ceil(bits / (4 * (sf - 2 * de))) * (CODING_RATE + 4), 0)
-    return (PREAMBLE_SYMBOLS + 4.25) * t_sym + symbols * t_sym
+    return 1000 * airtime_s(payload_len, sf, bandwidth_hz, "4/5", preamble=PREAMBLE_SYMBOLS,
+                            crc=crc, explicit_header=explicit_header)
 
 
 def receive_window_ms(sf: int) -> int:
