@@ -161,7 +161,7 @@ def test_a_new_key_restarts_the_replay_window(fleet, write_config, keys_file, ru
             send(dev.reading(), port)  # new key, counter 1: accepted
             assert await until(lambda: gw.metrics.frames.get(
                 outcome="accepted", reason="reading") == 2)
-            assert gw.pipeline.guard.windows[dev.device_id].highest == 1
+            assert gw.pipeline.guard.window(dev.device_id).highest == 1
             for _ in range(50):  # the replay state on disk follows once committed
                 stored = await gw.db.call(gw.db.outbox.load_replay)
                 if stored.get(dev.device_id, (0, 0))[0] == 1:

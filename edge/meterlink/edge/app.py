@@ -76,7 +76,7 @@ class Gateway:
         self.metrics.backlog_bytes.func = lambda: float(outbox.bytes)
         self.metrics.backlog_age.func = self._backlog_age
         self.metrics.outbox_writable.func = lambda: float(self.writable)
-        guard = ReplayGuard(outbox.load_replay(), outbox.load_seen())
+        guard = ReplayGuard(outbox.load_replay(), rows=outbox.iter_seen())
         self.reject_log = RateLimitedLog(self.log, cfg.log.rejects_per_minute)
         # Where downlinks can go: receivers by name, concentrators by EUI (filled below).
         self.senders: dict[str, Sender] = {}

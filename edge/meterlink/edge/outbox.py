@@ -23,6 +23,7 @@ import contextlib
 import os
 import sqlite3
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -418,9 +419,15 @@ class Outbox:
 
     def load_seen(self) -> dict[int, dict[int, bytes]]:
         out: dict[int, dict[int, bytes]] = {}
-        for dev, ctr, digest in self.db.execute("SELECT device_id, counter, digest FROM seen"):
-            out.setdefault(dev, {})[ctr] = bytes(digest)
+        for dev, ctr, digest in self.iter_seen():
+            out.setdefault(dev, {})[ctr] = digest
         return out
+
+    def iter_seen(self) -> Iterator[tuple[int, int, bytes]]:
+        """The digests as (device, counter, digest) rows, one at a time: the replay guard
+        is filled from them without the whole table in memory at once."""
+        for dev, ctr, digest in self.db.execute("SELECT device_id, counter, digest FROM seen"):
+            yield dev, ctr, bytes(digest)
 
     # -- downlink ---------------------------------------------------------------------------
 

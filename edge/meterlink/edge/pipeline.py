@@ -331,12 +331,11 @@ class Pipeline:
         for s in sightings:
             self.dedupe.entries.pop((s.device_id, s.counter), None)
         try:
-            windows = await self.db.call(self.db.outbox.load_replay)
-            seen = await self.db.call(self.db.outbox.load_seen)
+            ob = self.db.outbox
+            guard = await self.db.call(lambda: ReplayGuard(ob.load_replay(), rows=ob.iter_seen()))
         except Exception as exc:  # sqlite3.Error: the card cannot even be read
             self.log.critical("outbox_read_failed", error=str(exc))
             return
-        guard = ReplayGuard(windows, seen)
         for later, _ in self._sealed:  # verified since the failed batch was taken
             for dev, ctr, digest in later.seen:
                 guard.accept_digest(dev, ctr, digest)

@@ -74,6 +74,8 @@ class ReplayWindow:
     """`highest` is the highest counter accepted (-1: none yet); bit i of `bitmap` set means
     counter `highest - i` was accepted. The window is highest - 63 .. highest (RFC 4303)."""
 
+    __slots__ = ("bitmap", "highest")  # one per device at the gateway: kept small
+
     def __init__(self, highest: int = -1, bitmap: int = 0) -> None:
         if not -1 <= highest < UINT32_LIMIT:
             raise ValueError(f"highest counter {highest} is outside -1 .. 2^32-1")
