@@ -19,7 +19,9 @@ from meterlink.boardlink.errors import BoardError
 from meterlink.hil.pico import FS_IMAGE_BYTES, EmulatedPico
 from meterlink.hil.pytest_plugin import require_pico
 
-pytestmark = pytest.mark.hil
+# The emulated RP2040 takes a whole host core: run beside the host-timed pulse tests it
+# starved their QEMU boards (149 of 150 pulses), so it queues in their group.
+pytestmark = [pytest.mark.hil, pytest.mark.xdist_group("cpu-heavy")]
 
 UART_ECHO = (
     "from machine import UART, Pin\n"
