@@ -34,7 +34,7 @@ from meterlink.boardlink.errors import BoardError
 from meterlink.boardlink.transport import enter_raw_repl, open_transport
 from meterlink.hil.processes import kill_child, spawn_child
 from meterlink.hil.rp2_firmware import find_bootrom, find_uf2
-from meterlink.hil.uart import UartListener, UartLog, UartPump
+from meterlink.hil.uart import ReceivedBytes, UartListener, UartLog, UartPump
 
 RUNNER_DIR = Path(__file__).resolve().parents[2] / "rp2040js"
 RUNNER = RUNNER_DIR / "pico.mjs"
@@ -172,15 +172,14 @@ class _ConsoleBridge:
                 os.close(fd)
 
 
-class _ModemLine:
+class _ModemLine(ReceivedBytes):
     """UART0 seen from the radio modem's side: everything the chip sends goes to the log
     and the listeners; writes go to the chip's RX pin (the emulator paces them)."""
 
     def __init__(self, port: int, name: str, log: UartLog) -> None:
+        super().__init__()
         self._log = log
         self._listeners: list[UartListener] = []
-        self._buf = bytearray()
-        self._cond = threading.Condition()
         self._sock = _ByteSocket(port, f"uart0-{name}", self._deliver)
         deadline = time.monotonic() + 5
         while not self._sock.send(b"") and time.monotonic() < deadline:
@@ -188,34 +187,9 @@ class _ModemLine:
 
     def _deliver(self, data: bytes) -> None:
         self._log.append(data)
-        with self._cond:
-            self._buf += data
-            del self._buf[: max(0, len(self._buf) - (1 << 20))]
-            self._cond.notify_all()
+        self._received(data)
         for listener in list(self._listeners):
             listener(data)
-
-    def read_until(self, token: bytes, timeout: float) -> bytes:
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while True:
-                i = self._buf.find(token)
-                if i >= 0:
-                    out = bytes(self._buf[: i + len(token)])
-                    del self._buf[: i + len(token)]
-                    return out
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return b""
-                self._cond.wait(left)
-
-    def peek(self) -> bytes:
-        with self._cond:
-            return bytes(self._buf)
-
-    def clear(self) -> None:
-        with self._cond:
-            self._buf.clear()
 
     def close(self) -> None:
         self._sock.close()

@@ -41,70 +41,21 @@ class UartLog:
                 self._file = None
 
 
-class UartPump:
-    """Keeps the pty open for the board's whole life (so QEMU never sees a hang-up and
-    never discards output) and reads it in a background thread."""
+class ReceivedBytes:
+    """What an emulated line received and nobody has read yet (the newest
+    _BUFFER_LIMIT bytes), with blocking reads: the micro:bit's UART pump and the Pico's
+    modem line both keep their input here."""
 
-    def __init__(self, device: str, log: UartLog, name: str) -> None:
-        self.device = device
-        self.log = log
-        self._port = serial.Serial(device, 115200, timeout=0, exclusive=False)
-        self._fd = self._port.fileno()
+    def __init__(self) -> None:
         self._buf = bytearray()
         self._cond = threading.Condition()
-        self._listeners: list[UartListener] = []
-        self._paused = threading.Event()
-        self._pause_ack = threading.Event()
-        self._stop = threading.Event()
-        self.io_lock = threading.RLock()  # held by repl() and write()
-        self._thread = threading.Thread(target=self._run, name=f"uart-{name}", daemon=True)
-        self._thread.start()
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            if self._paused.is_set():
-                self._pause_ack.set()
-                time.sleep(0.005)
-                continue
-            self._pause_ack.clear()
-            try:
-                ready, _, _ = select.select([self._fd], [], [], 0.05)
-                if not ready:
-                    continue
-                data = os.read(self._fd, 4096)
-            except (OSError, ValueError):
-                if self._stop.wait(0.05):
-                    return
-                continue
-            if data:
-                self.deliver(data)
-
-    def deliver(self, data: bytes) -> None:
-        """Records bytes that came from the board (also used by the REPL transport)."""
-        self.log.append(data)
+    def _received(self, data: bytes) -> None:
         with self._cond:
             self._buf += data
             if len(self._buf) > _BUFFER_LIMIT:
                 del self._buf[: len(self._buf) - _BUFFER_LIMIT]
             self._cond.notify_all()
-        for listener in list(self._listeners):
-            listener(data)
-
-    def pause(self) -> None:
-        """Stops reading the pty (returns once the reader has let go of it)."""
-        self._pause_ack.clear()
-        self._paused.set()
-        self._pause_ack.wait(2.0)
-
-    def resume(self) -> None:
-        self._paused.clear()
-
-    def add_listener(self, listener: UartListener) -> None:
-        self._listeners.append(listener)
-
-    def remove_listener(self, listener: UartListener) -> None:
-        if listener in self._listeners:
-            self._listeners.remove(listener)
 
     def read(self, n: int, timeout: float) -> bytes:
         deadline = time.monotonic() + timeout
@@ -141,6 +92,67 @@ class UartPump:
     def clear(self) -> None:
         with self._cond:
             self._buf.clear()
+
+
+class UartPump(ReceivedBytes):
+    """Keeps the pty open for the board's whole life (so QEMU never sees a hang-up and
+    never discards output) and reads it in a background thread."""
+
+    def __init__(self, device: str, log: UartLog, name: str) -> None:
+        super().__init__()
+        self.device = device
+        self.log = log
+        self._port = serial.Serial(device, 115200, timeout=0, exclusive=False)
+        self._fd = self._port.fileno()
+        self._listeners: list[UartListener] = []
+        self._paused = threading.Event()
+        self._pause_ack = threading.Event()
+        self._stop = threading.Event()
+        self.io_lock = threading.RLock()  # held by repl() and write()
+        self._thread = threading.Thread(target=self._run, name=f"uart-{name}", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            if self._paused.is_set():
+                self._pause_ack.set()
+                time.sleep(0.005)
+                continue
+            self._pause_ack.clear()
+            try:
+                ready, _, _ = select.select([self._fd], [], [], 0.05)
+                if not ready:
+                    continue
+                data = os.read(self._fd, 4096)
+            except (OSError, ValueError):
+                if self._stop.wait(0.05):
+                    return
+                continue
+            if data:
+                self.deliver(data)
+
+    def deliver(self, data: bytes) -> None:
+        """Records bytes that came from the board (also used by the REPL transport)."""
+        self.log.append(data)
+        self._received(data)
+        for listener in list(self._listeners):
+            listener(data)
+
+    def pause(self) -> None:
+        """Stops reading the pty (returns once the reader has let go of it)."""
+        self._pause_ack.clear()
+        self._paused.set()
+        self._pause_ack.wait(2.0)
+
+    def resume(self) -> None:
+        self._paused.clear()
+
+    def add_listener(self, listener: UartListener) -> None:
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: UartListener) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
 
     def write(self, data: bytes) -> None:
         with self.io_lock:
