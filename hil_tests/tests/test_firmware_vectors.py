@@ -27,12 +27,24 @@ HELPERS = (
 )
 
 
-def run(board: EmulatedBoard, setup: str, cases: list[str]) -> list[str]:
+def run(board: EmulatedBoard, setup: str, cases: list[str],
+        want: list[str] | None = None) -> list[str]:
     """Runs setup, then each case in its own exec (a whole list of literals does not fit
-    the heap), then resets the board; returns what the cases printed."""
+    the heap), then resets the board; returns what the cases printed.
+
+    With `want`, a case whose answer differs is sent up to twice more: a byte lost on
+    the loaded host's UART changes a literal (seen once in a full run: one CMAC of
+    seven), and the board's code, being deterministic, gives a wrong answer again for
+    a real fault, which the caller's comparison then shows."""
     board.exec(setup, idempotent=True)  # imports first: the heap is least fragmented
     board.exec(HELPERS, idempotent=True)
-    out = [board.exec(case, timeout=30, idempotent=True).strip() for case in cases]
+    out = []
+    for i, case in enumerate(cases):
+        for _ in range(3 if want is not None else 1):
+            answer = board.exec(case, timeout=30, idempotent=True).strip()
+            if want is None or answer == want[i]:
+                break
+        out.append(answer)
     board.reset(wait_for_repl=True)  # 1.9.2 cannot unload modules: a fresh heap
     return out
 
@@ -55,7 +67,8 @@ def vboard(board: EmulatedBoard) -> EmulatedBoard:
 @pytest.mark.hil
 def test_crc_aes_cmac_and_key_derivation(vboard: EmulatedBoard) -> None:
     cases = [f"d=h2b({v['data']!r})\nprint('%04x' % crc16(d,len(d)))" for v in VECTORS["crc16"]]
-    assert run(vboard, "from ml_core import crc16", cases) == [v["crc"] for v in VECTORS["crc16"]]
+    crcs = [v["crc"] for v in VECTORS["crc16"]]
+    assert run(vboard, "from ml_core import crc16", cases, crcs) == crcs
 
     cases, want = [], []
     for v in VECTORS["aes128"]:
@@ -72,7 +85,7 @@ def test_crc_aes_cmac_and_key_derivation(vboard: EmulatedBoard) -> None:
                      "for k in (s.ke,s.km):\n b=bytearray(16)\n k.enc(b)\n r.append(hx(b))\n"
                      "print(' '.join(r))")
         want.append(_aes_zero(v["enc"]) + " " + _aes_zero(v["mic"]))
-    assert run(vboard, "from ml_aes import Key\nimport ml_sec", cases) == want
+    assert run(vboard, "from ml_aes import Key\nimport ml_sec", cases, want) == want
 
 
 def _aes_zero(key_hex: str) -> str:
@@ -240,7 +253,7 @@ def test_nrf51_build_crc_aes_cmac_keys_and_sealing(lean_board: EmulatedBoard) ->
             "print(hx(F[0:n]))"
         )
         want.append(v["payload"])
-    assert run(lean_board, LEAN_CRYPTO, cases) == want
+    assert run(lean_board, LEAN_CRYPTO, cases, want) == want
 
 
 @pytest.mark.hil
