@@ -9,7 +9,6 @@ from array import array
 from micropython import const
 import board
 
-FW = const(256)  # firmware version 1.0: major*256 + minor
 # state fields, persisted by commit(): see docs/firmware.md
 _SEQ = const(0)
 _REG = const(2)  # register, pulses
