@@ -214,3 +214,23 @@ def test_a_key_file_reload_drops_what_the_module_cannot_take(
     assert len(_log_events(log, "keys_without_features")) == 1
     assert [r["missing_features"] for r in _log_events(log, "command_refused")] == [
         ["time_downlink"], ["config_downlink"]]
+
+
+def test_check_config_warns_of_an_old_key_file(fleet, keys_file, write_config):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    meterlink = str(Path(sys.executable).with_name("meterlink"))
+    cfg = write_config()
+    ok = subprocess.run([meterlink, "gateway", "check-config", "--config", str(cfg)],
+                        capture_output=True, text=True, timeout=60)
+    assert ok.returncode == 0 and "features" not in ok.stderr
+    fleet.devices[1].features = None
+    fleet.write_keys(keys_file)
+    old = subprocess.run([meterlink, "gateway", "check-config", "--config", str(cfg)],
+                         capture_output=True, text=True, timeout=60)
+    assert old.returncode == 0, old.stderr
+    assert (f"1 device(s) without recorded features (the file was exported before they were "
+            f"recorded, e.g. {fleet.devices[1].device_id})") in old.stderr
+    assert "meterlink devices export-keys" in old.stderr
