@@ -234,3 +234,28 @@ def test_check_config_warns_of_an_old_key_file(fleet, keys_file, write_config):
     assert (f"1 device(s) without recorded features (the file was exported before they were "
             f"recorded, e.g. {fleet.devices[1].device_id})") in old.stderr
     assert "meterlink devices export-keys" in old.stderr
+
+
+def test_the_window_never_carries_a_command_the_key_file_now_refuses(
+        fleet, keys_file, write_config, pty_pair, running_gateway, until):
+    """Even before the reload's own sweep has run, the answer to an uplink checks the
+    queued command against the key file in use."""
+    dev = fleet.devices[0]
+    cfg = write_config(serial=[pty_pair.path])
+
+    async def main() -> list:
+        async with running_gateway(cfg) as gw:
+            assert await until(lambda: gw.receivers["rx0"].connected)
+            await gw.downlink.add_command(dev.device_id, b'{"type": "time"}')
+            dev.board, dev.features = "nrf51", frozenset()
+            fleet.write_keys(keys_file)
+            gw.registry.load()  # the file in use changes; no sweep of the queue yet
+            assert gw.downlink.pending(dev.device_id) == 1
+            downs = await _window(pty_pair, dev)
+            assert gw.metrics.commands.get(outcome="refused_unsupported") == 1
+            assert gw.metrics.downlinks_sent.get(kind="time") == 0
+            assert gw.downlink.pending(dev.device_id) == 0
+            assert await gw.db.call(gw.db.outbox.pending_commands) == []
+            return downs
+
+    assert asyncio.run(main()) == []

@@ -136,24 +136,31 @@ class Downlink:
         """Drops queued commands the key file now says their module cannot take (queued
         before it said so); returns how many. At start and after each key-file reload."""
         dropped = 0
-        for dev, queue in list(self.queues.items()):
-            device = self.registry.get(dev)
-            if device is None:
-                continue  # not in the key file: kept, and sent once it is
-            for cmd in list(queue):
-                fields = list(json.loads(cmd.body)) if cmd.kind == "config" else []
-                refused = refusal(device, cmd.kind, fields)
-                if refused is None:
-                    continue
-                try:
-                    await self.db.call(self.db.outbox.delete_command, cmd.id)
-                except OutboxError as exc:  # kept on disk; dropped again at the next load
-                    self.log.error("command_delete_failed", device_id=dev, error=str(exc))
-                if cmd in queue:
-                    queue.remove(cmd)
-                dropped += 1
-                self.refused(str(dev), json.dumps({"type": cmd.kind, **json.loads(cmd.body)}
-                                                  ).encode(), refused, queued=True)
+        for dev in list(self.queues):
+            dropped += await self._drop_refused(dev)
+        return dropped
+
+    async def _drop_refused(self, dev: int) -> int:
+        """Drops the commands queued for `dev` that its module cannot take."""
+        device = self.registry.get(dev)
+        queue = self.queues.get(dev)
+        if device is None or not queue:
+            return 0  # not in the key file: kept, and sent once it is
+        dropped = 0
+        for cmd in list(queue):
+            fields = list(json.loads(cmd.body)) if cmd.kind == "config" else []
+            refused = refusal(device, cmd.kind, fields)
+            if refused is None:
+                continue
+            if cmd in queue:
+                queue.remove(cmd)
+            try:
+                await self.db.call(self.db.outbox.delete_command, cmd.id)
+            except OutboxError as exc:  # kept on disk; dropped again at the next load
+                self.log.error("command_delete_failed", device_id=dev, error=str(exc))
+            dropped += 1
+            self.refused(str(dev), json.dumps({"type": cmd.kind, **json.loads(cmd.body)}
+                                              ).encode(), refused, queued=True)
         return dropped
 
     def refused(self, device: str, raw: bytes, exc: CommandRefused, *,
@@ -221,6 +228,9 @@ class Downlink:
                 self.log.warning("ack_not_sent", device_id=s.device_id, counter=s.counter,
                                  receiver=s.best_receiver,
                                  why="receiver line is down or the window was missed")
+        # the key file may have changed since the command was queued (a reload drops
+        # such commands too, in a task of its own): never send one the module cannot take
+        await self._drop_refused(s.device_id)
         queue = self.queues.get(s.device_id)
         if not queue:
             return
