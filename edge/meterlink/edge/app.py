@@ -170,6 +170,11 @@ class Gateway:
         for m in snap["modules"]:
             m["lora"] = [pf_radio for pf in self.packet_forwarders.values()
                          for pf_radio in pf.radio(m["device_id"])]
+            device = self.registry.get(m["device_id"])  # what the key file says it takes
+            m["board"] = device.board if device else ""
+            m["firmware_version"] = device.firmware_version if device else 0
+            m["features"] = (None if device is None or device.features is None
+                             else sorted(device.features))
         return snap
 
     def _health(self) -> tuple[int, str, bytes]:
