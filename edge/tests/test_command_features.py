@@ -74,12 +74,13 @@ def test_a_command_the_module_cannot_take_is_refused_on_arrival(
             assert gw.downlink.pending(lean.device_id) == 0
             assert gw.downlink.pending(old.device_id) == 0
             stored = await gw.db.call(gw.db.outbox.pending_commands)
-            assert [(d, k) for _, d, k, _ in stored] == [(full.device_id, "config")]
+            assert [(d, k, ref) for _, d, k, _, ref in stored] == [(full.device_id, "config", "7")]
             # the refused module's next windows carry nothing; the capable one's the config
             lean_downs = await _window(pty_pair, lean)
             full_downs = await _window(pty_pair, full)
             assert await until(lambda: gw.metrics.downlinks_sent.get(kind="config") == 1)
             assert gw.metrics.downlinks_sent.get(kind="time") == 0
+            assert await until(lambda: len(_replies(central, full.device_id)) == 2)
             return lean_downs, full_downs
 
     lean_downs, full_downs = asyncio.run(main())
@@ -95,8 +96,10 @@ def test_a_command_the_module_cannot_take_is_refused_on_arrival(
     assert "nrf51" in config["error"] and "has no config_downlink" in config["error"]
     assert time_["missing_features"] == ["time_downlink"] and time_["type"] == "time"
     assert invalid["outcome"] == "invalid" and "colour" in invalid["error"]
-    [queued] = _replies(central, full.device_id)
+    queued, sent = _replies(central, full.device_id)
     assert queued["outcome"] == "queued" and queued["id"] == 7 and queued["queued"] == 1
+    assert sent["outcome"] == "sent" and sent["id"] == 7 and sent["type"] == "config"
+    assert sent["counter"] == full_downs[0].counter and sent["receiver"] == "rx0"
     [unrecorded] = _replies(central, old.device_id)
     assert unrecorded["missing_features"] == ["config_downlink"]
     assert "export the key file again" in unrecorded["error"]
@@ -146,7 +149,8 @@ def test_commands_queued_before_the_key_file_said_so_are_dropped_at_load(
         async with running_gateway(cfg) as gw:
             assert await until(lambda: gw.status.broker_connected)
             await asyncio.sleep(0.3)
-            await _send(broker, dev.device_id, {"type": "config", "interval_s": 300})
+            await _send(broker, dev.device_id, {"type": "config", "interval_s": 300,
+                                                "id": "batch-9"})
             await _send(broker, dev.device_id, {"type": "time"})
             await _send(broker, other.device_id, {"type": "time"})
             assert await until(lambda: gw.metrics.commands.get(outcome="queued") == 3)
@@ -162,7 +166,7 @@ def test_commands_queued_before_the_key_file_said_so_are_dropped_at_load(
             assert gw.downlink.pending(dev.device_id) == 0
             assert gw.downlink.pending(other.device_id) == 1
             stored = await gw.db.call(gw.db.outbox.pending_commands)
-            assert [d for _, d, _, _ in stored] == [other.device_id]
+            assert [row[1] for row in stored] == [other.device_id]
             # the replies wait for the broker, then go out
             assert await until(lambda: len(_replies(central, dev.device_id)) == before + 2)
             assert await until(lambda: gw.receivers["rx0"].connected)
@@ -171,6 +175,7 @@ def test_commands_queued_before_the_key_file_said_so_are_dropped_at_load(
     assert asyncio.run(restart()) == []
     dropped = _replies(central, dev.device_id)[before:]
     assert [r["type"] for r in dropped] == ["config", "time"]
+    assert [r["id"] for r in dropped] == ["batch-9", None]  # kept in the queue's table
     assert {r["outcome"] for r in dropped} == {"refused_unsupported"}
     log_rows = _log_events(tmp_path / "gateway.log", "command_refused")
     assert [r["was_queued"] for r in log_rows] == [True, True]
@@ -195,7 +200,7 @@ def test_a_key_file_reload_drops_what_the_module_cannot_take(
                 outcome="refused_unsupported") == 1)
             assert gw.downlink.pending(dev.device_id) == 1
             stored = await gw.db.call(gw.db.outbox.pending_commands)
-            assert [k for _, _, k, _ in stored] == ["config"]
+            assert [row[2] for row in stored] == ["config"]
             assert len(gw.downlink.replies) == 1  # no broker: it waits
             device, reply = gw.downlink.replies.peek()
             assert device == str(dev.device_id) and reply["type"] == "time"
@@ -259,3 +264,26 @@ def test_the_window_never_carries_a_command_the_key_file_now_refuses(
             return downs
 
     assert asyncio.run(main()) == []
+
+
+def test_a_state_file_from_before_sender_ids_keeps_its_queued_commands(tmp_path):
+    import sqlite3
+
+    from meterlink.edge.outbox import Outbox
+
+    path = tmp_path / "old.sqlite"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE commands(id INTEGER PRIMARY KEY AUTOINCREMENT, device_id "
+               "INTEGER NOT NULL, kind TEXT NOT NULL, body TEXT NOT NULL, created_at REAL "
+               "NOT NULL)")
+    db.execute("INSERT INTO commands(device_id, kind, body, created_at) VALUES "
+               "(5, 'time', '{}', 1.0)")
+    db.commit()
+    db.close()
+    outbox = Outbox(path, max_bytes=1 << 20, min_free_bytes=0, policy="drop_oldest_readings")
+    try:
+        assert outbox.pending_commands() == [(1, 5, "time", "{}", None)]
+        outbox.add_command(5, "config", '{"interval_s": 60}', '"c-2"')
+        assert outbox.pending_commands()[1][1:] == (5, "config", '{"interval_s": 60}', '"c-2"')
+    finally:
+        outbox.close()

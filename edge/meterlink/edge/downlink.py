@@ -77,6 +77,23 @@ class Command:
     device_id: int
     kind: str  # config | time
     body: str  # JSON of the config fields ({} for time)
+    sender_id: str | None = None  # the command's own "id", as JSON (for its replies)
+
+    def as_sent(self) -> bytes:
+        """The command as the central system sent it (for its replies)."""
+        out: dict[str, Any] = {"type": self.kind, **json.loads(self.body)}
+        if self.sender_id is not None:
+            out["id"] = json.loads(self.sender_id)
+        return json.dumps(out).encode()
+
+
+def sender_id(raw: bytes) -> str | None:
+    """The "id" a command carries (any JSON value), as JSON; None without one."""
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return json.dumps(data["id"]) if isinstance(data, dict) and "id" in data else None
 
 
 def parse_command(device_id: int, raw: bytes) -> tuple[str, dict[str, int]]:
@@ -128,8 +145,8 @@ class Downlink:
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def load(self) -> None:
-        for cid, dev, kind, body in await self.db.call(self.db.outbox.pending_commands):
-            self.queues.setdefault(dev, deque()).append(Command(cid, dev, kind, body))
+        for cid, dev, kind, body, ref in await self.db.call(self.db.outbox.pending_commands):
+            self.queues.setdefault(dev, deque()).append(Command(cid, dev, kind, body, ref))
         await self.drop_unsupported()
 
     async def drop_unsupported(self) -> int:
@@ -159,8 +176,7 @@ class Downlink:
             except OutboxError as exc:  # kept on disk; dropped again at the next load
                 self.log.error("command_delete_failed", device_id=dev, error=str(exc))
             dropped += 1
-            self.refused(str(dev), json.dumps({"type": cmd.kind, **json.loads(cmd.body)}
-                                              ).encode(), refused, queued=True)
+            self.refused(str(dev), cmd.as_sent(), refused, queued=True)
         return dropped
 
     def refused(self, device: str, raw: bytes, exc: CommandRefused, *,
@@ -195,8 +211,9 @@ class Downlink:
         if refused is not None:
             raise refused
         body = json.dumps(fields)
-        cid = await self.db.call(self.db.outbox.add_command, device_id, kind, body)
-        cmd = Command(cid, device_id, kind, body)
+        ref = sender_id(raw)
+        cid = await self.db.call(self.db.outbox.add_command, device_id, kind, body, ref)
+        cmd = Command(cid, device_id, kind, body, ref)
         self.queues.setdefault(device_id, deque()).append(cmd)
         return cmd
 
@@ -257,6 +274,8 @@ class Downlink:
         self.metrics.downlinks_sent.inc(kind=cmd.kind)
         self.log.info("downlink_sent", device_id=s.device_id, kind=cmd.kind,
                       counter=counter, receiver=s.best_receiver)
+        self.reply(str(s.device_id), cmd.as_sent(), "sent", counter=counter,
+                   receiver=s.best_receiver)
 
     async def wait_idle(self) -> None:
         if self._tasks:
