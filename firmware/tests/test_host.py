@@ -67,10 +67,12 @@ def test_loaded_files_are_stored_as_chunks_of_whole_statements() -> None:
 
 
 def test_nrf51_names_and_load_orders_come_from_the_named_lists() -> None:
-    # one short on-board name per role, from a letter of the role's name
+    # one short on-board name per role: ml_n and a letter
     assert len(set(NRF51_NAMES.values())) == len(NRF51_ROLES) == len(NRF51_NAMES)
-    for role, name in NRF51_NAMES.items():
-        assert name.removesuffix(".py")[:4] == "ml_n" and name.removesuffix(".py")[4] in role
+    for name in NRF51_NAMES.values():
+        assert len(name.removesuffix(".py")) == 5 and name[:4] == "ml_n"
+    # the letters of the build shipped since 1.0 are kept (they are interned on the board)
+    assert NRF51_NAMES["state"] == "ml_nd" and NRF51_NAMES["config"] == "ml_nc.py"
     main = bundle("nrf51")["main.py"].decode()
     run = "".join(NRF51_NAMES[r][4] for r in NRF51_RUN)
     boot = "".join(NRF51_NAMES[r][4] for r in NRF51_BOOT)

@@ -73,24 +73,34 @@ _FULL = {
 # The nRF51 build, by role (the files in mp/lean/). Boot phase 1 imports NRF51_CONFIG;
 # phases 2 and 3 load their files, in these orders, a chunk at a time into one
 # namespace (lean/main.py says why), so those are stored as chunks (see chunked())
-# under names without ".py". On the board each file is "ml_n" and one letter, the
-# first letter of its role not taken by a role before it in NRF51_ROLES: short names
-# are fewer bytes in main.py's heap. symbols.symbol_map() maps them back.
+# under names without ".py". On the board each file is "ml_n" and one letter (short
+# names are fewer bytes in main.py's heap); symbols.symbol_map() maps them back.
 NRF51_CONFIG = "config"
 NRF51_BOOT = ("crc", "aes", "boot")
 NRF51_RUN = ("state", "counting", "loop", "ack", "aes", "uplink", "seal", "run", "crc")
 NRF51_ROLES = (NRF51_CONFIG, *NRF51_BOOT, *(r for r in NRF51_RUN if r not in NRF51_BOOT))
 _ONBOARD_PREFIX = "ml_n"  # as lean/main.py's ld() builds the names
+# The letters of the files the board has run since 1.0. main.py's chr(n) interns each
+# letter as a string on the board (a qstr, kept for good), so the set of letters is
+# part of the heap budget: with letters derived from the role names instead, the run
+# phase with the footprint benchmark's probes failed to load (MemoryError allocating
+# 472 bytes in ld()), while these load. A new role takes the first letter of its name
+# that no role has.
+_KEPT_LETTERS = {"config": "c", "crc": "k", "aes": "x", "boot": "b", "state": "d",
+                 "counting": "p", "loop": "l", "ack": "a", "uplink": "v", "seal": "s",
+                 "run": "m"}  # fmt: skip
 
 
 def _onboard_letters(roles: tuple[str, ...]) -> dict[str, str]:
-    taken: dict[str, str] = {}
+    taken = {r: _KEPT_LETTERS[r] for r in roles if r in _KEPT_LETTERS}
     for role in roles:
+        if role in taken:
+            continue
         letter = next((c for c in role if c.isalpha() and c not in taken.values()), None)
         if letter is None:
             raise ValueError(f"no free letter for nRF51 file {role!r}; rename the role")
         taken[role] = letter
-    return taken
+    return {role: taken[role] for role in roles}
 
 
 _LETTER = _onboard_letters(NRF51_ROLES)
