@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import lean_checks
 import microbit  # the fake, from tests/nrf51
 import pytest
 import utime
@@ -21,7 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from lean_board import FORMS, LeanBoard
 
-from meterlink.firmware import FIELDS, render_config
+from meterlink.firmware import FIELDS, MP_DIR, render_config
 from meterlink.protocol import (
     Ack,
     Alarm,
@@ -47,6 +48,14 @@ def lean(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.Mon
     microbit.reset_all()
     yield LeanBoard(request.param)
     microbit.reset_all()
+
+
+@pytest.mark.parametrize("name", sorted(n for n in vars(lean_checks) if n.startswith("check_")))
+def test_lean_check(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """lean_checks.py (also run under MicroPython 1.27 by test_wasm.py) under CPython."""
+    monkeypatch.chdir(tmp_path)
+    lean_checks.setup(str(tmp_path) + "/", str(MP_DIR / "lean") + "/")
+    getattr(lean_checks, name)()
 
 
 def write_config(**kw: Any) -> None:

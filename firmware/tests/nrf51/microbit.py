@@ -1,18 +1,15 @@
-"""A fake micro:bit module for running the nRF51 build's sources (mp/lean/) under
-CPython: the pins the board has (pin0..pin16, pin19, pin20), each read from a level or a
-function of the fake clock (utime.py here), and a UART made of two byte buffers.
-Only what the firmware uses: read_digital, set_pull/NO_PULL, uart.read/write/any."""
-
-from __future__ import annotations
-
-from collections.abc import Callable
-
+# A fake micro:bit module for running the nRF51 build's sources (mp/lean/) off
+# the board, under CPython and under MicroPython (WebAssembly), so in the
+# 1.9.2 subset: the pins the board has (pin0..pin16, pin19, pin20), each read
+# from a level or a function of the fake clock (utime.py here), and a UART
+# made of two byte buffers. Only what the firmware uses: read_digital,
+# set_pull/NO_PULL, uart.read/write/any.
 import utime
 
-levels: dict[str, int | Callable[[int], int]] = {}
-tx: list[bytes] = []  # what the firmware wrote on the UART
-rx: list[bytes] = []  # chunks waiting to be read
-on_write: list[Callable[[bytes], None] | None] = [None]
+levels = {}  # pin name -> 0/1 or a function of the clock
+tx = []  # what the firmware wrote on the UART
+rx = []  # chunks waiting to be read
+on_write = [None]  # called with each chunk written, if set
 
 
 class Pin:
@@ -20,26 +17,26 @@ class Pin:
     PULL_DOWN = 1
     PULL_UP = 2
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name):
         self.name = name
-        self.pull = self.PULL_DOWN
+        self.pull = 1
 
-    def set_pull(self, pull: int) -> None:
+    def set_pull(self, pull):
         self.pull = pull
 
-    def read_digital(self) -> int:
+    def read_digital(self):
         v = levels.get(self.name, 0)
         return int(v(utime.clock[0]) if callable(v) else v)
 
 
 class _Uart:
-    def read(self, n: int | None = None) -> bytes | None:
+    def read(self, n=None):
         return rx.pop(0) if rx else None
 
-    def any(self) -> int:
+    def any(self):
         return len(rx[0]) if rx else 0
 
-    def write(self, b: bytes) -> int:
+    def write(self, b):
         b = bytes(b)
         tx.append(b)
         if on_write[0] is not None:
@@ -48,12 +45,12 @@ class _Uart:
 
 
 uart = _Uart()
-PINS = (*range(17), 19, 20)
-for _n in PINS:
-    globals()[f"pin{_n}"] = Pin(f"pin{_n}")
+for _n in range(21):
+    if _n not in (17, 18):  # the edge connector has no pin17, pin18
+        globals()['pin' + str(_n)] = Pin('pin' + str(_n))
 
 
-def reset_all() -> None:
+def reset_all():
     levels.clear()
     del tx[:]
     del rx[:]
