@@ -22,8 +22,10 @@ def register(subparsers: Any) -> None:
         "demo",
         help="run the whole chain on emulated modules",
         description=(
-            "Starts a local Mosquitto, boots emulated meter modules (QEMU microbit, "
-            "MicroPython 1.9.2), provisions them through the real installer path, starts "
+            "Starts a local Mosquitto, boots emulated meter modules (QEMU microbit with "
+            "MicroPython 1.9.2 behind a transparent UART modem; the last one an emulated "
+            "Raspberry Pi Pico with MicroPython 1.27.0 driving an emulated RAK3172 AT "
+            "modem), provisions them through the real installer path, starts "
             "the gateway behind emulated LoRa concentrators and drives water flow on their pins: "
             "a household day, a leak that never stops, backflow events; midway a power "
             "cut on one module and a broker outage. Ctrl-C stops everything."
@@ -42,6 +44,10 @@ def register(subparsers: Any) -> None:
                    help="lora (default): UART modems on a LoRa medium, two emulated "
                         "concentrators, the packet-forwarder protocol to the gateway; "
                         "channel: the ideal serial channel to receiver ptys, lossy by --loss")
+    p.add_argument("--at-modules", type=int, default=1, choices=range(0, 9), metavar="N",
+                   help="how many of the modules (the last ones) are emulated Picos with an "
+                        "AT modem, 0..8 (default 1; each costs about a host core while its "
+                        "firmware runs; --radio lora only)")
     p.add_argument("--loss", type=float, default=0.05, metavar="P",
                    help="frame loss probability of --radio channel (default 0.05)")
     p.add_argument("--seed", type=int, default=1, help="seed for flow and radio (default 1)")
@@ -73,6 +79,7 @@ def _run(args: argparse.Namespace) -> int:
         seed=args.seed,
         loss=args.loss,
         radio=args.radio,
+        at_modules=args.at_modules,
         http_port=port,
         workdir=args.workdir,
         power_cut_at_s=4.5 * args.interval,
