@@ -34,7 +34,7 @@ from meterlink.hil.concentrator import EmulatedConcentrator
 from meterlink.hil.gateway_process import GatewayProcess
 from meterlink.hil.lora_medium import LoRaMedium, RadioParams, RealtimeMedium
 from meterlink.hil.lora_modem import AtModem, TransparentModem
-from meterlink.hil.pico import EmulatedPico
+from meterlink.hil.pico import EmulatedPico, runner_missing
 from meterlink.hil.radio import RadioChannel
 from meterlink.protocol import Header, ProtocolError
 
@@ -144,6 +144,8 @@ class Demo:
         self.http_port = options.http_port or free_port()
         self.keys = self.work / "gateway-keys.json"
         self.flow_started = time.monotonic()
+        self.cpu = HostCpu()
+        self._pico_missing: str | None = None  # why no Pico can run here ("" if it can)
 
     # ----------------------------------------------------------------- set-up
     def _prepare_workdir(self) -> None:
@@ -166,10 +168,18 @@ class Demo:
         self.channel.start()
 
     def _picos(self) -> int:
-        """How many modules (the last ones) are Picos with an AT modem."""
-        if self.o.radio != "lora":
+        """How many modules (the last ones) are Picos with an AT modem: none on the serial
+        channel, none (said once) where the Pico emulator or its firmware is missing."""
+        if self.o.radio != "lora" or self.o.at_modules <= 0:
             return 0
-        return max(0, min(self.o.at_modules, self.o.modules))
+        if self._pico_missing is None:
+            self._pico_missing = runner_missing() or ""
+            if self._pico_missing:
+                self.say(f"note      no emulated Pico here ({self._pico_missing}); every "
+                         "module is an nRF51 board behind a transparent modem")
+        if self._pico_missing:
+            return 0
+        return min(self.o.at_modules, self.o.modules)
 
     def _boot_boards(self) -> None:
         first_pico = self.o.modules - self._picos()
@@ -285,6 +295,7 @@ class Demo:
             return None
 
     def _provision_all(self) -> None:
+        from meterlink.provisioning.errors import BoardNotResponding, FlashVerifyFailed
         from meterlink.provisioning.provision import ProvisionRequest, flash_and_restart
         from meterlink.provisioning.values import PulseWeight
 
@@ -317,8 +328,18 @@ class Demo:
             req.alarms.leak_intervals = leak_intervals
             req.alarms.backflow_pulses = 5
             lines: list[str] = []
-            with m.board.released():
-                flashed = flash_and_restart(req, lines.append, show_progress=False)
+            for attempt in range(1, 4):
+                try:
+                    with m.board.released():
+                        flashed = flash_and_restart(req, lines.append, show_progress=False)
+                    break
+                except (BoardNotResponding, FlashVerifyFailed) as exc:
+                    # a byte lost on a loaded host's UART: the remedy is to run again,
+                    # which is safe (the registry and the board continue from there)
+                    if attempt == 3:
+                        raise
+                    self.say(f"provision module {m.index}: {exc.problem}; again "
+                             f"({attempt + 1} of 3)")
             m.device_id = flashed.device.device_id
             self.gateway.send_signal(signal.SIGHUP)  # load the new key
             board = "rp2, AT modem" if isinstance(m.board, EmulatedPico) else "nRF51"
@@ -413,6 +434,9 @@ class Demo:
             for m, modem in zip(self.modules, self.modems, strict=False):
                 if isinstance(modem, AtModem):
                     lines.append("  " + at_modem_line(m.index, m.device_id, modem))
+        cpu = self.cpu.sample()
+        if cpu:
+            lines.append("  " + cpu)
         for m in self.modules:
             silent_s = time.monotonic() - self.flow_started
             if not out.readings.get(m.device_id) and silent_s > 3 * self.o.interval_s:
@@ -458,6 +482,7 @@ class Demo:
                     )
                 if self.o.duration_s is not None and now - started >= self.o.duration_s:
                     self.say(self.summary())
+                    self.say(self.cpu.overall())
                     if out.complete:
                         return 0
                     self.say("demo ended before: " + "; ".join(out.missing))
@@ -503,6 +528,68 @@ def at_modem_line(index: int, device_id: int, modem: AtModem) -> str:
     return (f"module {index} AT modem: {len(payloads)} frames sent by AT+PSEND "
             f"({len(payloads) - len(set(payloads))} resent), downlinks heard in its receive "
             f"windows: {downlinks}")
+
+
+_PROGRAMS = {"qemu-system-arm": "nRF51 (QEMU)", "node": "Pico (rp2040js)",
+             "mosquitto": "Mosquitto", "meterlink": "gateway"}
+
+
+class HostCpu:
+    """Host CPU the demo's processes used between two calls, in cores, by program: the
+    emulators (QEMU for an nRF51, Node for a Pico), the gateway, Mosquitto, the demo
+    itself. Read from /proc (Linux); empty elsewhere."""
+
+    def __init__(self) -> None:
+        self._last: dict[int, float] = {}
+        self._at = self._started = time.monotonic()
+        self._total: dict[str, float] = {}  # CPU seconds by program since the first sample
+
+    @staticmethod
+    def _processes() -> Iterator[tuple[int, str, float]]:
+        import os
+
+        me = os.getpid()
+        tick = os.sysconf("SC_CLK_TCK")
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                raw = (entry / "stat").read_text()
+                comm = raw[raw.index("(") + 1:raw.rindex(")")]
+                fields = raw[raw.rindex(")") + 2:].split()
+                if int(fields[1]) == me or int(entry.name) == me:
+                    name = "demo" if int(entry.name) == me else comm
+                    yield int(entry.name), name, (int(fields[11]) + int(fields[12])) / tick
+
+    def sample(self) -> str:
+        now = time.monotonic()
+        wall = max(1e-3, now - self._at)
+        per: dict[str, list[float]] = {}
+        seen: dict[int, float] = {}
+        for pid, comm, cpu in self._processes():
+            seen[pid] = cpu
+            if pid in self._last:
+                name = _PROGRAMS.get(comm, comm)
+                per.setdefault(name, []).append((cpu - self._last[pid]) / wall)
+                self._total[name] = self._total.get(name, 0.0) + cpu - self._last[pid]
+        if not self._last:
+            self._started = now  # the first sample: the totals count from here
+        self._last, self._at = seen, now
+        if not per:
+            return ""
+        parts = []
+        for name in sorted(per, key=lambda n: -sum(per[n])):
+            v = per[name]
+            each = f" ({len(v)}, {sum(v) / len(v):.2f} each)" if len(v) > 1 else ""
+            parts.append(f"{name} {sum(v):.2f}{each}")
+        return f"host CPU (cores, last {wall:.0f} s): " + ", ".join(parts)
+
+    def overall(self) -> str:
+        """CPU seconds by program from the first sample to the last, and the mean cores."""
+        wall = max(1e-3, self._at - self._started)
+        parts = [f"{name} {cpu:.0f} s ({cpu / wall:.2f} cores)"
+                 for name, cpu in sorted(self._total.items(), key=lambda kv: -kv[1])]
+        return f"host CPU over {wall:.0f} s: " + ", ".join(parts) if parts else ""
 
 
 def free_udp_port() -> int:
