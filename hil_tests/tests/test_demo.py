@@ -145,3 +145,21 @@ def test_demo_help_names_its_options() -> None:
     ).stdout
     for option in ("--modules", "--interval", "--duration"):
         assert option in out
+
+
+def test_demo_without_the_pico_emulator_runs_nrf51_boards_and_says_why(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from meterlink.hil import demo
+
+    why = "rp2 firmware not found: run `make setup`"
+    monkeypatch.setattr(demo, "runner_missing", lambda: why)
+    said: list[str] = []
+    d = demo.Demo(demo.DemoOptions(workdir=tmp_path, at_modules=2), said.append)
+    assert d._picos() == 0 and d._picos() == 0
+    assert [ln for ln in said if why in ln and "every module is an nRF51" in ln] == said[:1]
+    assert len(said) == 1
+    monkeypatch.setattr(demo, "runner_missing", lambda: None)
+    assert demo.Demo(demo.DemoOptions(workdir=tmp_path, at_modules=5), said.append)._picos() == 3
+    channel = demo.DemoOptions(workdir=tmp_path, radio="channel", at_modules=1)
+    assert demo.Demo(channel, said.append)._picos() == 0
