@@ -264,8 +264,8 @@ class Demo:
                                                         params=DEMO_RADIO))
             at = sum(isinstance(x, AtModem) for x in self.modems)
             self.say(f"radio     LoRa medium ({DEMO_RADIO.datr}, {DEMO_RADIO.freq_mhz} MHz): "
-                     f"{len(self.modems) - at} transparent UART modems, {at} AT modems "
-                     f"(RAK3172, RUI3 P2P), concentrators "
+                     f"{len(self.modems) - at} transparent UART modems, {at} AT "
+                     f"modem{'' if at == 1 else 's'} (RAK3172, RUI3 P2P), concentrators "
                      f"{', '.join(e for e, _ in CONCENTRATORS)} -> packet forwarder UDP "
                      f"port {pf_port}")
         self.say(
