@@ -13,6 +13,7 @@ import io
 import json
 import signal
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -130,6 +131,17 @@ def test_pico_through_the_at_modem_and_the_concentrator(
         kinds = [Header.parse(r.tx.payload).frame_type for r in modem.heard
                  if r.outcome == "received"]
         assert FrameType.CONFIG in kinds and FrameType.TIME in kinds, kinds
+
+        # the status page: the module as heard through the concentrator (SF, signal), its
+        # board from the key file, the downlinks the concentrator took without error
+        url = f"http://127.0.0.1:{gw.wait_ready()['http_port']}/api/status"
+        with urllib.request.urlopen(url, timeout=5) as r:
+            status = json.loads(r.read())
+        (module,) = [m for m in status["modules"] if m["device_id"] == did]
+        assert module["board"] == "rp2", module
+        assert {(x["eui"], x["datr"]) for x in module["lora"]} == {(EUI, f"SF{SF}BW125")}, module
+        (pf,) = status["concentrators"]
+        assert pf["eui"] == EUI and pf["downlinks"] >= 3 and not pf["tx_ack_errors"], pf
     finally:
         modem.close()
         conc.close()
