@@ -4,7 +4,8 @@ RAK3172 (`AtModem`, RUI3 P2P) on the LoRa medium, an emulated concentrator, the
 packet-forwarder protocol to the gateway process, Mosquitto. Readings reach the broker; a
 backflow alarm is acked by PULL_RESP inside the receive window the firmware opens on
 `+EVT:TXP2P DONE`, so it is sent once; config and time commands reach the chip in its
-next windows."""
+next windows; after a power cut the firmware sets the modem up again and its
+unexpected-reset alarm is acked the same way."""
 
 from __future__ import annotations
 
@@ -142,6 +143,22 @@ def test_pico_through_the_at_modem_and_the_concentrator(
         assert {(x["eui"], x["datr"]) for x in module["lora"]} == {(EUI, f"SF{SF}BW125")}, module
         (pf,) = status["concentrators"]
         assert pf["eui"] == EUI and pf["downlinks"] >= 3 and not pf["tx_ack_errors"], pf
+
+        # a power cut: the modem stays on UART0 across it, the firmware sets P2P again at
+        # boot, and its unexpected-reset alarm is acked inside the window like the first
+        said, cut_at = len(modem.commands), medium.now()
+        pico.power_cut()
+        pico.power_on()
+        central.wait_for(lambda m: m.topic == f"meterlink/v1/alarms/{did}"
+                         and "unexpected_reset" in m.json()["raised"], timeout=120)
+        assert modem.commands[said:said + 2] == ["AT+NWM=0", f"AT+P2P={FREQ_HZ}:{SF}:125:0:8:14"]
+        time.sleep(8)  # unacked, it would be resent after 2 s and 4 s
+        alarms = [tx.payload for tx in modem.sent if tx.start > cut_at
+                  and Header.parse(tx.payload).frame_type == FrameType.ALARM]
+        assert alarms and len(set(alarms)) == len(alarms), alarms  # none resent
+        assert any(r.outcome == "received" and r.tx.start > cut_at
+                   and Header.parse(r.tx.payload).frame_type == FrameType.ACK
+                   for r in modem.heard)
     finally:
         modem.close()
         conc.close()
