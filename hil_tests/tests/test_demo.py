@@ -163,3 +163,15 @@ def test_demo_without_the_pico_emulator_runs_nrf51_boards_and_says_why(
     assert demo.Demo(demo.DemoOptions(workdir=tmp_path, at_modules=5), said.append)._picos() == 3
     channel = demo.DemoOptions(workdir=tmp_path, radio="channel", at_modules=1)
     assert demo.Demo(channel, said.append)._picos() == 0
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["--radio", "channel", "--at-modules", "1"], "--at-modules 1 needs --radio lora"),
+    (["--modules", "2", "--at-modules", "3"], "--at-modules 3 is more than --modules 2"),
+])
+def test_demo_refuses_at_modules_it_cannot_run(args: list[str], says: str,
+                                               tmp_path: Path) -> None:
+    run = subprocess.run([*meterlink_command(), "demo", *args, "--workdir", str(tmp_path / "w")],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and says in run.stderr, run.stderr
+    assert not (tmp_path / "w").exists()  # nothing started
