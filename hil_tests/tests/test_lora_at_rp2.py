@@ -122,6 +122,11 @@ def test_pico_through_the_at_modem_and_the_concentrator(
         assert acks[0].tx.start - alarms[0].end == pytest.approx(1.0, abs=0.01)
         downs, _ = conc.snapshot()
         assert all(d.error == "NONE" for d in downs), [d.error for d in downs]
+        # each window opens on TX done for what is left of rx_window_ms (2000 ms, in guest
+        # time; a run here gave [2000, 2000, 2000, 1628, 2000], the 1628 after an ack)
+        precv = [int(c[9:]) for c in modem.commands if c.startswith("AT+PRECV=")]
+        print(f"AT+PRECV windows (ms): {precv}")
+        assert precv and all(0 < ms <= 2000 for ms in precv) and max(precv) > 1500, precv
 
         # config and time commands from the central system, in the next windows
         for command in ({"type": "config", "interval_s": 4}, {"type": "time"}):
