@@ -130,7 +130,10 @@ def board(
 ) -> Iterator[EmulatedBoard]:
     """One started board at the REPL prompt; closed (and its artefacts kept on failure)
     at teardown."""
-    b = EmulatedBoard(tmp_path / "board", name="board", **_board_options(request.config))
+    paced = request.node.get_closest_marker("hil_guest_paced") is not None
+    b = EmulatedBoard(
+        tmp_path / "board", name="board", guest_paced=paced, **_board_options(request.config)
+    )
     try:
         b.start()
         yield b

@@ -41,6 +41,14 @@ class QemuOptions:
     deterministic: bool = False
     seed: int = 0
     icount_shift: int = DEFAULT_ICOUNT_SHIFT
+    # -icount in step with the host clock (align=on, sleep=on): guest time advances only
+    # while the vCPU runs, so a host that does not schedule QEMU stops it (docs/hil.md)
+    guest_paced: bool = False
+
+    @property
+    def icount(self) -> bool:
+        """Guest time counts instructions (deterministic or guest-paced)."""
+        return self.deterministic or self.guest_paced
 
 
 class QemuMachine:
@@ -77,6 +85,8 @@ class QemuMachine:
         ]  # fmt: skip
         if options.deterministic:
             argv += ["-icount", f"shift={options.icount_shift},align=off,sleep=off"]
+        elif options.guest_paced:
+            argv += ["-icount", f"shift={options.icount_shift},align=on,sleep=on"]
         self.argv = argv
         self.options = options
         self.log_path = log_path
@@ -121,11 +131,20 @@ class QemuMachine:
         q.writel(_TIMER2 + _TIMER_CLEAR, 1)
         q.writel(_TIMER2 + _TIMER_START, 1)
 
+    def guest_us(self) -> int:
+        """Guest microseconds on TIMER2 modulo 2^32, read without pausing the VM (the
+        capture latches one instant; the guest may run on while the value is read)."""
+        self.qtest.writel(_TIMER2 + _TIMER_CAPTURE3, 1)
+        return self.qtest.readl(_TIMER2 + _TIMER_CC3)
+
     def guest_clock(self) -> tuple[int, int]:
         """(guest microseconds on TIMER2 modulo 2^32, guest instructions executed so far).
-        The instruction count is QEMU's icount: only with -icount (deterministic)."""
-        if not self.options.deterministic:
-            raise BoardError("guest instruction counts need a deterministic board (-icount)")
+        The instruction count is QEMU's icount: only with -icount (deterministic or
+        guest-paced)."""
+        if not self.options.icount:
+            raise BoardError(
+                "guest instruction counts need -icount: a deterministic or guest-paced board"
+            )
         self.qmp.command("stop")  # both read at the same guest instant
         try:
             self.qtest.writel(_TIMER2 + _TIMER_CAPTURE3, 1)
