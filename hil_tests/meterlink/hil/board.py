@@ -18,7 +18,13 @@ from meterlink.boardlink import files as board_files
 from meterlink.boardlink.errors import BoardError
 from meterlink.boardlink.transport import enter_maintenance, open_transport
 from meterlink.hil.pulses import MAINTENANCE_PIN, GuestTime, PulseTrain, pin_line
-from meterlink.hil.qemu import DEFAULT_ICOUNT_SHIFT, DEFAULT_MICROBIT_HEX, QemuMachine, QemuOptions
+from meterlink.hil.qemu import (
+    DEFAULT_ICOUNT_SHIFT,
+    DEFAULT_MICROBIT_HEX,
+    PACED_ICOUNT_SHIFT,
+    QemuMachine,
+    QemuOptions,
+)
 from meterlink.hil.uart import UartListener, UartLog, UartPump
 
 # Writes per file before flash() gives up. More than a real line needs: with several
@@ -38,8 +44,8 @@ class EmulatedBoard:
     flash images from power_cut().
 
     guest_paced: QEMU runs with -icount in step with the host clock (align=on, sleep=on)
-    and pulses are timed in guest time (docs/hil.md, "How pulses are timed").
-    deterministic takes precedence.
+    and pulses are timed in guest time (docs/hil.md, "How pulses are timed"); its icount
+    shift defaults to PACED_ICOUNT_SHIFT. deterministic takes precedence.
     """
 
     def __init__(
@@ -51,13 +57,15 @@ class EmulatedBoard:
         seed: int = 0,
         firmware_hex: Path = DEFAULT_MICROBIT_HEX,
         flash_image: Path | None = None,
-        icount_shift: int = DEFAULT_ICOUNT_SHIFT,
+        icount_shift: int | None = None,
         boot_timeout: float = 30.0,
         guest_paced: bool = False,
     ) -> None:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.name = name
+        if icount_shift is None:
+            icount_shift = PACED_ICOUNT_SHIFT if guest_paced else DEFAULT_ICOUNT_SHIFT
         self.options = QemuOptions(
             firmware_hex=Path(firmware_hex),
             deterministic=deterministic,
