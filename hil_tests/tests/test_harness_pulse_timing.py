@@ -64,3 +64,14 @@ def test_guest_timed_pulses_are_all_counted_while_the_guest_is_stopped(tmp_path:
     assert counted == PULSES
     # the guest did not run for the freezes: the train waited for it
     assert wall >= PULSES * (HIGH_MS + LOW_MS) / 1000 + 0.5 * FREEZES * FREEZE_S
+
+
+def test_a_reset_during_a_guest_timed_train_does_not_hang_it(tmp_path: Path) -> None:
+    """A reset stops TIMER2, the guest clock the train holds levels by: the train finds
+    it stopped, starts it again and goes on."""
+    with EmulatedBoard(tmp_path, guest_paced=True) as board:
+        train = board.pulse_in_background("pin0", 5, 20, 20)
+        time.sleep(0.05)
+        board.reset(wait_for_repl=True)
+        assert train.wait(30) == 5
+        assert board.exec("print(1+1)").strip() == "2"

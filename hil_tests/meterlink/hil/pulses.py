@@ -56,7 +56,7 @@ class GuestTime:
             elif time.monotonic() - moved_at > _STALL_S:
                 done_us += (last - start) % (1 << 32)
                 self._restart()
-                start = last = self._read()
+                start = last = now = self._read()
                 moved_at = time.monotonic()
             left_ms = ms - (done_us + (now - start) % (1 << 32)) / 1000
             if left_ms <= 0 or cancel.wait(min(left_ms, 100.0) / 1000):
