@@ -20,9 +20,9 @@ from meterlink.hil.qtest import QtestClient
 DEFAULT_MICROBIT_HEX = Path("/usr/share/firmware-microbit-micropython/firmware.hex")
 FLASH_SIZE = 0x40000  # nRF51822 on the micro:bit: 256 KiB
 DEFAULT_ICOUNT_SHIFT = 6  # 2^6 ns = 64 ns per instruction, about the nRF51's 16 MHz
-# guest-paced boards: 8 ns per instruction, about the speed this firmware gets from QEMU
+# guest-paced boards: 4 ns per instruction, about the speed this firmware gets from QEMU
 # without -icount on this host, so tests written for it keep their timing (docs/hil.md)
-PACED_ICOUNT_SHIFT = 3
+PACED_ICOUNT_SHIFT = 2
 
 # nRF51 TIMER2: unused by the micro:bit MicroPython firmware (TIMER0 and TIMER1 are its
 # tickers), so the harness runs it as a 1 MHz, 32-bit guest clock it reads over qtest
