@@ -93,3 +93,4 @@ def test_qemus_unerased_flash_loses_files_in_a_sweep(tmp_path: Path) -> None:
     print(f"\nQEMU's start state, {n // 2} files and one of 3 chunks, after one sweep "
           f"(files, wrong, long one intact): {after}")
     assert after != before, f"QEMU's start state kept every file: {after}"
+

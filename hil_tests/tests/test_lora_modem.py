@@ -3,6 +3,7 @@ UART: the RAK3172 / RUI3 P2P command set and the transparent SLIP modem."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 
@@ -121,3 +122,35 @@ def test_transparent_modems_carry_slip_data_frames(medium):
             m.close()
         for b in boards:
             b.close()
+
+
+def test_a_modem_sending_while_the_medium_hands_it_a_frame_does_not_deadlock(medium):
+    """The medium calls a modem's _on_reception holding its own lock; the board's UART
+    thread of that modem takes the medium's lock to transmit. If the modem held its own
+    lock while waiting for the medium's, the two would wait for each other and every
+    radio on the medium would fall silent. Made deterministic: the test holds the medium
+    lock as the medium's thread does while the board's frame arrives."""
+    from meterlink.hil.lora_medium import Reception, Transmission
+
+    params = RadioParams(freq_mhz=868.5, sf=7)
+    with PtyBoard("dl0") as board:
+        modem = TransparentModem(board, medium, params=params)
+        try:
+            heard = Reception(Transmission(0, "other", b"\x01", params, 0.0, 0.01),
+                              modem.name, -80.0, 9.0, "received")
+            with medium.lock:  # as in RealtimeMedium._run -> resolve -> _on_reception
+                board.send(encode_link(LinkType.DATA, b"\x10up"))
+                time.sleep(0.3)  # the UART thread is now in _send, waiting for the lock
+                handed = threading.Thread(target=modem._on_reception, args=(heard,))
+                handed.start()
+                handed.join(2.0)
+                stuck = handed.is_alive()
+            handed.join(2.0)
+            assert not stuck, "the modem held its lock while waiting for the medium's"
+            deadline = time.monotonic() + 2
+            while not modem.sent and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert [tx.payload for tx in modem.sent] == [b"\x10up"]
+            assert modem.heard == [heard]
+        finally:
+            modem.close()

@@ -355,6 +355,8 @@ class Demo:
                          f"received {air.get('received', 0)}, collided "
                          f"{air.get('collision', 0)}, too weak "
                          f"{air.get('below_sensitivity', 0)}; PULL_RESP sent {acks}")
+        for modem in self.modems:
+            lines.append(f"  {modem.describe()}")
         for m in self.modules:
             silent_s = time.monotonic() - self.flow_started
             if not out.readings.get(m.device_id) and silent_s > 3 * self.o.interval_s:
