@@ -154,3 +154,27 @@ def test_a_modem_sending_while_the_medium_hands_it_a_frame_does_not_deadlock(med
             assert modem.heard == [heard]
         finally:
             modem.close()
+
+
+def test_transparent_modem_resyncs_after_garbage_a_lost_byte_and_an_overlong_run(medium):
+    """What a board's UART can carry before and between its frames (the REPL's answers to
+    frames it was sent, a byte lost, no END for too long): the modem drops those and puts
+    every whole DATA frame that follows on the air, in order."""
+    params = RadioParams(freq_mhz=868.5, sf=7)
+    payloads = [bytes([0x10, n]) + b"\xc0\xdb" * n for n in range(3)]
+    frames = [encode_link(LinkType.DATA, p) for p in payloads]
+    with PtyBoard("rs0") as board:
+        modem = TransparentModem(board, medium, params=params)
+        try:
+            board.send(b"raw REPL; CTRL-B to exit\r\n>\xc0\x01\xdb")  # REPL text, END, ESC
+            board.send(b"x" * 400)  # no END for longer than any link frame
+            board.send(frames[2][:5] + frames[2][6:])  # a byte lost: the CRC fails
+            for f in frames:
+                board.send(f)
+            deadline = time.monotonic() + 3
+            while len(modem.sent) < 3 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            time.sleep(0.2)
+            assert [tx.payload for tx in modem.sent] == payloads
+        finally:
+            modem.close()
