@@ -35,6 +35,7 @@ from meterlink.protocol import (
     decode_link_datagram,
     encode_frame,
 )
+from meterlink.protocol.features import ALL_FEATURES
 
 
 @dataclass
@@ -45,10 +46,19 @@ class Device:
     register: int = 1000
     seq: int = 10
 
+    # what its key-file entry records of the firmware (None: not recorded, as in a file
+    # written before they were); every optional feature unless a test says otherwise
+    board: str = "rp2"
+    features: frozenset[str] | None = ALL_FEATURES
+
     def entry(self) -> dict[str, Any]:
-        return {"device_id": self.device_id, "key": self.key.hex(),
-                "meter_serial": f"WM-{self.device_id}", "pulse_weight": 1, "unit": 1,
-                "interval_s": 900}
+        out: dict[str, Any] = {"device_id": self.device_id, "key": self.key.hex(),
+                               "meter_serial": f"WM-{self.device_id}", "pulse_weight": 1,
+                               "unit": 1, "interval_s": 900}
+        if self.features is not None:
+            out.update(board=self.board, firmware_version=0x0100,
+                       features=sorted(self.features))
+        return out
 
     def reading(self, deltas: tuple[int, ...] = (3, 0, 5), age_s: int = 4,
                 alarms: int = 0) -> bytes:

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from meterlink.protocol import AlarmFlags, encode_rxinfo_datagram
+from meterlink.protocol.features import ALL_FEATURES
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 
@@ -83,6 +84,11 @@ def test_http_endpoints_and_status_page_in_chromium(broker, fleet, write_config,
     assert f'id="module-{dev.device_id}"' in dom
     row = dom.split(f'id="module-{dev.device_id}"', 1)[1].split("</tr>", 1)[0]
     assert f">{dev.register}<" in row and "-67 dBm" in row
+    # what the key file says the module's firmware takes (docs/gateway.md, "Commands")
+    assert modules[dev.device_id]["board"] == "rp2"
+    assert modules[dev.device_id]["firmware_version"] == 0x0100
+    assert modules[dev.device_id]["features"] == sorted(ALL_FEATURES)
+    assert "rp2 1.0 (at_modem, burst_alarm, config_downlink" in row
     assert ">burst<" in dom and ">connected<" in dom
     assert Path(shot).stat().st_size > 10_000
 

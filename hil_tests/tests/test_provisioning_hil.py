@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from meterlink.firmware import FIRMWARE_VERSION, bundle_features
 from meterlink.provisioning import registry as reg
 from meterlink.provisioning.errors import NotEnoughFlash, PortBusy, UnsupportedBoard
 from meterlink.provisioning.provision import (
@@ -67,7 +68,21 @@ def test_blank_board_provisioned_heard_and_first_reading_has_the_dial_register(
     key_hex = result.device.key_hex
     assert key_hex not in out + err + "\n".join(lines)  # the key is never shown
     assert "flashing [" in err  # the progress bar
-    assert json.loads(keys.read_text())["devices"][0]["key"] == key_hex
+    entry = json.loads(keys.read_text())["devices"][0]
+    assert entry["key"] == key_hex
+    # what the module's firmware can take is recorded, and the gateway goes by it: the
+    # nRF51 build has no config downlink, so a config command is refused, not sent
+    assert (entry["board"], entry["firmware_version"], entry["features"]) == (
+        "nrf51", FIRMWARE_VERSION, sorted(bundle_features("nrf51")))
+    assert any(line.startswith("features: none of the optional ones") for line in lines)
+    import paho.mqtt.publish as publish
+
+    publish.single(f"meterlink/v1/commands/{did}", '{"type": "config", "interval_s": 600}',
+                   qos=1, hostname=broker.host, port=broker.port)
+    reply = central.wait_for(lambda m: m.topic == f"meterlink/v1/commands/{did}/reply",
+                             timeout=30)
+    assert reply.json()["outcome"] == "refused_unsupported", reply.json()
+    assert reply.json()["missing_features"] == ["config_downlink"]
 
 
 def test_interrupted_flash_is_completed_by_a_rerun(tmp_path: Path, board: Any) -> None:

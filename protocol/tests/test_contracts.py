@@ -74,11 +74,14 @@ def test_key_file_written_by_provisioning_reads_back_in_the_gateway_format(tmp_p
     class Registered:  # the registry's row, as provisioning holds it
         device_id, key_hex, key_gen, meter_serial = 9, "ab" * 16, 3, "WM-9"
         pulse_weight, unit, interval_s = 10, 2, 600
+        board, firmware_version = "nrf51", 256
+        feature_set = frozenset({"tamper_alarm"})
 
     doc = provisioning_key_file([Registered()])
     assert doc["format"] == KEY_FILE_FORMAT
     entry = parse_key_file(json.loads(json.dumps(doc)))[9]
-    assert entry == KeyEntry(9, bytes.fromhex("ab" * 16), 3, "WM-9", 10, Unit.M3, 600)
+    assert entry == KeyEntry(9, bytes.fromhex("ab" * 16), 3, "WM-9", 10, Unit.M3, 600,
+                             "nrf51", 256, frozenset({"tamper_alarm"}))
     assert key_file_document([entry]) == doc
 
 

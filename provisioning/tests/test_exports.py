@@ -34,6 +34,9 @@ def test_key_file_is_0600_in_the_gateway_format(tmp_path: Path, make_device: Any
         "pulse_weight": 1,
         "unit": 1,
         "interval_s": 900,
+        "board": "nrf51",
+        "firmware_version": 0x0100,
+        "features": [],  # not recorded in the row: what firmware 1.0 for nrf51 shipped
     }
     assert [p.name for p in out.parent.iterdir()] == ["keys.json"]  # no temp file left
 

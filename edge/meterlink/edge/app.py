@@ -34,6 +34,7 @@ from meterlink.edge.pipeline import Pipeline
 from meterlink.edge.registry import DeviceRegistry, RegistryError
 from meterlink.edge.replay import ReplayGuard
 from meterlink.edge.status import LiveStatus
+from meterlink.protocol.keyfile import ASSUMED_FEATURES
 
 
 class Gateway:
@@ -53,6 +54,7 @@ class Gateway:
         self.packet_forwarders: dict[str, PacketForwarder] = {}
         self.ingress: dict[str, Ingress] = {}  # every receiver, as it is run
         self._background: set[asyncio.Task[None]] = set()
+        self._unrecorded_logged: list[int] = []
         self._setup()
 
     # -- wiring -----------------------------------------------------------------------------
@@ -64,6 +66,7 @@ class Gateway:
         n = self.registry.load()
         for w in self.registry.warnings:
             self.log.warning("keys_file_permissions", detail=w)
+        self._note_unrecorded()
         self.metrics.registry_devices.set(n)
         errors, warnings = space_check(cfg.outbox.path, cfg.outbox.max_bytes,
                                        cfg.outbox.min_free_bytes)
@@ -81,7 +84,7 @@ class Gateway:
         # Where downlinks can go: receivers by name, concentrators by EUI (filled below).
         self.senders: dict[str, Sender] = {}
         self.downlink = Downlink(self.db, self.registry, self.senders, self.metrics, self.log,
-                                 cfg.downlink_delay_ms / 1000)
+                                 cfg.downlink_delay_ms / 1000, gateway_id=cfg.gateway_id)
         self.forwarder = Forwarder(cfg=cfg.mqtt, gateway_id=cfg.gateway_id, db=self.db,
                                    downlink=self.downlink, metrics=self.metrics,
                                    status=self.status, log=self.log,
@@ -167,6 +170,11 @@ class Gateway:
         for m in snap["modules"]:
             m["lora"] = [pf_radio for pf in self.packet_forwarders.values()
                          for pf_radio in pf.radio(m["device_id"])]
+            device = self.registry.get(m["device_id"])  # what the key file says it takes
+            m["board"] = device.board if device else ""
+            m["firmware_version"] = device.firmware_version if device else 0
+            m["features"] = (None if device is None or device.features is None
+                             else sorted(device.features))
         return snap
 
     def _health(self) -> tuple[int, str, bytes]:
@@ -195,12 +203,33 @@ class Gateway:
         self.metrics.registry_reloads.inc(outcome="ok")
         self.metrics.registry_devices.set(n)
         self.log.info("keys_reloaded", devices=n, rekeyed=sorted(self.registry.rekeyed))
+        self._note_unrecorded()
         for dev in self.registry.rekeyed:
             self.pipeline.guard.forget(dev)
-            task = asyncio.get_running_loop().create_task(
-                self._forget_replay(dev), name=f"forget-replay-{dev}")
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+            self._spawn(self._forget_replay(dev), f"forget-replay-{dev}")
+        # commands queued for a module the file now says cannot take them
+        self._spawn(self.downlink.drop_unsupported(), "drop-unsupported-commands")
+
+    def _note_unrecorded(self) -> None:
+        """One log line for the devices whose key-file entry records no features: when
+        the key file is first loaded, and again only when that list changes."""
+        ids = self.registry.unrecorded
+        if ids and ids != self._unrecorded_logged:
+            self.log.warning(
+                "keys_without_features", devices=len(ids), device_ids=ids[:20],
+                assumed_features=sorted(ASSUMED_FEATURES),
+                detail="the key file records no board, firmware version or features for "
+                       "these devices (written before they were recorded); the gateway "
+                       "assumes none of the optional features, so config and time "
+                       "commands for them are refused",
+                hint="export the key file again from the device registry (meterlink "
+                     "devices export-keys) and reload the gateway")
+        self._unrecorded_logged = ids
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _forget_replay(self, dev: int) -> None:
         try:

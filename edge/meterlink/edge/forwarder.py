@@ -3,7 +3,8 @@
 A message leaves the outbox only after its PUBACK. On any connection error the forwarder
 reconnects with jittered exponential backoff and starts again from the oldest message
 still stored; a message may then be published twice, always with the same idempotency
-key. Also: the retained gateway status (with a Last Will), and the command subscription.
+key. Also: the retained gateway status (with a Last Will), the command subscription and
+the replies to commands (`commands/<id>/reply`, published as they come while connected).
 
 The backlog is read in pages of `max_inflight` messages, so memory does not grow with it.
 When the delete after PUBACK cannot be written (disk full, card failing), the forwarder
@@ -28,9 +29,15 @@ from paho.mqtt.properties import Properties
 
 from meterlink.edge.config import MqttConfig
 from meterlink.edge.database import Database
-from meterlink.edge.downlink import CommandError, Downlink
+from meterlink.edge.downlink import CommandError, CommandRefused, Downlink
 from meterlink.edge.logs import MQTT, Logger
-from meterlink.edge.messages import final_payload, iso
+from meterlink.edge.messages import (
+    command_filter,
+    command_reply_topic,
+    encode_body,
+    final_payload,
+    iso,
+)
 from meterlink.edge.metrics import GatewayMetrics
 from meterlink.edge.outbox import Message, OutboxError
 from meterlink.edge.status import LiveStatus
@@ -78,7 +85,7 @@ class Forwarder:
         # go through a child logger at WARNING; connection events the forwarder logs itself
         self.client_log = log.child(MQTT, level="warning").std
         self.status_topic = f"{cfg.topic_prefix}/gateways/{gateway_id}/status"
-        self.command_filter = f"{cfg.topic_prefix}/commands/+"
+        self.command_filter = command_filter(cfg.topic_prefix)
         self._new = asyncio.Event()
         self._client: aiomqtt.Client | None = None
         self.published = 0
@@ -135,6 +142,7 @@ class Forwarder:
                     async with asyncio.TaskGroup() as tg:
                         tg.create_task(self._drain(client), name="mqtt-drain")
                         tg.create_task(self._commands(client), name="mqtt-commands")
+                        tg.create_task(self._replies(client), name="mqtt-replies")
             except* (aiomqtt.MqttError, OSError, TimeoutError) as group:
                 error = "; ".join(str(e) for e in group.exceptions)[:300]
                 self._client = None
@@ -210,22 +218,44 @@ class Forwarder:
             name = str(message.topic)
             raw = message.payload if isinstance(message.payload, bytes) else str(
                 message.payload).encode()
+            device = name[len(prefix):]
             try:
-                device_id = int(name[len(prefix):])
+                device_id = int(device)
                 cmd = await self.downlink.add_command(device_id, raw)
+            except CommandRefused as exc:
+                self.downlink.refused(device, raw, exc)
+                continue
             except (ValueError, CommandError) as exc:
+                error = str(exc) if isinstance(exc, CommandError) else (
+                    f"{device!r} is not a device id; send commands to "
+                    f"{prefix}<device id in decimal>")
                 self.metrics.commands.inc(outcome="invalid")
-                self.log.warning("command_rejected", topic=name, error=str(exc))
+                self.log.warning("command_rejected", topic=name, error=error)
+                self.downlink.reply(device, raw, "invalid", error=error)
                 continue
             except OutboxError as exc:
                 self.metrics.commands.inc(outcome="not_stored")
-                self.log.error("command_not_stored", topic=name, error=str(exc),
-                               hint="the outbox cannot be written; send the command again "
-                                    "once /healthz is ok")
+                hint = "the outbox cannot be written; send the command again once /healthz is ok"
+                self.log.error("command_not_stored", topic=name, error=str(exc), hint=hint)
+                self.downlink.reply(device, raw, "not_stored", error=f"{exc}; {hint}")
                 continue
             self.metrics.commands.inc(outcome="queued")
+            queued = self.downlink.pending(cmd.device_id)
             self.log.info("command_queued", device_id=cmd.device_id, kind=cmd.kind,
-                          queued=self.downlink.pending(cmd.device_id))
+                          queued=queued)
+            self.downlink.reply(device, raw, "queued", queued=queued)
+
+    async def _replies(self, client: aiomqtt.Client) -> None:
+        """Publishes the replies to commands, oldest first; one that fails stays for the
+        next connection."""
+        replies = self.downlink.replies
+        while True:
+            await replies.wait()
+            device, payload = replies.peek()
+            await client.publish(command_reply_topic(self.cfg.topic_prefix, device),
+                                 encode_body(payload).encode(), qos=1,
+                                 timeout=self.cfg.publish_timeout_s)
+            replies.pop()
 
     async def goodbye(self, drain_s: float) -> None:
         """On shutdown: give the backlog a moment, then mark the gateway offline."""

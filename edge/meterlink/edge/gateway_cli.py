@@ -39,6 +39,12 @@ def _check(args: argparse.Namespace) -> int:
         return 2
     for w in registry.warnings:
         print(f"warning: {w}", file=sys.stderr)
+    if registry.unrecorded:
+        print(f"warning: {cfg.keys_file}: {len(registry.unrecorded)} device(s) without "
+              "recorded features (the file was exported before they were recorded, e.g. "
+              f"{registry.unrecorded[0]}); the gateway will refuse config and time commands "
+              "for them: export the key file again from the device registry (meterlink "
+              "devices export-keys)", file=sys.stderr)
     errors, warnings = space_check(cfg.outbox.path, cfg.outbox.max_bytes,
                                    cfg.outbox.min_free_bytes)
     for w in warnings:

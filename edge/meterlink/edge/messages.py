@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,6 +31,37 @@ def litres(pulses: int, pulse_weight: int, unit: int) -> float:
 
 def topic(prefix: str, kind: str, device_id: int) -> str:
     return f"{prefix}/{TOPIC_BY_KIND[kind]}/{device_id}"
+
+
+def command_filter(prefix: str) -> str:
+    """What the gateway subscribes to: commands from the central system, one level per
+    device (so its own replies, a level below, do not come back to it)."""
+    return f"{prefix}/commands/+"
+
+
+def command_reply_topic(prefix: str, device: str) -> str:
+    """Where the gateway answers a command sent on `commands/<device>`."""
+    return f"{prefix}/commands/{device}/reply"
+
+
+def command_reply(*, device: str, gateway_id: str, outcome: str, command: bytes,
+                  error: str | None = None, **extra: Any) -> dict[str, Any]:
+    """The reply to one command (docs/mqtt.md): what became of it and why. `id` and
+    `type` are the command's own, when it is a JSON object that has them."""
+    try:
+        data = json.loads(command)
+    except (ValueError, UnicodeDecodeError):
+        data = None
+    sent = data if isinstance(data, dict) else {}
+    device_id: int | None = int(device) if device.isdigit() else None
+    out: dict[str, Any] = {"device_id": device_id, "gateway_id": gateway_id,
+                           "id": sent.get("id"), "type": sent.get("type"),
+                           "outcome": outcome}
+    if error is not None:
+        out["error"] = error
+    out.update(extra)
+    out["at"] = iso(time.time())
+    return out
 
 
 def _reading(body: Reading, received_at: float) -> dict[str, Any]:

@@ -52,8 +52,11 @@ CREATE TABLE IF NOT EXISTS downlink_counter(
   device_id INTEGER PRIMARY KEY, counter INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS commands(
   id INTEGER PRIMARY KEY AUTOINCREMENT, device_id INTEGER NOT NULL, kind TEXT NOT NULL,
-  body TEXT NOT NULL, created_at REAL NOT NULL);
+  body TEXT NOT NULL, created_at REAL NOT NULL, sender_id TEXT);
 """
+# Columns added since the first state files were written: (table, column, declaration).
+# An older file gets them on open; its rows hold NULL there.
+ADDED_COLUMNS = (("commands", "sender_id", "TEXT"),)  # the command's own "id", as JSON
 
 
 
@@ -193,6 +196,10 @@ class Outbox:
             self.db.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
             self.db.execute("PRAGMA busy_timeout=5000")
             self.db.executescript(SCHEMA)
+            for table, column, declaration in ADDED_COLUMNS:
+                have = {r[1] for r in self.db.execute(f"PRAGMA table_info({table})")}
+                if column not in have:
+                    self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
             row = self.db.execute("SELECT count(*), coalesce(sum(size), 0) FROM outbox").fetchone()
             self.page_size: int = self.db.execute("PRAGMA page_size").fetchone()[0]
             first = self.db.execute(
@@ -448,20 +455,22 @@ class Outbox:
                               f"{exc}") from exc
         return counter
 
-    def add_command(self, device_id: int, kind: str, body: str) -> int:
+    def add_command(self, device_id: int, kind: str, body: str,
+                    sender_id: str | None = None) -> int:
+        """Stores a command; `sender_id`: the command's own "id" as JSON, if it had one."""
         try:
             cur = self.db.execute(
-                "INSERT INTO commands(device_id, kind, body, created_at) VALUES (?,?,?,?)",
-                (device_id, kind, body, time.time()))
+                "INSERT INTO commands(device_id, kind, body, created_at, sender_id) "
+                "VALUES (?,?,?,?,?)", (device_id, kind, body, time.time(), sender_id))
         except sqlite3.Error as exc:
             self._rollback()
             raise OutboxError(f"{self.path}: cannot store the command: {exc}") from exc
         return int(cur.lastrowid or 0)
 
-    def pending_commands(self) -> list[tuple[int, int, str, str]]:
-        """(id, device_id, kind, body), oldest first."""
-        return [(r[0], r[1], r[2], r[3]) for r in self.db.execute(
-            "SELECT id, device_id, kind, body FROM commands ORDER BY id")]
+    def pending_commands(self) -> list[tuple[int, int, str, str, str | None]]:
+        """(id, device_id, kind, body, sender_id), oldest first."""
+        return [(r[0], r[1], r[2], r[3], r[4]) for r in self.db.execute(
+            "SELECT id, device_id, kind, body, sender_id FROM commands ORDER BY id")]
 
     def delete_command(self, command_id: int) -> None:
         try:

@@ -3,7 +3,9 @@ defined in meterlink.protocol.keyfile).
 
 Loaded at start and again on SIGHUP; a reload that fails keeps the registry in use, so a
 half-written file never takes the gateway's keys away. A device whose `key_gen` (or key)
-changed is re-keyed: its replay window starts again.
+changed is re-keyed: its replay window starts again. A device whose entry records no
+features (a file written before they were recorded) is taken as having none of the
+optional ones (`keyfile.ASSUMED_FEATURES`): `unrecorded` lists them for the one log line.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ class DeviceRegistry:
         self.devices: dict[int, Device] = {}
         self.warnings: list[str] = []
         self.rekeyed: set[int] = set()  # devices the last load gave a new key
+        self.unrecorded: list[int] = []  # devices whose entry records no features
         self._keys: dict[int, tuple[bytes, DeviceKeys]] = {}
 
     def load(self) -> int:
@@ -53,6 +56,7 @@ class DeviceRegistry:
                                 f"{new.key_gen} (was {old.key_gen}); export the key file "
                                 "again from the device registry")
         self.warnings, self.rekeyed, self.devices = warnings, rekeyed, devices
+        self.unrecorded = sorted(d for d, e in devices.items() if e.features is None)
         return len(devices)
 
     def get(self, device_id: int) -> Device | None:

@@ -16,6 +16,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from meterlink.firmware.features import bundle_features as bundle_features  # what it ships
 from meterlink.firmware.minify import rename_locals, shrink
 
 __all__ = [

@@ -6,24 +6,35 @@ Provisioning writes it (`key_file_document`), the gateway and `meterlink frame d
     {"format": "meterlink-keys/1",
      "devices": [{"device_id": 305419896, "key": "000102...0f", "key_gen": 1,
                   "meter_serial": "WM-2024-001", "pulse_weight": 1, "unit": 1,
-                  "interval_s": 900}]}
+                  "interval_s": 900, "board": "nrf51", "firmware_version": 256,
+                  "features": []}]}
 
 `key_gen` counts the keys a module has been given: it goes up by one on every re-key,
 and a reader that sees it change knows the module may start its counters again.
-Parsing is strict and every error names the entry and the field.
+`board`, `firmware_version` (major * 256 + minor, as in a status frame) and `features`
+(the optional features of `meterlink.protocol.features` its firmware has) say what the
+module can take. A file written before they were recorded still loads: `board` is then
+"" and `firmware_version` 0 (unknown), and `features` is None, for which a reader assumes
+ASSUMED_FEATURES (none: no `config` or `time` downlink is sent to such a module until
+the file is exported again from the device registry).
+Parsing is strict and every error names the entry and the field; a feature name this
+reader does not know is kept (a newer firmware may have it) and needs no command.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .constants import UINT32_LIMIT, Unit
+from .features import FEATURE_NAME
 
 __all__ = [
+    "ASSUMED_FEATURES",
     "KEY_FILE_FORMAT",
     "KeyEntry",
     "KeyFileError",
@@ -33,6 +44,13 @@ __all__ = [
 ]
 
 KEY_FILE_FORMAT = "meterlink-keys/1"
+
+# What a reader assumes of a module whose entry records no features (a file written
+# before they were recorded): none of the optional ones. That is what the nRF51 build,
+# the one the demo and most provisioning flashed, ships; a module that has more gets
+# its commands refused with a hint to export the file again, never sent and ignored.
+ASSUMED_FEATURES: frozenset[str] = frozenset()
+_BOARD = re.compile(r"[a-z0-9_]{0,32}")
 
 
 class KeyFileError(ValueError):
@@ -50,11 +68,24 @@ class KeyEntry:
     pulse_weight: int = 1
     unit: int = Unit.L
     interval_s: int = 900
+    board: str = ""  # "" unknown
+    firmware_version: int = 0  # major * 256 + minor; 0 unknown
+    features: frozenset[str] | None = None  # None: not recorded (see ASSUMED_FEATURES)
+
+    @property
+    def known_features(self) -> frozenset[str]:
+        """The features to go by: those recorded, else ASSUMED_FEATURES."""
+        return ASSUMED_FEATURES if self.features is None else self.features
 
     def to_json(self) -> dict[str, Any]:
-        return {"device_id": self.device_id, "key": self.key.hex(), "key_gen": self.key_gen,
-                "meter_serial": self.meter_serial, "pulse_weight": self.pulse_weight,
-                "unit": int(self.unit), "interval_s": self.interval_s}
+        out: dict[str, Any] = {
+            "device_id": self.device_id, "key": self.key.hex(), "key_gen": self.key_gen,
+            "meter_serial": self.meter_serial, "pulse_weight": self.pulse_weight,
+            "unit": int(self.unit), "interval_s": self.interval_s, "board": self.board,
+            "firmware_version": self.firmware_version}
+        if self.features is not None:
+            out["features"] = sorted(self.features)
+        return out
 
 
 # Optional unsigned fields and their defaults (KeyEntry's).
@@ -92,7 +123,34 @@ def _entry(raw: Any, index: int) -> KeyEntry:
     serial = raw.get("meter_serial", "")
     if not isinstance(serial, str):
         raise KeyFileError(f"{where}.meter_serial (device {device_id}): expected a string")
-    return KeyEntry(device_id=device_id, key=key, meter_serial=serial, **values)
+    board = raw.get("board", "")
+    if not isinstance(board, str) or not _BOARD.fullmatch(board):
+        raise KeyFileError(f"{where}.board (device {device_id}): expected a board name "
+                           f"like \"nrf51\" (a-z, 0-9, _), got {board!r}")
+    version = raw.get("firmware_version", 0)
+    if isinstance(version, bool) or not isinstance(version, int) or not 0 <= version <= 65535:
+        raise KeyFileError(f"{where}.firmware_version (device {device_id}): expected "
+                           f"major * 256 + minor, 0..65535, got {version!r}")
+    return KeyEntry(device_id=device_id, key=key, meter_serial=serial, board=board,
+                    firmware_version=version, features=_features(raw, where, device_id),
+                    **values)
+
+
+def _features(raw: dict[str, Any], where: str, device_id: int) -> frozenset[str] | None:
+    if "features" not in raw:
+        return None
+    names = raw["features"]
+    if not isinstance(names, list):
+        raise KeyFileError(f"{where}.features (device {device_id}): expected a list of "
+                           f"feature names, got {names!r}")
+    for name in names:
+        if not isinstance(name, str) or not FEATURE_NAME.fullmatch(name):
+            raise KeyFileError(f"{where}.features (device {device_id}): {name!r} is not a "
+                               "feature name (a-z, 0-9, _)")
+    if len(set(names)) != len(names):
+        raise KeyFileError(f"{where}.features (device {device_id}): a feature is listed "
+                           "twice")
+    return frozenset(names)
 
 
 def parse_key_file(data: Any) -> dict[int, KeyEntry]:

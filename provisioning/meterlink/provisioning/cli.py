@@ -17,7 +17,12 @@ from meterlink.protocol import Unit
 from meterlink.protocol.module_config import config_field
 from meterlink.provisioning import registry as reg
 from meterlink.provisioning.errors import BadValue, ProvisioningError
-from meterlink.provisioning.exports import central_csv, central_json, export_key_file
+from meterlink.provisioning.exports import (
+    central_csv,
+    central_json,
+    device_features,
+    export_key_file,
+)
 from meterlink.provisioning.ports import candidate_ports
 from meterlink.provisioning.values import (
     normalise_meter_serial,
@@ -301,12 +306,25 @@ def _cmd_show(args: argparse.Namespace) -> int:
         ("provisioned_at", d.provisioned_at),
         ("firmware_version", d.firmware_version),
         ("board", d.board),
+        ("features", _features_line(d)),
         ("key", f"(generation {d.key_gen}; never shown, see export-keys)"),
     ):
         print(f"{name:>17}: {value}")
     for at, event, detail in events:
         print(f"  {at} {event} {detail}")
     return 0
+
+
+def _features_line(d: reg.Device) -> str:
+    recorded = d.feature_set
+    if recorded is not None:
+        return ", ".join(sorted(recorded)) or "none of the optional ones"
+    known = device_features(d)
+    if known is None:
+        return "not recorded (the gateway assumes none of the optional ones)"
+    return (f"{', '.join(sorted(known)) or 'none of the optional ones'} (not recorded; "
+            f"what firmware {d.firmware_version >> 8}.{d.firmware_version & 0xFF} for "
+            f"{d.board} shipped)")
 
 
 @_guarded

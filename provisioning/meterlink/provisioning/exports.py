@@ -16,8 +16,8 @@ from meterlink.protocol import keyfile
 from meterlink.protocol.keyfile import KEY_FILE_FORMAT, KeyEntry
 from meterlink.provisioning.registry import Device
 
-__all__ = ["KEY_FILE_FORMAT", "central_csv", "central_json", "export_key_file",
-           "key_file_document", "write_private_file"]
+__all__ = ["KEY_FILE_FORMAT", "central_csv", "central_json", "device_features",
+           "export_key_file", "key_file_document", "write_private_file"]
 
 CENTRAL_FIELDS = (
     "device_id",
@@ -43,12 +43,27 @@ def key_file_document(devices: Iterable[Device]) -> Mapping[str, Any]:
     """The gateway key file's content (format: meterlink.protocol.keyfile). `key_gen`
     counts rekeys of the device: a gateway that sees it change for a device restarts
     that device's replay window (the module may start its frame counter again under the
-    new key)."""
+    new key). `board`, `firmware_version` and `features` tell the gateway which commands
+    the module can take."""
     return keyfile.key_file_document(
         KeyEntry(device_id=d.device_id, key=bytes.fromhex(d.key_hex), key_gen=d.key_gen,
                  meter_serial=d.meter_serial, pulse_weight=d.pulse_weight, unit=d.unit,
-                 interval_s=d.interval_s)
+                 interval_s=d.interval_s, board=d.board,
+                 firmware_version=d.firmware_version, features=device_features(d))
         for d in devices)
+
+
+def device_features(d: Device) -> frozenset[str] | None:
+    """The module's features: as recorded at provisioning; for a module registered before
+    they were recorded, what its firmware version's bundle for its board shipped
+    (meterlink.firmware.features.RELEASED_FEATURES); None if that is not known either
+    (the gateway then assumes none)."""
+    recorded = d.feature_set
+    if recorded is not None:
+        return recorded
+    from meterlink.firmware.features import released_features
+
+    return released_features(d.board, d.firmware_version)
 
 
 def write_private_file(path: Path, data: bytes) -> None:

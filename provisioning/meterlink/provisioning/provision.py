@@ -95,10 +95,19 @@ class ProvisionResult:
 
 
 def plan_device(
-    r: ProvisionRequest, registry: reg.Registry, fw_version: int, board: str
+    r: ProvisionRequest,
+    registry: reg.Registry,
+    fw_version: int,
+    board: str,
+    features: frozenset[str] | None = None,
 ) -> tuple[reg.Device, bool]:
     """The registry row for this run: same key and id as before for a known meter unless
-    --rekey; a fresh config generation, so the module restarts from the dial reading."""
+    --rekey; a fresh config generation, so the module restarts from the dial reading.
+    `features`: those of the bundle flashed (default: `bundle_features(board)`)."""
+    if features is None:
+        from meterlink.firmware import bundle_features
+
+        features = bundle_features(board)
     old = registry.by_serial(r.meter_serial)
     device_id = r.device_id or (old.device_id if old else derive_device_id(r.meter_serial))
     other = registry.get(device_id)
@@ -142,6 +151,7 @@ def plan_device(
         state=reg.STATE_FLASHING,
         selftest="",
         rssi=None,
+        features=reg.features_text(features),
     )
     resumed = old is not None and old.state == reg.STATE_FLASHING
     return device, resumed
@@ -197,9 +207,10 @@ def flash_and_restart(r: ProvisionRequest, say: Say, *, show_progress: bool = Tr
     with reg.Registry(r.registry_path) as registry, BoardSession(port, cable=r.cable) as session:
         info = session.identify(r.board)
         say(f"board: {info.family} ({info.machine}), MicroPython {info.micropython_str}")
-        from meterlink.firmware import FIRMWARE_VERSION
+        from meterlink.firmware import FIRMWARE_VERSION, bundle_features
 
-        device, resumed = plan_device(r, registry, FIRMWARE_VERSION, info.family)
+        features = bundle_features(info.family)
+        device, resumed = plan_device(r, registry, FIRMWARE_VERSION, info.family, features)
         if resumed:
             say("an earlier provisioning of this meter was interrupted: continuing it")
         files = firmware_files(info)
@@ -225,6 +236,8 @@ def flash_and_restart(r: ProvisionRequest, say: Say, *, show_progress: bool = Tr
             f"and verified ({len(report.written)} files written, {len(report.kept)} already "
             f"correct)"
         )
+        say(f"features: {', '.join(sorted(features)) or 'none of the optional ones'} "
+            f"(recorded for the gateway, which refuses commands the module cannot take)")
         registry.set_state(device.device_id, reg.STATE_CONFIGURED, "flashed and verified")
         if r.keys_out is not None:
             n = export_key_file(registry.all(), r.keys_out)

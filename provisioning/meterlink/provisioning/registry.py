@@ -40,7 +40,8 @@ CREATE TABLE IF NOT EXISTS devices (
     board            TEXT NOT NULL DEFAULT '',
     state            TEXT NOT NULL,
     selftest         TEXT NOT NULL DEFAULT '',
-    rssi             INTEGER
+    rssi             INTEGER,
+    features         TEXT
 );
 CREATE TABLE IF NOT EXISTS events (
     at        TEXT NOT NULL,
@@ -49,6 +50,9 @@ CREATE TABLE IF NOT EXISTS events (
     detail    TEXT NOT NULL DEFAULT ''
 );
 """
+# Columns added since the first registries were written: (name, declaration). A registry
+# without one gets it on open; its old rows hold NULL there (not recorded).
+_ADDED_COLUMNS = (("features", "TEXT"),)
 
 # Provisioning states, in order.
 STATE_FLASHING = "flashing"  # firmware being written
@@ -92,10 +96,20 @@ class Device:
     state: str
     selftest: str
     rssi: int | None
+    # the optional features (meterlink.protocol.features) of the firmware flashed, comma
+    # separated; None: registered before the registry recorded them
+    features: str | None = None
 
     @property
     def key(self) -> bytes:
         return bytes.fromhex(self.key_hex)
+
+    @property
+    def feature_set(self) -> frozenset[str] | None:
+        """The recorded features; None when not recorded."""
+        if self.features is None:
+            return None
+        return frozenset(name for name in self.features.split(",") if name)
 
     def __repr__(self) -> str:  # never show the key, even in a traceback
         return f"Device(device_id={self.device_id}, meter_serial={self.meter_serial!r}, ...)"
@@ -120,6 +134,10 @@ class Registry:
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA busy_timeout=5000")
             self._db.executescript(_SCHEMA)
+            have = {row["name"] for row in self._db.execute("PRAGMA table_info(devices)")}
+            for name, declaration in _ADDED_COLUMNS:
+                if name not in have:
+                    self._db.execute(f"ALTER TABLE devices ADD COLUMN {name} {declaration}")
         except (OSError, sqlite3.Error) as exc:
             raise RegistryError(
                 f"cannot open the device registry {self.path}: {exc}",
@@ -242,3 +260,8 @@ class _Tx:
 
 def _device(row: sqlite3.Row) -> Device:
     return Device(**{c: row[c] for c in _COLUMNS})
+
+
+def features_text(features: frozenset[str]) -> str:
+    """How the registry stores a feature set."""
+    return ",".join(sorted(features))
