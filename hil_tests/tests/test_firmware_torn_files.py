@@ -104,9 +104,9 @@ def test_torn_boot_phase_files_never_stop_the_module(board: EmulatedBoard) -> No
         elif b"Traceback" in heard:
             crashed.append((name, heard[heard.index(b"Traceback") :][:160]))
         board.power_cut()
-    # Seen in some runs (not reproduced alone): one boot after a case fails reading its
-    # own code (a NameError or SyntaxError on bytes 0xFF in a chunk), although every
-    # file checks out afterwards; that boot waits and the next one runs. Reported here.
+    # Seen in some runs before the harness erased the flash (test_emulated_flash.py; not
+    # seen since): one boot after a case fails reading its own code (a NameError or
+    # SyntaxError on bytes 0xFF in a chunk); that boot waits and the next one runs.
     print(f"\ntorn-file cases: {len(cases)}, a boot failed once and recovered: {crashed}")
     assert not stopped, stopped
 
