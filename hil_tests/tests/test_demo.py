@@ -1,5 +1,7 @@
 """`meterlink demo` as a new user runs it: the whole chain reaches its goals, the status
-page shows it in a real browser, and Ctrl-C leaves no process behind."""
+page shows it in a real browser, and Ctrl-C leaves no process behind. Its modules: two
+emulated nRF51 boards behind transparent UART modems and an emulated Pico driving an
+emulated AT modem, all on the LoRa medium to two emulated concentrators."""
 
 from __future__ import annotations
 
@@ -94,6 +96,19 @@ def test_demo_reaches_its_goals_shows_them_and_stops_cleanly_on_ctrl_c(tmp_path:
         for m in status["modules"]:
             if m["device_id"] in provisioned:
                 assert {r["datr"] for r in m["lora"]} == {"SF7BW125"}, m
+        # the module set: two nRF51 boards behind transparent modems, the backflow module
+        # an emulated Pico whose firmware drives an AT modem (RAK3172, RUI3 P2P); its
+        # frames went out by AT+PSEND and it heard downlinks (acks) in its windows
+        assert any("provision module 2 (backflow, rp2, AT modem)" in ln for ln in lines)
+        assert sum("(household, nRF51)" in ln or "(leak, nRF51)" in ln for ln in lines) == 2
+        deadline = time.monotonic() + 30  # the next summary after the goals
+        while time.monotonic() < deadline and not any(
+                "AT modem:" in ln for ln in lines[transcript.count("\n") + 1:]):
+            time.sleep(0.5)
+        at = [m for ln in lines if (m := re.search(
+            r"module 2 AT modem: (\d+) frames sent by AT\+PSEND \((\d+) resent\), "
+            r"downlinks heard in its receive windows: (\d+)", ln))]  # fmt: skip
+        assert at and int(at[-1].group(1)) >= 2 and int(at[-1].group(3)) >= 1, at[-1:]
 
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         dom = _chromium(url, ARTIFACTS / "status-page.png", tmp_path / "chromium")
@@ -124,3 +139,33 @@ def test_demo_help_names_its_options() -> None:
     ).stdout
     for option in ("--modules", "--interval", "--duration"):
         assert option in out
+
+
+def test_demo_without_the_pico_emulator_runs_nrf51_boards_and_says_why(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from meterlink.hil import demo
+
+    why = "rp2 firmware not found: run `make setup`"
+    monkeypatch.setattr(demo, "runner_missing", lambda: why)
+    said: list[str] = []
+    d = demo.Demo(demo.DemoOptions(workdir=tmp_path, at_modules=2), said.append)
+    assert d._picos() == 0 and d._picos() == 0
+    assert [ln for ln in said if why in ln and "every module is an nRF51" in ln] == said[:1]
+    assert len(said) == 1
+    monkeypatch.setattr(demo, "runner_missing", lambda: None)
+    assert demo.Demo(demo.DemoOptions(workdir=tmp_path, at_modules=5), said.append)._picos() == 3
+    channel = demo.DemoOptions(workdir=tmp_path, radio="channel", at_modules=1)
+    assert demo.Demo(channel, said.append)._picos() == 0
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["--radio", "channel", "--at-modules", "1"], "--at-modules 1 needs --radio lora"),
+    (["--modules", "2", "--at-modules", "3"], "--at-modules 3 is more than --modules 2"),
+])
+def test_demo_refuses_at_modules_it_cannot_run(args: list[str], says: str,
+                                               tmp_path: Path) -> None:
+    run = subprocess.run([*meterlink_command(), "demo", *args, "--workdir", str(tmp_path / "w")],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and says in run.stderr, run.stderr
+    assert not (tmp_path / "w").exists()  # nothing started

@@ -716,7 +716,7 @@ def lora_cases() -> dict[str, Any]:
         "crc": True,
         "low_data_rate_optimize_from_sf": 11,
         "sync_word": radio.SYNC_WORD,
-        "iq_inverted": {"uplink": False, "downlink": True},
+        "iq_inverted": {"uplink": False, "downlink": False},  # P2P: normal IQ both ways
         "duty_cycle": radio.DUTY_CYCLE,
         "airtime_ms": [
             {"frame": name, "bytes": n,

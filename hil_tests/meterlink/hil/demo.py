@@ -4,8 +4,10 @@ A local Mosquitto, emulated modules provisioned through the real installer path,
 real gateway, water flowing on their GPIO pins, a power cut and a broker outage on the
 way, and a summary of what reached the broker. The radio path is LoRa by default: each
 board's UART modem transmits on the LoRa medium, two emulated concentrators hear it and
-speak the packet-forwarder protocol to the gateway, whose acks come back by PULL_RESP;
-`radio="channel"` uses the ideal serial channel instead.
+speak the packet-forwarder protocol to the gateway, whose acks come back by PULL_RESP.
+The last `at_modules` modules are emulated Picos (the rp2 build) talking AT commands to an
+emulated RAK3172 (`AtModem`) on UART0; the others are nRF51 boards behind the transparent
+UART modem. `radio="channel"` uses the ideal serial channel instead (nRF51 boards only).
 """
 
 from __future__ import annotations
@@ -31,13 +33,16 @@ from meterlink.hil.central import Central
 from meterlink.hil.concentrator import EmulatedConcentrator
 from meterlink.hil.gateway_process import GatewayProcess
 from meterlink.hil.lora_medium import LoRaMedium, RadioParams, RealtimeMedium
-from meterlink.hil.lora_modem import TransparentModem
+from meterlink.hil.lora_modem import AtModem, TransparentModem
+from meterlink.hil.pico import EmulatedPico, runner_missing
 from meterlink.hil.radio import RadioChannel
+from meterlink.protocol import Header, ProtocolError
 
 Say = Callable[[str], None]
 
 ROLES = ("household", "leak", "backflow")
 PULSE_PIN, DIR_PIN = "pin0", "pin1"
+PICO_PULSE_GPIO, PICO_DIR_GPIO = 16, 17
 
 
 @dataclass
@@ -54,17 +59,32 @@ class DemoOptions:
     outage_s: float = 20.0
     summary_every_s: float = 10.0
     radio: str = "lora"  # or "channel": the ideal serial channel with `loss`
+    at_modules: int = 1  # the last ones: emulated Picos with an AT modem (radio "lora")
 
 
 CONCENTRATORS = (("aa555a0000000001", (0.0, 0.0)), ("aa555a0000000002", (1800.0, 300.0)))
 DEMO_RADIO = RadioParams(freq_mhz=868.1, sf=7)
 
 
+class PicoPins:
+    """An emulated Pico's GPIOs by name ("16"), as the flow driver drives a board's pins;
+    pulses are timed by the chip's clock."""
+
+    def __init__(self, pico: EmulatedPico) -> None:
+        self.pico = pico
+
+    def pulse(self, pin: str, count: int, high_ms: float = 40, low_ms: float = 40) -> None:
+        self.pico.pulses(int(pin), count, high_ms, low_ms)
+
+    def set_pin(self, pin: str, level: int) -> None:
+        self.pico.set_pin(int(pin), level)
+
+
 @dataclass
 class Module:
     index: int
     role: str
-    board: EmulatedBoard
+    board: EmulatedBoard | EmulatedPico
     serial: str
     reading_m3: Decimal
     device_id: int = 0
@@ -119,11 +139,13 @@ class Demo:
         self.channel: RadioChannel | None = None
         self.medium: RealtimeMedium | None = None
         self.concentrators: list[EmulatedConcentrator] = []
-        self.modems: list[TransparentModem] = []
+        self.modems: list[TransparentModem | AtModem] = []
         self.gateway: GatewayProcess | None = None
         self.http_port = options.http_port or free_port()
         self.keys = self.work / "gateway-keys.json"
         self.flow_started = time.monotonic()
+        self.cpu = HostCpu()
+        self._pico_missing: str | None = None  # why no Pico can run here ("" if it can)
 
     # ----------------------------------------------------------------- set-up
     def _prepare_workdir(self) -> None:
@@ -145,14 +167,30 @@ class Demo:
         )
         self.channel.start()
 
+    def _picos(self) -> int:
+        """How many modules (the last ones) are Picos with an AT modem: none on the serial
+        channel, none (said once) where the Pico emulator or its firmware is missing."""
+        if self.o.radio != "lora" or self.o.at_modules <= 0:
+            return 0
+        if self._pico_missing is None:
+            self._pico_missing = runner_missing() or ""
+            if self._pico_missing:
+                self.say(f"note      no emulated Pico here ({self._pico_missing}); every "
+                         "module is an nRF51 board behind a transparent modem")
+        if self._pico_missing:
+            return 0
+        return min(self.o.at_modules, self.o.modules)
+
     def _boot_boards(self) -> None:
-        boards = [
+        first_pico = self.o.modules - self._picos()
+        boards: list[EmulatedBoard | EmulatedPico] = [
             EmulatedBoard(self.work / "boards" / f"m{i}", name=f"module-{i}", seed=self.o.seed + i)
+            if i < first_pico else EmulatedPico(self.work / "boards" / f"m{i}", name=f"module-{i}")
             for i in range(self.o.modules)
         ]
         errors: list[BaseException] = []
 
-        def boot(b: EmulatedBoard) -> None:
+        def boot(b: EmulatedBoard | EmulatedPico) -> None:
             try:
                 b.start()
             except BaseException as exc:
@@ -175,7 +213,12 @@ class Demo:
             )
         if errors:
             raise errors[0]
-        self.say(f"modules   {len(boards)} emulated nRF51 boards running MicroPython 1.9.2")
+        picos = self._picos()
+        kinds = [f"{len(boards) - picos} emulated nRF51 boards (micro:bit, MicroPython 1.9.2)"]
+        if picos:
+            kinds.append(f"{picos} emulated Raspberry Pi Pico{'s' if picos > 1 else ''} "
+                         "(RP2040, MicroPython 1.27.0)")
+        self.say("modules   " + " and ".join(k for k in kinds if not k.startswith("0 ")))
 
     def _start_gateway(self) -> None:
         from meterlink.provisioning.exports import export_key_file
@@ -212,11 +255,17 @@ class Demo:
                     self.medium, eui, ("127.0.0.1", pf_port), position=pos, keepalive_s=5,
                     seed=self.o.seed).start())
             for m in self.modules:
-                self.modems.append(TransparentModem(
-                    m.board, self.medium, position=(250.0 + 200 * m.index, 150.0 * m.index),
-                    params=DEMO_RADIO))
+                pos = (250.0 + 200 * m.index, 150.0 * m.index)
+                if isinstance(m.board, EmulatedPico):
+                    # a RAK3172 on UART0; the firmware sets its P2P parameters at boot
+                    self.modems.append(AtModem(m.board, self.medium, position=pos))
+                else:
+                    self.modems.append(TransparentModem(m.board, self.medium, position=pos,
+                                                        params=DEMO_RADIO))
+            at = sum(isinstance(x, AtModem) for x in self.modems)
             self.say(f"radio     LoRa medium ({DEMO_RADIO.datr}, {DEMO_RADIO.freq_mhz} MHz): "
-                     f"{len(self.modems)} UART modems, concentrators "
+                     f"{len(self.modems) - at} transparent UART modems, {at} AT "
+                     f"modem{'' if at == 1 else 's'} (RAK3172, RUI3 P2P), concentrators "
                      f"{', '.join(e for e, _ in CONCENTRATORS)} -> packet forwarder UDP "
                      f"port {pf_port}")
         self.say(
@@ -246,6 +295,7 @@ class Demo:
             return None
 
     def _provision_all(self) -> None:
+        from meterlink.provisioning.errors import BoardNotResponding, FlashVerifyFailed
         from meterlink.provisioning.provision import ProvisionRequest, flash_and_restart
         from meterlink.provisioning.values import PulseWeight
 
@@ -264,18 +314,39 @@ class Demo:
                 keys_out=self.keys,
                 pin_pulse=PULSE_PIN,
                 pin_dir=DIR_PIN,
-                cable=m.board.cable,  # the maintenance input, as an installer's cable
             )
+            if isinstance(m.board, EmulatedPico):
+                # as `meterlink provision --board rp2 --modem at --lora-freq 868100000
+                # --lora-sf 7 --pin-pulse 16 --pin-dir 17`
+                req.board = "rp2"
+                req.pin_pulse, req.pin_dir = str(PICO_PULSE_GPIO), str(PICO_DIR_GPIO)
+                req.modem = 1
+                req.lora_freq = round(DEMO_RADIO.freq_mhz * 1e6)
+                req.lora_sf = DEMO_RADIO.sf
+            else:
+                req.cable = m.board.cable  # the maintenance input, as an installer's cable
             req.alarms.leak_intervals = leak_intervals
             req.alarms.backflow_pulses = 5
             lines: list[str] = []
-            with m.board.released():
-                flashed = flash_and_restart(req, lines.append, show_progress=False)
+            for attempt in range(1, 4):
+                try:
+                    with m.board.released():
+                        flashed = flash_and_restart(req, lines.append, show_progress=False)
+                    break
+                except (BoardNotResponding, FlashVerifyFailed) as exc:
+                    # a byte lost on a loaded host's UART: the remedy is to run again,
+                    # which is safe (the registry and the board continue from there)
+                    if attempt == 3:
+                        raise
+                    self.say(f"provision module {m.index}: {exc.problem}; again "
+                             f"({attempt + 1} of 3)")
             m.device_id = flashed.device.device_id
             self.gateway.send_signal(signal.SIGHUP)  # load the new key
+            board = "rp2, AT modem" if isinstance(m.board, EmulatedPico) else "nRF51"
             self.say(
-                f"provision module {m.index} ({m.role}): meter {m.serial}, device {m.device_id}, "
-                f"dial {m.reading_m3} m3 -> register {flashed.device.initial_register}"
+                f"provision module {m.index} ({m.role}, {board}): meter {m.serial}, device "
+                f"{m.device_id}, dial {m.reading_m3} m3 -> register "
+                f"{flashed.device.initial_register}"
             )
 
     def _start_flows(self) -> None:
@@ -287,12 +358,17 @@ class Demo:
             else:
                 # repeated: a host too busy to run the board for a second loses pulses
                 profile = flow.backflow(3, 8, flow.household(self.o.seed + m.index), every=8)
+            if isinstance(m.board, EmulatedPico):
+                pins: flow.PulseTarget = PicoPins(m.board)
+                pulse_pin, dir_pin = str(PICO_PULSE_GPIO), str(PICO_DIR_GPIO)
+            else:
+                pins, pulse_pin, dir_pin = m.board, PULSE_PIN, DIR_PIN
             m.driver = flow.FlowDriver(
-                m.board,
+                pins,
                 profile,
                 interval_s=self.o.interval_s,
-                pulse_pin=PULSE_PIN,
-                dir_pin=DIR_PIN,
+                pulse_pin=pulse_pin,
+                dir_pin=dir_pin,
                 name=f"flow-{m.index}",
             )
             m.driver.start()
@@ -355,8 +431,14 @@ class Demo:
                          f"received {air.get('received', 0)}, collided "
                          f"{air.get('collision', 0)}, too weak "
                          f"{air.get('below_sensitivity', 0)}; PULL_RESP sent {acks}")
-        for modem in self.modems:
-            lines.append(f"  {modem.describe()}")
+            for m, modem in zip(self.modules, self.modems, strict=False):
+                if isinstance(modem, AtModem):
+                    lines.append("  " + at_modem_line(m.index, m.device_id, modem))
+                else:
+                    lines.append("  " + modem.describe())
+        cpu = self.cpu.sample()
+        if cpu:
+            lines.append("  " + cpu)
         for m in self.modules:
             silent_s = time.monotonic() - self.flow_started
             if not out.readings.get(m.device_id) and silent_s > 3 * self.o.interval_s:
@@ -402,6 +484,7 @@ class Demo:
                     )
                 if self.o.duration_s is not None and now - started >= self.o.duration_s:
                     self.say(self.summary())
+                    self.say(self.cpu.overall())
                     if out.complete:
                         return 0
                     self.say("demo ended before: " + "; ".join(out.missing))
@@ -431,6 +514,84 @@ class Demo:
                 self.central.close()
         if self.broker is not None:
             self.broker.stop()
+
+
+def at_modem_line(index: int, device_id: int, modem: AtModem) -> str:
+    """What one AT modem did: frames sent by AT+PSEND, how many repeated an earlier one
+    byte for byte (an alarm resent for want of an ack), downlinks for its module it heard
+    in the receive windows the firmware opened."""
+    payloads = [tx.payload for tx in list(modem.sent)]
+    heard = [r.tx.payload for r in list(modem.heard) if r.outcome == "received"]
+    downlinks = 0
+    for payload in heard:
+        with contextlib.suppress(ProtocolError):
+            h = Header.parse(payload)
+            downlinks += not h.frame_type.is_uplink and h.device_id == device_id
+    return (f"module {index} AT modem: {len(payloads)} frames sent by AT+PSEND "
+            f"({len(payloads) - len(set(payloads))} resent), downlinks heard in its receive "
+            f"windows: {downlinks}")
+
+
+_PROGRAMS = {"qemu-system-arm": "nRF51 (QEMU)", "node": "Pico (rp2040js)",
+             "mosquitto": "Mosquitto", "meterlink": "gateway"}
+
+
+class HostCpu:
+    """Host CPU the demo's processes used between two calls, in cores, by program: the
+    emulators (QEMU for an nRF51, Node for a Pico), the gateway, Mosquitto, the demo
+    itself. Read from /proc (Linux); empty elsewhere."""
+
+    def __init__(self) -> None:
+        self._last: dict[int, float] = {}
+        self._at = self._started = time.monotonic()
+        self._total: dict[str, float] = {}  # CPU seconds by program since the first sample
+
+    @staticmethod
+    def _processes() -> Iterator[tuple[int, str, float]]:
+        import os
+
+        me = os.getpid()
+        tick = os.sysconf("SC_CLK_TCK")
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                raw = (entry / "stat").read_text()
+                comm = raw[raw.index("(") + 1:raw.rindex(")")]
+                fields = raw[raw.rindex(")") + 2:].split()
+                if int(fields[1]) == me or int(entry.name) == me:
+                    name = "demo" if int(entry.name) == me else comm
+                    yield int(entry.name), name, (int(fields[11]) + int(fields[12])) / tick
+
+    def sample(self) -> str:
+        now = time.monotonic()
+        wall = max(1e-3, now - self._at)
+        per: dict[str, list[float]] = {}
+        seen: dict[int, float] = {}
+        for pid, comm, cpu in self._processes():
+            seen[pid] = cpu
+            if pid in self._last:
+                name = _PROGRAMS.get(comm, comm)
+                per.setdefault(name, []).append((cpu - self._last[pid]) / wall)
+                self._total[name] = self._total.get(name, 0.0) + cpu - self._last[pid]
+        if not self._last:
+            self._started = now  # the first sample: the totals count from here
+        self._last, self._at = seen, now
+        if not per:
+            return ""
+        parts = []
+        for name in sorted(per, key=lambda n: -sum(per[n])):
+            v = per[name]
+            each = f" ({len(v)}, {sum(v) / len(v):.2f} each)" if len(v) > 1 else ""
+            parts.append(f"{name} {sum(v):.2f}{each}")
+        return f"host CPU (cores, last {wall:.0f} s): " + ", ".join(parts)
+
+    def overall(self) -> str:
+        """CPU seconds by program from the first sample to the last, and the mean cores."""
+        wall = max(1e-3, self._at - self._started)
+        parts = [f"{name} {cpu:.0f} s ({cpu / wall:.2f} cores)"
+                 for name, cpu in sorted(self._total.items(), key=lambda kv: -kv[1])]
+        return f"host CPU over {wall:.0f} s: " + ", ".join(parts) if parts else ""
 
 
 def free_udp_port() -> int:
