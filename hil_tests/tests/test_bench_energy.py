@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from meterlink.firmware import bundle, render_config
+from meterlink.firmware import NRF51_NAMES, bundle, render_config
 from meterlink.hil import EmulatedBoard
 from meterlink.hil.pico import EmulatedPico, GuestTime
 from meterlink.protocol import LinkDecoder
@@ -162,10 +162,11 @@ def measure_nrf51(workdir: Path, loop_sleep_ms: int, intervals: int) -> Nrf51Day
     )
     files = {**bundle("nrf51"), "config.txt": text.encode()}
     if loop_sleep_ms != 1:  # the same length: the file's chunk lengths stay right
-        assert files["ml_nm"].count(b"step();sleep_ms(1)") == 1
+        run = NRF51_NAMES["run"]  # the main loop, lean/run.py
+        assert files[run].count(b"step();sleep_ms(1)") == 1
         patched = f"step();sleep_ms({loop_sleep_ms})".encode()
         assert len(patched) == len(b"step();sleep_ms(1)")
-        files["ml_nm"] = files["ml_nm"].replace(b"step();sleep_ms(1)", patched)
+        files[run] = files[run].replace(b"step();sleep_ms(1)", patched)
     # flashed in real time (raw-REPL writes under -icount with sleep=off lose bytes), then
     # powered on from that flash image with guest time following the instruction count
     with EmulatedBoard(workdir, name="flashing") as board:

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from meterlink.firmware import bundle, nrf51_loader, render_config
+from meterlink.firmware import NRF51_NAMES, bundle, nrf51_loader, render_config
 from meterlink.hil import EmulatedBoard
 from meterlink.protocol import (
     Ack,
@@ -156,7 +156,7 @@ def test_boot_status_frame_is_sent_at_boot_whatever_an_alarm_waits_for(
     assert alarms and isinstance(alarms[0].body, Alarm) and alarms[0].body.raised & 32
 
 
-# main_nrf51.py's loader, for loading a file at the REPL without booting the firmware
+# the nRF51 main.py's loader, for loading a file at the REPL without booting the firmware
 LOADER = nrf51_loader()
 
 
@@ -171,11 +171,12 @@ def test_reading_body_fits_51_bytes(
     """The nRF51 firmware's own body() on the board: a household reading carries all 12
     deltas within 48 bytes; the worst case (largest register, weight, interval, alarm
     flags and deltas) drops old deltas to stay within 51 and keeps at least one."""
-    board.flash({"ml_np": bundle("nrf51")["ml_np"]})
-    board.exec(LOADER + "ld('ml_np')\n", idempotent=True)  # first: the heap is empty
+    counting = NRF51_NAMES["counting"]  # body() is in lean/counting.py
+    board.flash({counting: bundle("nrf51")[counting]})
+    board.exec(LOADER + f"ld({counting!r})\n", idempotent=True)  # first: the heap is empty
     board.exec(
         "from array import array\n"
-        "S=array('L',[0]*15)\nV=array('L',[0]*32)\nF=bytearray(80)\nB=bytearray(62)\n"  # as ml_nd
+        "S=array('L',[0]*15)\nV=array('L',[0]*32)\nF=bytearray(80)\nB=bytearray(62)\n"  # state.py
         f"Q=[None,None,array('L',[{delta}]*{history})]\n"
         f"S[2]={register}\nV[9]={history}\n"
         + ("S[5]=4294967295\nV[10]=63\n" if delta > 127 else "S[5]=1000\n")

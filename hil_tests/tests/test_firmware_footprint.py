@@ -1,4 +1,4 @@
-"""Footprint of the nRF51 firmware (the lean profile) on the emulated micro:bit
+"""Footprint of the nRF51 build (bundle("nrf51"), made from mp/lean/) on the emulated micro:bit
 (MicroPython 1.9.2): the files' size and what is left of the filesystem, free heap after
 each file is loaded and at the fullest moment of every uplink (the low-water mark), frame
 sizes, and the heap the REPL gets after the maintenance stop. Prints the figures
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from meterlink.firmware import bundle, chunked, render_config, split_chunks
+from meterlink.firmware import NRF51_NAMES, bundle, chunked, render_config, split_chunks, symbol_map
 from meterlink.hil import EmulatedBoard
 from meterlink.protocol import LinkDecoder, LinkFrame
 
@@ -22,11 +22,8 @@ MP = MP_TESTS.parent / "meterlink" / "firmware" / "mp"
 
 
 def lean_sources() -> list[str]:
-    """The source file of each file bundle("nrf51") puts on the board."""
-    return [
-        "main_nrf51.py" if n == "main.py" else n if n.endswith(".py") else n + ".py"
-        for n in bundle("nrf51")
-    ]
+    """The source file of each file bundle("nrf51") puts on the board (its symbol map)."""
+    return [f["source"] for f in symbol_map("nrf51")["files"].values()]
 
 
 FS_PROBE = (
@@ -83,12 +80,13 @@ def instrumented(files: dict[str, bytes]) -> dict[str, bytes]:
     for loop in loops:
         main = main.replace(loop, loop + ";print('heap',chr(n),gc.mem_free())")
     out["main.py"] = main.encode()
-    source = "".join(split_chunks(files["ml_nv"].decode()))
+    uplink = NRF51_NAMES["uplink"]
+    source = "".join(split_chunks(files[uplink].decode()))
     size = re.search(r"def link\((\w)\):", source)  # link(n): names are shortened
     write = re.search(r"uart\.write\(\w\[0:\w\+1\]\)", source)
     assert size and write, source
     probe = f"gc.collect();print('heap link',{size[1]},gc.mem_free());"
-    out["ml_nv"] = chunked(source.replace(write[0], probe + write[0])).encode()
+    out[uplink] = chunked(source.replace(write[0], probe + write[0])).encode()
     return out
 
 
@@ -117,7 +115,9 @@ def test_footprint(board: EmulatedBoard, tmp_path: Path) -> None:
         f" bytes): {fs_left} bytes; at run time the records and 'rt' need 3-6 chunks of 128"
     )
 
-    board.flash({"main.py": instrumented(files)["main.py"], "ml_nv": instrumented(files)["ml_nv"]})
+    probed = instrumented(files)
+    uplink = NRF51_NAMES["uplink"]
+    board.flash({"main.py": probed["main.py"], uplink: probed[uplink]})
     board.reset()
     decoder = LinkDecoder()
     text, frames = b"", []
@@ -136,11 +136,15 @@ def test_footprint(board: EmulatedBoard, tmp_path: Path) -> None:
             break
     heap = re.findall(rb"heap (link )?(\w+) (\d+)", text)
     assert frames and heap, text[-600:]
+    role = {name[4]: role for role, name in NRF51_NAMES.items()}  # letter -> role
     for link, what, free in heap:
-        label = f"sending a {int(what)}-byte frame" if link else f"loading ml_n{what.decode()}"
+        letter = what.decode()
+        label = (f"sending a {int(what)}-byte frame" if link
+                 else f"loading ml_n{letter} (lean/{role[letter]}.py)")  # fmt: skip
         print(f"heap free after {label}: {int(free)} bytes")
     names = [w for _, w, _ in heap]
-    run_phase = [int(f) for _, _, f in heap[names.index(b"d") :]]  # from ml_nd on
+    state = NRF51_NAMES["state"][4].encode()
+    run_phase = [int(f) for _, _, f in heap[names.index(state) :]]  # from state.py on
     low = min(run_phase)
     print(f"heap low-water mark, run phase: {low} bytes free (target >= 1024)")
     sizes = sorted({len(f.payload) for f in frames})

@@ -18,6 +18,7 @@ import pytest
 
 from meterlink.firmware import bundle, render_config
 from meterlink.hil import EmulatedBoard
+from meterlink.hil.pico import EmulatedPico
 from meterlink.hil.radio import RadioChannel
 from meterlink.protocol import (
     FrameType,
@@ -111,3 +112,64 @@ def test_hostile_radio_bytes_never_stop_metering_or_reach_a_repl(
         assert b">>> " in board.read_until(b">>> ", timeout=5)
     finally:
         board.set_pin("pin8", 0)
+
+
+PICO_PULSE = 16  # GPIO of the Pico's pulse input
+
+
+@pytest.mark.xdist_group("cpu-heavy")  # see docs/hil.md, "Parallel runs"
+def test_rp2_hostile_radio_bytes_never_stop_metering(
+    pico: EmulatedPico, channel: RadioChannel
+) -> None:
+    """The rp2 build (bundle("rp2")) has its modem on UART0 and its REPL on USB. The old
+    break (8 x 0x03, which stopped the full profile) and the other hostile sequences sent
+    over the radio line while pulses flow: it keeps counting and sending readings. The
+    physical way in, Ctrl-C on the USB console, still stops it."""
+    config = render_config(id=DEV, key=KEY, gen=1, register=REGISTER, interval=2,
+                           rx_window_ms=200, pin_pulse=str(PICO_PULSE))  # fmt: skip
+    pico.flash({**bundle("rp2"), "config.txt": config.encode()})
+    channel.attach_board(pico)
+    receiver = channel.add_receiver("rx0")
+    pico.take_modem_bytes()
+    pico.reset()
+    decoder = LinkDecoder()
+
+    def pico_readings(seconds: float) -> list[object]:
+        got: list[object] = []
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            for link in decoder.feed(pico.take_modem_bytes()):
+                if isinstance(link, LinkFrame):
+                    frame = decode_frame(link.payload, KEY)
+                    if frame.frame_type == FrameType.READING:
+                        got.append(frame.body)
+            time.sleep(0.1)
+        return got
+
+    deadline = time.monotonic() + 60
+    while not pico_readings(1):
+        assert time.monotonic() < deadline, "the module did not start metering"
+    channel.wait_for(lambda e: e.direction == "up", timeout=10)
+
+    sent = 120
+    pico.pulses(PICO_PULSE, sent, 20, 30, wait=False)  # timed by the chip: all must count
+    got: list[object] = []
+    fd = os.open(receiver, os.O_RDWR | os.O_NOCTTY)
+    try:
+        for seq in HOSTILE:
+            assert channel.transmit_raw(pico.name, seq)
+            os.write(fd, encode_link(LinkType.DATA, struct.pack(">BI", 0x13, DEV) + seq[:200]))
+            got += pico_readings(0.7)
+    finally:
+        os.close(fd)
+    deadline = time.monotonic() + 120
+    while pico.pulses_left() and time.monotonic() < deadline:
+        got += pico_readings(0.5)
+    assert not pico.pulses_left(), "the pulses were not all made"
+    got += pico_readings(6)  # three intervals more: the last pulses in a reading
+    assert [e for e in channel.trace if e.outcome == "raw"], "nothing was injected"
+    registers = [r.register for r in got if isinstance(r, Reading)]
+    assert len(registers) >= 4 and registers == sorted(registers), registers
+    assert registers[-1] == REGISTER + sent, (registers[-1], REGISTER + sent)
+    # maintenance needs the USB cable: Ctrl-C there stops the firmware at the REPL
+    assert pico.exec("print(7 * 6)").strip() == "42"

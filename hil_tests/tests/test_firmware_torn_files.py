@@ -12,7 +12,7 @@ import time
 import pytest
 
 from meterlink.boardlink import files as board_files
-from meterlink.firmware import bundle, nrf51_loader, render_config
+from meterlink.firmware import NRF51_BOOT, NRF51_NAMES, bundle, nrf51_loader, render_config
 from meterlink.hil import EmulatedBoard
 from meterlink.hil.microbit_fs import read_fs
 from meterlink.protocol import FrameType, LinkDecoder, LinkFrame, Status, decode_frame
@@ -50,10 +50,12 @@ def boot_phase_files(board: EmulatedBoard) -> dict[str, bytes]:
     files = bundle("nrf51")
     files["config.txt"] = CONFIG.encode()
     board.flash({n: d for n, d in files.items() if n != "main.py"})
-    board.exec("import ml_cfg, ml_nc\nml_nc.read()")
+    config = NRF51_NAMES["config"].removesuffix(".py")  # boot phase 1's file
+    board.exec(f"import ml_cfg, {config}\n{config}.read()")
     cf = board.read_file("cf")
     board.reset(wait_for_repl=True)  # an empty heap for phase 2
-    board.exec(nrf51_loader() + "for n in b'kxb':\n ld('ml_n' + chr(n))\nboot()\n", timeout=60)
+    load = "".join(f"ld({NRF51_NAMES[role]!r})\n" for role in NRF51_BOOT)
+    board.exec(nrf51_loader() + load + "boot()\n", timeout=60)
     made = {"cf": cf, "st1": board.read_file("st1"), "rt": board.read_file("rt")}
     assert (len(made["cf"]), len(made["st1"]), len(made["rt"])) == (62, 62, 575), made
     board.flash({"main.py": files["main.py"]})

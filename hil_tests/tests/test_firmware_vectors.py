@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from meterlink.firmware import bundle, full_profile_nrf51, nrf51_loader
+from meterlink.firmware import NRF51_NAMES, bundle, full_profile_nrf51, nrf51_loader
 from meterlink.hil import EmulatedBoard
 
 VECTORS = json.loads(
@@ -208,10 +208,10 @@ def test_invalid_and_stale_downlinks_are_dropped(vboard: EmulatedBoard) -> None:
 
 LEAN_LOADER = nrf51_loader()
 LEAN_CRYPTO = (
-    "ld('ml_nk')\nld('ml_nx')\nld('ml_nb')\nld('ml_ns')\n"
-    "del boot\ndel rec\ngc.collect()\n"  # the rest of the boot phase: heap for the cases
+    "".join(f"ld({NRF51_NAMES[role]!r})\n" for role in ("crc", "aes", "boot", "seal"))
+    + "del boot\ndel rec\ngc.collect()\n"  # the rest of the boot phase: heap for the cases
     "F=bytearray(80)\nV=[0]*32\n"
-    # the working keys as the boot phase makes them (ml_nb.keys writes them to a file)
+    # the working keys as the boot phase makes them (boot.py's keys() writes them to a file)
     "class W:\n def write(s,b):\n  L.append(b)\n"
     "def keys_of(root):\n global K,L\n L=[]\n keys(W(),root)\n K=L\n"
 )
@@ -220,7 +220,8 @@ LEAN_CRYPTO = (
 @pytest.fixture
 def lean_board(board: EmulatedBoard) -> EmulatedBoard:
     files = bundle("nrf51")
-    board.flash({n: files[n] for n in ("ml_nk", "ml_nx", "ml_nb", "ml_ns", "ml_np")})
+    roles = ("crc", "aes", "boot", "seal", "counting")
+    board.flash({NRF51_NAMES[r]: files[NRF51_NAMES[r]] for r in roles})
     board.reset(wait_for_repl=True)
     board.exec(LEAN_LOADER)
     return board
@@ -274,7 +275,7 @@ def test_nrf51_build_reading_body_matches_the_vectors(lean_board: EmulatedBoard)
             "n=body(0)\nprint(hx(F[9:9+n]))"
         )
     setup = (
-        "ld('ml_np')\nfrom array import array\n"
+        f"ld({NRF51_NAMES['counting']!r})\nfrom array import array\n"
         "S=array('L',[0]*15)\nV=array('L',[0]*32)\nF=bytearray(80)\n"
     )
     assert run(lean_board, setup, cases) == [v["plaintext"] for v in readings]

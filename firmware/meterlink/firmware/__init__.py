@@ -23,18 +23,27 @@ __all__ = [
     "BOARD_PINS",
     "CHUNK_BYTES",
     "CONFIG_KEYS",
+    "FIELDS",
     "FIRMWARE_VERSION",
     "MAINTENANCE_PIN",
+    "NRF51_BOOT",
+    "NRF51_CONFIG",
+    "NRF51_NAMES",
+    "NRF51_ROLES",
+    "NRF51_RUN",
     "SUPPORTED_BOARDS",
     "ConfigError",
     "bundle",
+    "chunk_texts",
     "chunked",
     "full_profile_nrf51",
     "is_loaded",
+    "lower_fields",
     "nrf51_loader",
     "parse_config",
     "render_config",
     "split_chunks",
+    "symbol_map",
 ]
 
 MP_DIR = Path(__file__).resolve().parent / "mp"  # the on-board sources
@@ -42,8 +51,8 @@ SUPPORTED_BOARDS = ("nrf51", "rp2")
 
 # Source file -> on-board name, per board. rp2 runs the full firmware (ml_main and the
 # modules it imports per job, board.py from board_rp2.py). nrf51, with about 9 KB of
-# heap, runs the lean profile (ml_np*), which talks to the micro:bit
-# directly (no board.py) and boots from main_nrf51.py (docs/firmware.md).
+# heap, runs the nRF51 build (mp/lean/), which talks to the micro:bit directly (no
+# board.py) and boots from lean/main.py (docs/firmware.md, "nRF51 build").
 _FULL = {
     name: name
     for name in (
@@ -61,28 +70,81 @@ _FULL = {
         "ml_sec.py",
     )
 }
-# The lean profile's boot and run phases are loaded, not imported: main.py compiles
-# them a chunk at a time into one namespace (mp/main_nrf51.py says why), so they are
-# stored as chunks (see chunked()) under names without ".py".
-_LOADED = ("ml_np", "ml_na", "ml_nb", "ml_nd", "ml_nk", "ml_nl", "ml_nm", "ml_ns", "ml_nv", "ml_nx")
-_LEAN = {"main_nrf51.py": "main.py", "ml_cfg.py": "ml_cfg.py", "ml_nc.py": "ml_nc.py"} | {
-    name + ".py": name for name in _LOADED
+# The nRF51 build, by role (the files in mp/lean/). Boot phase 1 imports NRF51_CONFIG;
+# phases 2 and 3 load their files, in these orders, a chunk at a time into one
+# namespace (lean/main.py says why), so those are stored as chunks (see chunked())
+# under names without ".py". On the board each file is "ml_n" and one letter (short
+# names are fewer bytes in main.py's heap); symbols.symbol_map() maps them back.
+NRF51_CONFIG = "config"
+NRF51_BOOT = ("crc", "aes", "boot")
+NRF51_RUN = ("state", "counting", "loop", "ack", "aes", "uplink", "seal", "run", "crc")
+NRF51_ROLES = (NRF51_CONFIG, *NRF51_BOOT, *(r for r in NRF51_RUN if r not in NRF51_BOOT))
+_ONBOARD_PREFIX = "ml_n"  # as lean/main.py's ld() builds the names
+# The letters of the files the board has run since 1.0. main.py's chr(n) interns each
+# letter as a string on the board (a qstr, kept for good), so the set of letters is
+# part of the heap budget: with letters derived from the role names instead, the run
+# phase with the footprint benchmark's probes failed to load (MemoryError allocating
+# 472 bytes in ld()), while these load. A new role takes the first letter of its name
+# that no role has.
+_KEPT_LETTERS = {"config": "c", "crc": "k", "aes": "x", "boot": "b", "state": "d",
+                 "counting": "p", "loop": "l", "ack": "a", "uplink": "v", "seal": "s",
+                 "run": "m"}  # fmt: skip
+
+
+def _onboard_letters(roles: tuple[str, ...]) -> dict[str, str]:
+    taken = {r: _KEPT_LETTERS[r] for r in roles if r in _KEPT_LETTERS}
+    for role in roles:
+        if role in taken:
+            continue
+        letter = next((c for c in role if c.isalpha() and c not in taken.values()), None)
+        if letter is None:
+            raise ValueError(f"no free letter for nRF51 file {role!r}; rename the role")
+        taken[role] = letter
+    return {role: taken[role] for role in roles}
+
+
+_LETTER = _onboard_letters(NRF51_ROLES)
+NRF51_NAMES: dict[str, str] = {  # role -> on-board file name
+    role: _ONBOARD_PREFIX + letter + (".py" if role == NRF51_CONFIG else "")
+    for role, letter in _LETTER.items()
+}
+_LOADED = tuple(NRF51_NAMES[r] for r in NRF51_ROLES if r != NRF51_CONFIG)
+_LEAN = {"lean/main.py": "main.py", "ml_cfg.py": "ml_cfg.py"} | {
+    f"lean/{role}.py": name for role, name in NRF51_NAMES.items()
 }
 _PROFILE = {"nrf51": _LEAN, "rp2": _FULL | {"board_rp2.py": "board.py"}}
+# Names in lean/main.py the bundler fills in: the load orders and config.py's name.
+_MAIN_NAMES = {
+    "RUN_FILES": repr("".join(_LETTER[r] for r in NRF51_RUN).encode()),
+    "BOOT_FILES": repr("".join(_LETTER[r] for r in NRF51_BOOT).encode()),
+    "config": NRF51_NAMES[NRF51_CONFIG].removesuffix(".py"),
+}
 # Boards whose filesystem and heap need the sources shrunk (see minify.shrink) and
 # their local names shared (minify.rename_locals).
 _MINIFIED = ("nrf51",)
 
 
-def _read_version() -> int:
-    text = (MP_DIR / "ml_core.py").read_text()
-    m = re.search(r"^FW = const\((\d+)\)", text, re.M)
-    if m is None:
-        raise RuntimeError("ml_core.py has no `FW = const(N)` line")
-    return int(m.group(1))
+def _read_fields() -> dict[str, str]:
+    """mp/fields.py's `NAME = const(N)` lines: the firmware version and the nRF51
+    build's state indexes, which the bundler inlines in every on-board file."""
+    text = (MP_DIR / "fields.py").read_text()
+    found = dict(re.findall(r"^([A-Z][A-Z0-9_]*) = const\((\d+)\)", text, re.M))
+    if "FW_VERSION" not in found:
+        raise RuntimeError("mp/fields.py has no `FW_VERSION = const(N)` line")
+    return found
 
 
-FIRMWARE_VERSION: int = _read_version()
+FIELDS: dict[str, str] = _read_fields()
+FIRMWARE_VERSION: int = int(FIELDS["FW_VERSION"])
+_FIELDS_IMPORT = re.compile(r"^[ \t]*from fields import [^\n]*\n", re.M)
+_FIELD_NAME = re.compile(r"\b(" + "|".join(sorted(FIELDS, key=len, reverse=True)) + r")\b")
+
+
+def lower_fields(source: str) -> str:
+    """`source` with its `from fields import ...` lines blanked (line numbers kept) and
+    each field name replaced by its number (as MicroPython's compiler does with a const
+    in its own module): fields.py itself is never flashed."""
+    return _FIELD_NAME.sub(lambda m: FIELDS[m.group(1)], _FIELDS_IMPORT.sub("\n", source))
 
 
 def bundle(board: str) -> dict[str, bytes]:
@@ -100,15 +162,41 @@ def bundle(board: str) -> dict[str, bytes]:
 _BUNDLE_LOCK = threading.Lock()
 
 
-@cache
 def _bundle(board: str) -> dict[str, bytes]:
-    sources = {name: (MP_DIR / src).read_text() for src, name in _PROFILE[board].items()}
-    if board in _MINIFIED:
-        sources = {name: rename_locals(shrink(text)) for name, text in sources.items()}
-    return {
-        name: (chunked(text) if name in _LOADED else text).encode()
-        for name, text in sources.items()
+    return _lowered(board)[0]
+
+
+@cache
+def _lowered(board: str) -> tuple[dict[str, bytes], dict[str, Any]]:
+    """The bundle and its symbol map (symbols.symbol_map), made in one pass."""
+    from meterlink.firmware.symbols import FileSymbols, map_file
+
+    files: dict[str, bytes] = {}
+    symbols: dict[str, FileSymbols] = {}
+    for src, name in _PROFILE[board].items():
+        lowered = lower_fields((MP_DIR / src).read_text())  # same lines as the source
+        text = lowered
+        if board in _MINIFIED:
+            renamed: dict[str, dict[str, str]] = {}
+            text = rename_locals(shrink(text, _MAIN_NAMES if name == "main.py" else None), renamed)
+            symbols[name] = map_file(src, lowered, text, renamed, loaded=name in _LOADED)
+        files[name] = (chunked(text) if name in _LOADED else text).encode()
+    return files, {
+        "board": board,
+        "firmware_version": FIRMWARE_VERSION,
+        "files": symbols,
+        "fields": {name: int(value) for name, value in FIELDS.items()},
     }
+
+
+def symbol_map(board: str) -> dict[str, Any]:
+    """What the bundler renamed for `board`, as JSON-ready data: on-board file name ->
+    source file, per function its source line and local names, per chunk its first
+    line, and the inlined field numbers (meterlink.firmware.symbols.translate uses it).
+    Empty "files" for a board whose bundle is not renamed (rp2)."""
+    bundle(board)  # checks the board name
+    with _BUNDLE_LOCK:
+        return _lowered(board)[1]
 
 
 CHUNK_BYTES = 360  # statements are grouped into chunks up to this size
@@ -118,6 +206,17 @@ def chunked(source: str, limit: int = CHUNK_BYTES) -> str:
     """`source` (minified: one line per logical line) as the chunks main_nrf51.py's
     loader reads: each a 3-digit length then that many characters of whole top-level
     statements, grouped up to `limit` characters (a longer statement is one chunk)."""
+    chunks = chunk_texts(source, limit)
+    for chunk in chunks:
+        if len(chunk) > 999 or not chunk.isascii():
+            raise ValueError(
+                f"cannot store as a chunk (ASCII, at most 999 characters): {chunk[:60]!r}"
+            )
+    return "".join(f"{len(chunk):03d}{chunk}" for chunk in chunks)
+
+
+def chunk_texts(source: str, limit: int = CHUNK_BYTES) -> list[str]:
+    """The chunks chunked() stores `source` as, without their length prefixes."""
     statements: list[str] = []
     for line in source.splitlines(keepends=True):
         if statements and line[:1] in (" ", ""):
@@ -130,12 +229,7 @@ def chunked(source: str, limit: int = CHUNK_BYTES) -> str:
             chunks[-1] += stmt
         else:
             chunks.append(stmt)
-    for chunk in chunks:
-        if len(chunk) > 999 or not chunk.isascii():
-            raise ValueError(
-                f"cannot store as a chunk (ASCII, at most 999 characters): {chunk[:60]!r}"
-            )
-    return "".join(f"{len(chunk):03d}{chunk}" for chunk in chunks)
+    return chunks
 
 
 def split_chunks(stored: str) -> list[str]:
@@ -168,7 +262,7 @@ def full_profile_nrf51() -> dict[str, bytes]:
     whole of it does not fit the micro:bit (docs/firmware.md)."""
     files = {name: (MP_DIR / name).read_text() for name in _FULL}
     files["board.py"] = (MP_DIR / "board_nrf51.py").read_text()
-    return {name: shrink(text).encode() for name, text in files.items()}
+    return {name: shrink(lower_fields(text)).encode() for name, text in files.items()}
 
 
 class ConfigError(ValueError):
@@ -195,7 +289,7 @@ CONFIG_KEYS: tuple[str, ...] = tuple(_firmware_cfg().KEYS)
 
 
 # The input pins each board has, as config.txt names them (docs/firmware.md, "Boards
-# and pins"); the firmware checks the same at boot (mp/ml_nc.py: the micro:bit module's
+# and pins"); the firmware checks the same at boot (mp/lean/config.py: the micro:bit's
 # pin names; mp/board_rp2.py: GPIO 0..28). pin8 of the micro:bit is the maintenance
 # input (docs/protocol.md section 5), never a meter input.
 BOARD_PINS: dict[str, frozenset[str]] = {

@@ -5,10 +5,10 @@ Stated from the sources in `mp/` as they are bundled today:
   tamper and low-battery alarms, config and time downlinks (`ml_dl`), the daily status,
   the safe-mode status every 300 s, the AT modem (`ml_at`) and the duty-cycle budget
   (`ml_air`): every feature.
-- nrf51 runs the lean profile (`ml_n*`): its receive window (`ml_na`) takes an ack and
-  nothing else, there is no burst, tamper or low-battery alarm, no daily status, the
+- nrf51 runs the nRF51 build (`mp/lean/`): its receive window (`lean/ack.py`) takes an
+  ack and nothing else, there is no burst, tamper or low-battery alarm, no daily status, the
   safe-mode status is sent once, the modem is the transparent one and no duty-cycle
-  budget is kept (docs/firmware.md, "nRF51 profile"): none of them.
+  budget is kept (docs/firmware.md, "nRF51 build"): none of them.
 
 `firmware/tests/test_features.py` holds this table to the bundle's contents. When the
 bundler chooses features per board (issue 13, the one-codebase work), it generates this

@@ -75,11 +75,12 @@ def minify(source: str) -> str:
     return _render(_tokens(source), {})
 
 
-def shrink(source: str) -> str:
-    """minify, plus `self` renamed and private `const()` names replaced by their values."""
+def shrink(source: str, names_to_fill: dict[str, str] | None = None) -> str:
+    """minify, plus `self` renamed and private `const()` names replaced by their values;
+    `names_to_fill` maps other names to the source text that replaces them."""
     tokens = _tokens(source)
     names = {t.string for t in tokens if t.type == tokenize.NAME}
-    rename = _private_consts(tokens)
+    rename = _private_consts(tokens) | (names_to_fill or {})
     short = next((c for c in "ZQXJ" if c not in names), None)
     if short:
         rename["self"] = short
@@ -146,12 +147,13 @@ def _private_consts(tokens: list[tokenize.TokenInfo]) -> dict[str, str]:
 _LETTERS = "abcdefghijklmnopqrstuvwxyz"
 
 
-def rename_locals(source: str) -> str:
+def rename_locals(source: str, renamed: dict[str, dict[str, str]] | None = None) -> str:
     """Each function's parameters and local variables renamed to a, b, c, ... in order
     of first use. On MicroPython every distinct identifier the compiler sees stays in
     RAM for good (an interned string); this makes all functions share a dozen names.
     Only plain functions at module level are renamed, and only names bound by
-    assignment, `for` or as parameters; the caller must not pass them by keyword."""
+    assignment, `for` or as parameters; the caller must not pass them by keyword.
+    `renamed`, if given, receives function name -> {new name: source name}."""
     tree = ast.parse(source)
     table = symtable.symtable(source, "<firmware>", "exec")
     scopes = {t.get_name(): t for t in table.get_children() if t.get_type() == "function"}
@@ -198,6 +200,8 @@ def rename_locals(source: str) -> str:
             if name not in names:
                 names[name] = next(free)
             moves[(line, col)] = names[name]
+        if renamed is not None:
+            renamed[node.name] = {new: old for old, new in names.items()}
     lines = source.splitlines(keepends=True)
     for (line, col), new in sorted(moves.items(), reverse=True):
         text = lines[line - 1]

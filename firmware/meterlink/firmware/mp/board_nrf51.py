@@ -1,6 +1,6 @@
 # Board: BBC micro:bit (nRF51822) on MicroPython 1.9.2, the emulated
-# reference board. No pin interrupts: the core polls. The REPL shares the
-# UART with the radio modem, hence the maintenance break.
+# reference board, for on-board tests of the full profile's modules (the
+# shipped nRF51 build is the lean profile). No pin interrupts: the core polls.
 import microbit
 import machine
 import micropython

@@ -2,8 +2,9 @@
 # point-to-point mode. init() sets its P2P parameters at boot; send() and
 # listen() do what ml_link's do, over text lines: AT+PSEND=<hex> then
 # +EVT:TXP2P DONE; the receive window opens on TX done with AT+PRECV=<ms>,
-# each +EVT:RXP2P:<rssi>:<snr>:<hex> is a downlink. Every chunk read goes
-# through the maintenance-break check; pulses are polled while waiting.
+# each +EVT:RXP2P:<rssi>:<snr>:<hex> is a downlink. No byte from the modem
+# is special (maintenance is Ctrl-C on the USB console); pulses are polled
+# while waiting.
 from micropython import const
 import board
 
@@ -32,7 +33,6 @@ def _line(c, ms):
             if not d:
                 d = b''
                 continue
-            c.brk(d)
             i = 0
         v = d[i]
         i += 1

@@ -84,14 +84,14 @@ def reading(c):
 def build(c, kind):
     # body of a reading (0), alarm (1) or status (2) frame into c.f[9:]
     import board
-    from ml_core import FW
+    from fields import FW_VERSION  # inlined by the bundler
     s = c.s
     if kind == 0:
         return reading(c)
     if kind == 1:
         return pairs(c.f, ((1, s[_REG]), (7, max(s[_ISEQ], 1) - 1), (8, c.act),
                            (12, c.raised), (13, s[_REV])))
-    p = [(9, board.battery()), (10, FW), (11, s[_RESETS]),
+    p = [(9, board.battery()), (10, FW_VERSION), (11, s[_RESETS]),
          (14, 2 if c.err and c.err != 4 else c.want - 1)]
     # optional keys in the order of protocol 4.4, each only if it still fits
     q = [(15, c.err)] if c.err else []

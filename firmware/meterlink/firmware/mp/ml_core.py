@@ -9,7 +9,6 @@ from array import array
 from micropython import const
 import board
 
-FW = const(256)  # firmware version 1.0: major*256 + minor
 # state fields, persisted by commit(): see docs/firmware.md
 _SEQ = const(0)
 _REG = const(2)  # register, pulses
@@ -17,11 +16,6 @@ _DEBT = const(3)  # reverse pulses not yet paid back by forward ones
 _REV = const(4)  # reverse pulses, cumulative
 _OV = const(10)  # 10..14: downlink overrides (0: none)
 _SIZE = const(62)
-
-
-class Break(Exception):
-    # the maintenance break: 8 or more consecutive 0x03 bytes on the UART
-    pass
 
 
 def crc16(b, n, c=0xFFFF):
@@ -78,7 +72,6 @@ class Core:
         self.afc = self.tries = self.at = 0
         self.act = self.pend = self.raised = 0  # alarm flags
         self.err = 0  # safe-mode error code
-        self.c3 = 0  # consecutive 0x03 bytes
         self.rp = self.rt = board.ZERO  # pulse and tamper inputs
         self.rd = None  # direction input
         self.lv = self.cand = self.tc = 0  # debouncer
@@ -155,9 +148,3 @@ class Core:
         # set the alarm flags under mask to f; newly raised ones are pending
         self.pend |= f & mask & ~self.act
         self.act = (self.act & ~mask) | (f & mask)
-
-    def brk(self, d):
-        for v in d:
-            self.c3 = self.c3 + 1 if v == 3 else 0
-            if self.c3 >= 8:
-                raise Break()

@@ -31,7 +31,7 @@ def send(f, n):
 
 def listen(c, sec, ms):
     # receive for ms milliseconds, polling the pulse input; each valid frame
-    # goes to got(); the maintenance break raises out of here too
+    # goes to got(); no byte sequence is special (docs/protocol.md section 5)
     end = board.ticks_add(board.ticks_ms(), ms)
     r = bytearray(_MAXR)
     n = esc = 0
@@ -40,7 +40,6 @@ def listen(c, sec, ms):
         d = board.read()
         if not d:
             continue
-        c.brk(d)
         for v in d:
             if v == _END:
                 # drop empty, overlong, bad-CRC, cut-in-an-escape and other link types

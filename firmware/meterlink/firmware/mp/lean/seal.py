@@ -1,6 +1,7 @@
-# nRF51 profile: CMAC (RFC 4493) and sealing (protocol 3) with the working
-# keys K (ml_nd), on ml_nx's cipher.
+# nRF51 build: CMAC (RFC 4493) and sealing (protocol 3) with the working
+# keys K (state.py), on aes.py's cipher.
 import struct
+from fields import *  # the state indexes (inlined by the bundler)
 
 
 def cmac(m, n, o=0):
@@ -23,7 +24,7 @@ def seal(vt, fc, n):
     # header, AES-CTR over the body F[9:9+n], MIC over the 9-byte header with
     # the whole counter; then F[0:11+n] is the payload as sent, without the
     # counter's high 16 bits (protocol 2); its length
-    d = V[22]
+    d = V[V_DEV]
     struct.pack_into('>BII', F, 0, vt, d, fc)
     a = X
     for i in range(0, n, 16):

@@ -1,14 +1,15 @@
-# nRF51 profile: the main loop (step, ml_nl), safe mode, and the stop for
+# nRF51 build: the main loop (step, loop.py), safe mode, and the stop for
 # maintenance (the maintenance input, docs/protocol.md section 5).
 from utime import ticks_ms, sleep_ms
+from fields import *  # the state indexes (inlined by the bundler)
 
 
 def run():
     # the main loop, on the state the boot phase made (its counter
     # reservation committed); returns when the maintenance input is seen
     try:
-        V[18] = V[19] = ticks_ms()  # the interval and check clocks
-        while V[23] % 4 == 0:  # no error, or the store was corrupt
+        V[V_T0] = V[V_TCHECK] = ticks_ms()  # the interval and check clocks
+        while V[V_ERR] % 4 == 0:  # no error, or the store was corrupt
             step()
             # the CPU waits for the board's next timer tick: pulses high and
             # low for 15 ms are still all counted (10 ms are not), and the CPU
@@ -22,5 +23,5 @@ def run():
             sleep_ms(20)
     except KeyboardInterrupt:  # raised by step() on the maintenance input
         pass
-    S[9] = 1  # a clean stop: no unexpected-reset alarm at the next boot
+    S[S_FLAGS] = 1  # a clean stop: no unexpected-reset alarm at the next boot
     commit()  # the REPL enables Ctrl-C for what it runs

@@ -1,11 +1,14 @@
-# Boot entry on the nRF51 (flashed as main.py), the lean profile. Three
+# Boot entry on the nRF51 (flashed as main.py), the nRF51 build. Three
 # phases with a reset between them, so that each starts on an empty heap
-# (about 9 KB). 1 (no file 'cf' or 'rt'): config.txt (ml_nc, ml_cfg) to 'cf'.
-# 2 ('cf'): the state records and the config (ml_nb) and the working keys
-# (with ml_nx) to 'rt', the counter reservation committed. 3, run ('rt'): the
-# state (ml_nd, first, so that its data lies at the bottom of the heap), the
-# code, largest functions first while the heap still has large blocks, then
-# the main loop (ml_nm).
+# (about 9 KB). 1 (no file 'cf' or 'rt'): config.txt (config.py, ml_cfg) to
+# 'cf'. 2 ('cf'): the state records and the config (boot.py) and the working
+# keys (with aes.py) to 'rt', the counter reservation committed. 3, run
+# ('rt'): the state (state.py, first, so that its data lies at the bottom of
+# the heap), the code, largest functions first while the heap still has
+# large blocks, then the main loop (run.py).
+# The load orders are meterlink.firmware's NRF51_BOOT and NRF51_RUN: the
+# bundler writes them here for BOOT_FILES and RUN_FILES (the on-board names'
+# letters), and `config` is config.py's on-board name.
 # Phases 2 and 3 do not import their files: ld() compiles them a top-level
 # statement at a time into this module's namespace. Compiling a whole module
 # needs free blocks of about three times its size, and after a few imports
@@ -21,10 +24,10 @@
 # provisioning) has the heap.
 # Maintenance (docs/protocol.md section 5) needs someone at the module: the
 # maintenance input (pin8, held high by the programming cable), seen at boot
-# (phases 1 and 2: ml_nc.read(), boot() return 1) or while the firmware runs
-# (ml_nl, ml_nm: run() returns). Nothing received on the UART, which the radio
+# (phases 1 and 2: config.read(), boot() return 1) or while the firmware runs
+# (loop.py, run.py: run() returns). Nothing received on the UART, which the radio
 # modem shares, leads to the REPL: each phase's first file turns Ctrl-C off
-# (ml_nc, ml_nk, ml_nd; code here would stay in the heap), a Ctrl-C before
+# (config.py, crc.py, state.py; code here would stay in the heap), a Ctrl-C before
 # that ends in the error path below, and only a maintenance entry ends this
 # file at the REPL.
 # On an unexpected error: a minute's wait, then a reset whatever happens on
@@ -53,19 +56,19 @@ try:
             g[n] = 0
         for n in range(40):
             del g[n]
-        for n in b'dplaxvsmk':  # ml_nd, ml_np, ml_nl, ...
+        for n in RUN_FILES:
             ld('ml_n' + chr(n))
         run()  # returns when the maintenance input is seen
         for n in list(g):
             if n != '__name__':
                 del globals()[n]  # g too, on the way
     elif 'cf' in os.listdir():
-        for n in b'kxb':
+        for n in BOOT_FILES:
             ld('ml_n' + chr(n))
         boot() or machine.reset()
     else:
-        import ml_nc
-        ml_nc.read() or machine.reset()
+        import config
+        config.read() or machine.reset()
 except BaseException as e:  # a KeyboardInterrupt too
     try:
         import sys

@@ -1,8 +1,8 @@
-# nRF51 profile: AES-128 encryption (FIPS-197; CTR and CMAC never decrypt)
+# nRF51 build: AES-128 encryption (FIPS-197; CTR and CMAC never decrypt)
 # as functions on key schedules (no class, no cryptolib branch: this port
-# has none), calling poll() (ml_np's in the run phase, a no-op in the boot
-# phase) after every round so that no pulse is missed. The boot phase (ml_nb)
-# derives the keys with it; CMAC and sealing are in ml_ns.
+# has none), calling poll() (counting.py's in the run phase, a no-op in the boot
+# phase) after every round so that no pulse is missed. The boot phase
+# (boot.py) derives the keys with it; CMAC and sealing are in seal.py.
 
 # the S-box, computed (a 256-byte literal costs more flash)
 SB = bytearray(256)

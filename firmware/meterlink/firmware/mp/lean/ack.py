@@ -1,16 +1,14 @@
-# nRF51 profile: the receive window after an alarm frame (protocol 5, 4.4):
+# nRF51 build: the receive window after an alarm frame (protocol 5, 4.4):
 # an ack from the gateway whose counter is the alarm frame's ends the alarm
 # session. Anything else heard (other link types, other devices, config and
 # time downlinks, bad CRC or MIC) is ignored. The maintenance input is not
 # watched here (16 bytes of code too many for the run phase's loading):
-# ml_nl sees it at the first 100 ms check after the window.
+# loop.py sees it at the first 100 ms check after the window.
 import struct
 from micropython import const
 from utime import ticks_ms, ticks_add, ticks_diff
+from fields import *  # the state indexes (inlined by the bundler)
 
-_AN = const(13)
-_AFC = const(14)
-_DEV = const(22)
 
 
 def ack(ms):
@@ -27,9 +25,9 @@ def ack(ms):
             if c == 0xC0:
                 if (j == 14 and not x and r[0] == 1 and r[1] == 0x28
                         and crc(r, 12) == r[12] << 8 | r[13]
-                        and struct.unpack_from('>IH', r, 2) == (V[_DEV], V[_AFC] & 65535)):
+                        and struct.unpack_from('>IH', r, 2) == (V[V_DEV], V[V_AFC] & 65535)):
                     m = r[8:12]
-                    struct.pack_into('>I', r, 6, V[_AFC])
+                    struct.pack_into('>I', r, 6, V[V_AFC])
                     if cmac(r, 9, 1)[0:4] == m:
                         done()
                         return
@@ -49,5 +47,5 @@ def ack(ms):
 
 def done():
     # the alarm frame was acked or sent 8 times
-    V[_AN] = 0
-    V[10] &= ~32  # the unexpected-reset alarm has been reported
+    V[V_ALEN] = 0
+    V[V_ACT] &= ~32  # the unexpected-reset alarm has been reported

@@ -1,6 +1,6 @@
-# nRF51 profile, boot phase 1: config.txt through ml_cfg (the same rules as
+# nRF51 build, boot phase 1: config.txt through ml_cfg (the same rules as
 # on rp2 and on the host), written in binary to the file 'cf' for phase 2
-# (ml_nb), which runs after a reset on an empty heap. Whatever config.txt
+# (boot.py), which runs after a reset on an empty heap. Whatever config.txt
 # holds, 'cf' is written: a bad one gives its safe-mode error code
 # (protocol 4.7), never an exception.
 import struct

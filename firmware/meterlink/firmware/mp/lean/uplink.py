@@ -1,20 +1,14 @@
-# nRF51 profile: uplink sessions: the body (ml_np), sealed (ml_ns), sent as
-# a SLIP link frame (protocol 5). An alarm frame is kept (A, ml_nd) and sent
-# again, the same bytes, with backoff until an ack arrives in the receive
-# window after it (ml_na), at most 8 times (protocol 6). Only alarm frames
+# nRF51 build: uplink sessions: the body (counting.py), sealed (seal.py),
+# sent as a SLIP link frame (protocol 5). An alarm frame is kept (A,
+# state.py) and sent again, the same bytes, with backoff until an ack
+# arrives in the receive window after it (ack.py), at most 8 times
+# (protocol 6). Only alarm frames
 # open a receive window here: config and time downlinks are rp2-only
 # (docs/firmware.md).
 from micropython import const
 from utime import ticks_ms, ticks_add
 from microbit import uart
-
-_RSV = const(6)
-_AN = const(13)
-_AFC = const(14)
-_TRIES = const(15)
-_AT = const(16)
-_FC = const(17)
-_RXW = const(28)
+from fields import *  # the state indexes (inlined by the bundler)
 
 
 def up(kind):
@@ -27,29 +21,29 @@ def up(kind):
             # (docs/firmware.md, "Loss bound")
             commit()
         n = body(kind)
-        fc = v[_FC]
-        if fc >= S[_RSV]:
-            S[_RSV] = fc + 32  # reserve counters before using them
+        fc = v[V_FC]
+        if fc >= S[S_RSV]:
+            S[S_RSV] = fc + 32  # reserve counters before using them
             commit()
-        v[_FC] = fc + 1
+        v[V_FC] = fc + 1
         n = seal(0x20 | kind, fc, n)  # protocol version 2
         if kind == 1:
             for i in range(n):  # no slice assignment on 1.9.2
                 A[i] = F[i]
-            v[_AN] = n
-            v[_AFC] = fc
-            v[_TRIES] = 0
+            v[V_ALEN] = n
+            v[V_AFC] = fc
+            v[V_TRIES] = 0
     else:
-        n = v[_AN]
+        n = v[V_ALEN]
         for i in range(n):
             F[i] = A[i]
     if kind & 1:
-        v[_TRIES] += 1
-        w = v[_RXW] if v[_TRIES] >= 8 else 1000 << v[_TRIES]
-        v[_AT] = ticks_add(ticks_ms(), w)
+        v[V_TRIES] += 1
+        w = v[V_RXW] if v[V_TRIES] >= 8 else 1000 << v[V_TRIES]
+        v[V_ANEXT] = ticks_add(ticks_ms(), w)
     link(n)
     if kind & 1:
-        ack(v[_RXW])
+        ack(v[V_RXW])
 
 
 def link(n):

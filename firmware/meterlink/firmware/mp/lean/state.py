@@ -1,6 +1,6 @@
-# nRF51 profile, run phase: the resident state (loaded first, so that this
+# nRF51 build, run phase: the resident state (loaded first, so that this
 # data lies at the bottom of the heap, below the code compiled after it),
-# read from 'rt', which the boot phase (ml_nb) wrote. 'rt' is removed once
+# read from 'rt', which the boot phase (boot.py) wrote. 'rt' is removed once
 # read.
 import os
 import struct
@@ -8,10 +8,11 @@ import machine
 import microbit
 from array import array
 import micropython
+from fields import *  # the state indexes (inlined by the bundler)
 micropython.kbd_intr(-1)  # first: no Ctrl-C from the UART (the radio)
 
-S = array('L', [0] * 15)
-V = array('L', [0] * 32)
+S = array('L', [0] * S_N)
+V = array('L', [0] * V_N)
 F = bytearray(80)  # the frame being built (a first try at a body may overrun 51)
 B = bytearray(62)  # a record being written
 A = bytearray(48)  # the alarm frame awaiting its ack
@@ -20,18 +21,18 @@ Q = [None, None, None]  # pulse reader, direction reader (or None), history
 K = [None, None, None, None]  # K_enc, K_mic schedules, CMAC subkeys K1, K2
 
 
-# The run phase starts here: 'rt', written by the boot phase (ml_nb), holds
+# The run phase starts here: 'rt', written by the boot phase (boot.py), holds
 # S, V, the working keys (expanded), the pins and the history length. Removed once
-# read; not whole (a cut while ml_nb wrote it: it is short, and its parts are
+# read; not whole (a cut while boot.py wrote it: it is short, and its parts are
 # read as far as they go): boot again, from 'cf' or config.txt, instead of
 # failing here at every boot.
 f = open('rt', 'rb')
 d = f.read(188)  # read in parts: the heap has no room for one 575-byte piece
 for i in range(len(d) // 4):
-    if i < 15:
+    if i < S_N:
         S[i] = struct.unpack_from('<I', d, 4 * i)[0]
     else:
-        V[i - 15] = struct.unpack_from('<I', d, 4 * i)[0]
+        V[i - S_N] = struct.unpack_from('<I', d, 4 * i)[0]
 K[0] = f.read(176)  # the key schedules of K_enc, K_mic
 K[1] = f.read(176)
 K[2] = f.read(16)  # the CMAC subkeys

@@ -1,13 +1,14 @@
-# nRF51 profile, boot phase 2 (main.py): the state records and the config
-# values ml_nc wrote to 'cf', by the rules of ml_boot on rp2; the counter
-# reservation committed. The state, the volatile values (indices as in ml_np), the root
-# key and the pins go to the file 'rt' for the run phase, which starts after
-# a reset on an empty heap (ml_nd reads 'rt'). Loaded by main.py with ml_nk
-# (crc) and ml_nx (enc, SB) into one namespace.
+# nRF51 build, boot phase 2 (main.py): the state records and the config
+# values config.py wrote to 'cf', by the rules of ml_boot on rp2; the
+# counter reservation committed. The state, the volatile values (fields.py),
+# the root key and the pins go to the file 'rt' for the run phase, which
+# starts after a reset on an empty heap (state.py reads 'rt'). Loaded by
+# main.py with crc.py (crc) and aes.py (enc, SB) into one namespace.
 import os
 import struct
 import microbit
 from array import array
+from fields import *  # the state indexes (inlined by the bundler)
 
 
 poll = int  # enc's pulse poll: nothing to count in this phase
@@ -70,44 +71,44 @@ def boot():
         return
     g = struct.unpack_from('<11I', c, 0)  # error, id, gen, register, weight,
     # unit, interval, leak_intervals, rx_window_ms, backflow_pulses, history
-    S = array('L', [0] * 15)
-    V = array('L', [0] * 32)
+    S = array('L', [0] * S_N)
+    V = array('L', [0] * V_N)
     a, ea = rec(0)
     b, eb = rec(1)
     if b and (not a or b[0] > a[0]):
         a = b
     e = 0 if a else 4 if ea or eb else 1
     if a:
-        for i in range(15):
+        for i in range(S_N):
             S[i] = a[i]
     a = b = None
-    V[23] = g[0]
-    V[22] = g[1]
-    if not V[23]:
-        if e or S[1] != g[2]:
+    V[V_ERR] = g[0]
+    V[V_DEV] = g[1]
+    if not V[V_ERR]:
+        if e or S[S_GEN] != g[2]:
             # first boot of this provisioning: keep only the record sequence
             # and the counter reservation
-            for i in range(1, 15):
-                if i != 6:
+            for i in range(S_GEN, S_N):
+                if i != S_RSV:
                     S[i] = 0
-            S[1] = g[2]
-            S[2] = g[3]
+            S[S_GEN] = g[2]
+            S[S_REG] = g[3]
         else:
-            S[8] += 1
-            if not S[9] & 1:
-                V[10] = V[11] = 32  # unexpected reset
-        V[23] = e & 4
+            S[S_RESETS] += 1
+            if not S[S_FLAGS] & 1:
+                V[V_ACT] = V[V_PEND] = 32  # unexpected reset
+        V[V_ERR] = e & 4
         for i in range(6):
-            V[24 + i] = g[4 + i]
-    V[31] = 1  # the boot status frame
-    S[9] = 0
-    V[17] = S[6]
-    S[6] += 32  # reserve frame counters before using any (protocol 3.4)
-    # commit, as ml_np.commit
-    S[0] += 1
+            V[V_WEIGHT + i] = g[4 + i]
+    V[V_WANT] = 1  # the boot status frame
+    S[S_FLAGS] = 0
+    V[V_FC] = S[S_RSV]
+    S[S_RSV] += 32  # reserve frame counters before using any (protocol 3.4)
+    # commit, as counting.py's commit()
+    S[S_SEQ] += 1
     b = bytearray(struct.pack('<15I', *S) + b'..')
     struct.pack_into('<H', b, 60, crc(b, 60))
-    f = open('st' + str(S[0] & 1), 'wb')
+    f = open('st' + str(S[S_SEQ] & 1), 'wb')
     f.write(b)
     f.close()
     f = open('rt', 'wb')

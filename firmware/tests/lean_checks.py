@@ -1,0 +1,156 @@
+# Checks of the nRF51 build's own sources (mp/lean/), in the language subset
+# of MicroPython 1.9.2: plain asserts, no pytest. They run under CPython
+# (test_lean.py) and under current MicroPython in Node (test_wasm.py), with
+# the fake micro:bit, utime and machine of tests/nrf51. Each check gets an
+# empty directory as the board's filesystem (setup()); the sources are run as
+# the board runs them: phase 1 as a module, phases 2 and 3 in one namespace.
+import os
+
+import board  # the full profile's fake board: mp_checks decodes through it
+import microbit
+import mp_checks
+import utime
+
+SRC = ['']  # directory of the lean sources, with a trailing '/'
+KEY = mp_checks.KEY
+DEV = mp_checks.DEV
+BOOT = ('crc', 'aes', 'boot')
+RUN = ('state', 'counting', 'loop', 'ack', 'aes', 'uplink', 'seal', 'run', 'crc')
+
+
+def setup(fs, src):
+    SRC[0] = src
+    mp_checks.setup(fs)
+    microbit.reset_all()
+    os.chdir(fs)
+
+
+def source(role):
+    with open(SRC[0] + role + '.py') as f:
+        return f.read()
+
+
+def load(roles):
+    ns = {'__name__': '__main__'}
+    for r in roles:
+        exec(source(r), ns)
+    return ns
+
+
+def boot():
+    ns = {'__name__': 'config'}
+    exec(source('config'), ns)
+    assert not ns['read']()
+    assert not load(BOOT)['boot']()
+    return load(RUN)
+
+
+def config(**kw):
+    v = {'id': DEV, 'key': '000102030405060708090a0b0c0d0e0f', 'gen': 1,
+         'interval': 2, 'rx_window_ms': 100, 'pin_pulse': 'pin0', 'pin_dir': 'pin1'}
+    for k in kw:
+        v[k] = kw[k]
+    with open('config.txt', 'w') as f:
+        f.write(''.join([k + '=' + str(v[k]) + '\n' for k in sorted(v)]))
+
+
+def uplinks(key=KEY):
+    del board.tx[:]
+    for b in microbit.tx:
+        board.tx.append(b)
+    return mp_checks.uplinks(key)
+
+
+def run_until(ns, t):
+    while utime.clock[0] < t:
+        ns['step']()
+        utime.sleep_ms(1)
+
+
+def check_lean_boots_counts_and_sends_the_boot_status_first():
+    config(register=500)
+    ns = boot()
+    t0 = utime.clock[0]
+    microbit.levels['pin0'] = mp_checks.pulses_wave(t0 + 100, 60, 30, 40)
+    rev = (t0 + 100 + 60 * 30, t0 + 100 + 60 * 35)
+    microbit.levels['pin1'] = lambda t: 1 if rev[0] <= t < rev[1] else 0
+    run_until(ns, t0 + 5 * 2000 + 300)
+    f = uplinks()
+    assert f[0][0] == 2 and f[0][3][10] == 256, f[0]  # status first, firmware 1.0
+    r = [x for x in f if x[0] == 0]
+    assert len(r) >= 4, f
+    assert r[-1][3][1] == 500 + 35 - 5 == ns['S'][2], r[-1]
+    fcs = [x[2] for x in f]
+    assert fcs == sorted(fcs) and len(set(fcs)) == len(fcs)
+
+
+def check_lean_safe_mode_missing_config():
+    ns = boot()
+    assert ns['V'][23] == 1
+    start = utime.clock[0]
+    microbit.levels['pin8'] = lambda t: 1 if t > start + 3000 else 0
+    ns['run']()
+    f = uplinks(bytes(16))
+    assert len(f) == 1 and f[0][0] == 2 and f[0][3][15] == 1, f
+    assert ns['S'][9] == 1  # the maintenance stop committed a clean record
+
+
+def check_lean_aes_and_cmac_vectors():
+    ns = load(('crc', 'aes', 'boot', 'seal'))
+    ns['poll'] = int
+    h2b = mp_checks.h2b
+    b = bytearray(h2b('00112233445566778899aabbccddeeff'))
+    ns['enc'](ns['ks'](h2b('000102030405060708090a0b0c0d0e0f')), b)
+    assert b == h2b('69c4e0d86a7b0430d8cdb78070b4c55a'), b  # FIPS-197 C.1
+    k = ns['ks'](h2b('2b7e151628aed2a6abf7158809cf4f3c'))
+    e = bytearray(16)
+    ns['enc'](k, e)
+    k1 = ns['dbl'](e)
+    ns['K'] = [None, k, k1, ns['dbl'](k1)]
+    m = h2b('6bc1bee22e409f96e93d7e117393172aae2d8a571e03ac9c9eb76fac45af8e51'
+            '30c81c46a35ce411e5fbc1191a0a52eff69f2445df4f9b17ad2b417be66c3710')
+    for n, t in ((0, 'bb1d6929e95937287fa37d129b756746'),
+                 (16, '070a16b46b4d4144f79bdd9dd04a287c'),
+                 (40, 'dfa66747de9ae63030ca32611497c827'),
+                 (64, '51f0bebf7e3b9d92fc49741779363cfe')):
+        assert bytes(ns['cmac'](bytearray(m), n)) == h2b(t), n  # RFC 4493
+    assert ns['crc'](b'123456789', 9) == 0x29B1
+
+
+def check_lean_torn_rt_boots_again():
+    import machine
+    config()
+    ns = {'__name__': 'config'}
+    exec(source('config'), ns)
+    ns['read']()
+    load(BOOT)['boot']()
+    with open('rt', 'rb') as f:
+        d = f.read()
+    with open('rt', 'wb') as f:
+        f.write(d[:122])  # a cut while boot.py wrote it
+    try:
+        load(RUN)
+        raise AssertionError('no reset')
+    except machine.Reset:
+        pass
+    assert 'rt' not in os.listdir()
+
+
+def run_all(fs_root, src):
+    # for MicroPython: every check in its own directory; True if all pass
+    import sys
+    names = sorted([n for n in globals() if n.startswith('check_')])
+    bad = 0
+    for i, n in enumerate(names):
+        d = fs_root + '/l' + str(i)
+        os.mkdir(d)
+        setup(d + '/', src)
+        try:
+            globals()[n]()
+            print('PASS', n)
+        except Exception as e:
+            bad += 1
+            print('FAIL', n, repr(e))
+            sys.print_exception(e)
+    print('lean checks:', len(names), 'failed:', bad)
+    return not bad

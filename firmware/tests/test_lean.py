@@ -1,0 +1,252 @@
+"""The nRF51 build's own code under CPython (tests/nrf51/: fake micro:bit, utime,
+machine), in both forms: the sources of mp/lean/ and the bundle made from them. Boot
+phases, counting with the direction input, readings, the boot status first, alarms
+acked, safe mode, the maintenance stop; frames decoded by the CPython codec. Property
+tests check its AES, CMAC and CRC against `cryptography` and the protocol's CRC, and its
+reading bodies against the codec."""
+
+from __future__ import annotations
+
+import binascii
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import lean_checks
+import microbit  # the fake, from tests/nrf51
+import pytest
+import utime
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.cmac import CMAC
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from lean_board import FORMS, LeanBoard
+
+from meterlink.firmware import FIELDS, MP_DIR, render_config
+from meterlink.protocol import (
+    Ack,
+    Alarm,
+    FrameType,
+    LinkDecoder,
+    LinkType,
+    Reading,
+    Status,
+    decode_frame,
+    encode_frame,
+    encode_link,
+)
+
+KEY = bytes(range(16))
+DEV = 0x01020304
+V_ERR, V_ALEN, S_FLAGS, S_REG = (int(FIELDS[n]) for n in ("V_ERR", "V_ALEN", "S_FLAGS", "S_REG"))
+
+
+@pytest.fixture(params=FORMS)
+def lean(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+         ) -> Iterator[LeanBoard]:  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    microbit.reset_all()
+    yield LeanBoard(request.param)
+    microbit.reset_all()
+
+
+@pytest.mark.parametrize("name", sorted(n for n in vars(lean_checks) if n.startswith("check_")))
+def test_lean_check(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """lean_checks.py (also run under MicroPython 1.27 by test_wasm.py) under CPython."""
+    monkeypatch.chdir(tmp_path)
+    lean_checks.setup(str(tmp_path) + "/", str(MP_DIR / "lean") + "/")
+    getattr(lean_checks, name)()
+
+
+def write_config(**kw: Any) -> None:
+    values = {"id": DEV, "key": KEY, "gen": 1, "interval": 2, "rx_window_ms": 100,
+              "pin_pulse": "pin0", "pin_dir": "pin1", **kw}  # fmt: skip
+    Path("config.txt").write_text(render_config(board="nrf51", **values))
+
+
+def pulses(start: int, period: int, high: int, count: int) -> Any:
+    def level(t: int) -> int:
+        k = (t - start) // period
+        return 1 if t >= start and k < count and (t - start) % period < high else 0
+
+    return level
+
+
+def frames(key: bytes = KEY) -> list[Any]:
+    decoder = LinkDecoder()
+    links = decoder.feed(b"".join(microbit.tx))
+    return [decode_frame(link.payload, key) for link in links]  # type: ignore[union-attr]
+
+
+def test_boots_counts_and_sends_the_boot_status_first(lean: LeanBoard) -> None:
+    write_config(register=500)
+    lean.boot()
+    assert Path("st1").exists() and not Path("cf").exists() and not Path("rt").exists()
+    t0 = utime.clock[0]
+    microbit.levels["pin0"] = pulses(t0 + 100, 60, 30, 40)
+    microbit.levels["pin1"] = lambda t: 1 if t0 + 100 + 60 * 30 <= t < t0 + 100 + 60 * 35 else 0
+    lean.run_until(t0 + 5 * 2000 + 300)
+    got = frames()
+    assert got[0].frame_type == FrameType.STATUS and isinstance(got[0].body, Status)
+    assert got[0].body.fw_version == 256 and got[0].body.error in (None, 0)
+    readings = [f.body for f in got if f.frame_type == FrameType.READING]
+    assert len(readings) >= 4 and all(isinstance(r, Reading) for r in readings)
+    # 35 forward pulses, 5 reverse (a debt paid back by the next 5 forward ones)
+    assert readings[-1].register == 500 + 35 - 5 == lean.ns["S"][S_REG]
+    assert sum(sum(r.deltas[:1]) for r in readings) <= 35
+    assert [f.counter for f in got] == sorted({f.counter for f in got})  # never reused
+    assert all(len(f.payload) <= 51 for f in got)
+
+
+def test_backflow_alarm_is_resent_until_its_ack(lean: LeanBoard) -> None:
+    write_config(backflow_pulses=3, interval=600, rx_window_ms=200)
+    lean.boot()
+    t0 = utime.clock[0]
+    microbit.levels["pin1"] = 1
+    microbit.levels["pin0"] = pulses(t0 + 100, 60, 30, 4)
+    sends: list[int] = []
+
+    def gateway(b: bytes) -> None:
+        for link in LinkDecoder().feed(b):
+            frame = decode_frame(link.payload, KEY)  # type: ignore[union-attr]
+            if frame.frame_type == FrameType.ALARM:
+                sends.append(frame.counter)
+                if len(sends) == 2:  # the second send is acked in its window
+                    ack = encode_frame(FrameType.ACK, DEV, frame.counter, Ack(), KEY)
+                    microbit.rx.append(encode_link(LinkType.DATA, ack))
+
+    microbit.on_write[0] = gateway
+    lean.run_until(t0 + 12_000)
+    assert len(sends) == 2 and sends[0] == sends[1]  # the same frame, sent again
+    assert lean.ns["V"][V_ALEN] == 0  # acked: no more sends
+    alarms = [f.body for f in frames() if f.frame_type == FrameType.ALARM]
+    assert isinstance(alarms[0], Alarm) and alarms[0].raised & 4  # backflow
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [(None, 1), (b"id=1\n", 3), (b"\xff\xfe garbage", 2), (b"no equals sign\n", 2)],
+    ids=["missing", "no-key", "garbage", "syntax"],
+)
+def test_safe_mode_sends_its_error_code_then_waits_for_maintenance(
+    lean: LeanBoard, text: bytes | None, code: int
+) -> None:
+    if text is not None:
+        Path("config.txt").write_bytes(text)
+    ns = lean.boot()
+    assert ns["V"][V_ERR] == code
+    start = utime.clock[0]
+    microbit.levels["pin8"] = lambda t: 1 if t > start + 3000 else 0
+    ns["run"]()  # the status frame, then a wait for the maintenance input
+    got = frames(bytes(16))  # no key was read: the module seals with zeros (protocol 4.7)
+    assert len(got) == 1 and isinstance(got[0].body, Status)
+    assert got[0].body.error == code
+    assert ns["S"][S_FLAGS] == 1  # the maintenance stop committed a clean record
+
+
+def test_the_maintenance_input_stops_the_run_phase(lean: LeanBoard) -> None:
+    write_config()
+    ns = lean.boot()
+    start = utime.clock[0]
+    microbit.levels["pin8"] = lambda t: 1 if t > start + 2500 else 0
+    ns["run"]()  # returns: main.py then stops at the REPL
+    assert ns["S"][S_FLAGS] == 1
+    assert any(f.frame_type == FrameType.READING for f in frames())
+
+
+def test_a_torn_rt_means_boot_again(lean: LeanBoard) -> None:
+    import machine
+
+    write_config()
+    assert not lean.phase1()
+    assert not lean.phase2()
+    Path("rt").write_bytes(Path("rt").read_bytes()[:122])  # a cut while boot.py wrote it
+    with pytest.raises(machine.Reset):
+        lean.phase3()
+    assert not Path("rt").exists()  # removed: the next boot reads config.txt again
+
+
+# ---- properties of the nRF51 build's crypto and bodies (its source form)
+
+
+@pytest.fixture(scope="module")
+def crypto() -> dict[str, Any]:
+    """boot phase 2's files and seal.py in one namespace (no filesystem needed)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory():
+        board = LeanBoard("source")
+        ns = board._namespace(("crc", "aes", "boot", "seal", "counting"))
+    ns["F"] = bytearray(80)
+    ns["V"] = [0] * 32
+    ns["poll"] = int
+    return ns
+
+
+def schedules(ns: dict[str, Any], root: bytes) -> list[bytes]:
+    out: list[bytes] = []
+
+    class W:
+        def write(self, b: bytes) -> None:
+            out.append(bytes(b))
+
+    ns["keys"](W(), root)
+    return out  # K_enc, K_mic schedules, K1, K2
+
+
+@settings(max_examples=60, deadline=None)
+@given(key=st.binary(min_size=16, max_size=16), block=st.binary(min_size=16, max_size=16))
+def test_aes_matches_cryptography(crypto: dict[str, Any], key: bytes, block: bytes) -> None:
+    b = bytearray(block)
+    crypto["enc"](crypto["ks"](key), b)
+    ref = Cipher(algorithms.AES(key), modes.ECB()).encryptor().update(block)
+    assert bytes(b) == ref
+
+
+@settings(max_examples=60, deadline=None)
+@given(root=st.binary(min_size=16, max_size=16), msg=st.binary(max_size=70))
+def test_cmac_matches_cryptography(crypto: dict[str, Any], root: bytes, msg: bytes) -> None:
+    crypto["K"] = [bytearray(k) for k in schedules(crypto, root)]
+    m = bytearray(16)
+    m[0] = 2
+    k_mic = Cipher(algorithms.AES(root), modes.ECB()).encryptor().update(bytes(m))
+    mac = CMAC(algorithms.AES(k_mic))
+    mac.update(msg)
+    assert bytes(crypto["cmac"](bytearray(msg), len(msg))) == mac.finalize()
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=st.binary(max_size=80))
+def test_crc_is_crc16_ibm_3740(crypto: dict[str, Any], data: bytes) -> None:
+    assert crypto["crc"](data, len(data)) == binascii.crc_hqx(data, 0xFFFF)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    register=st.integers(0, 2**32 - 1),
+    deltas=st.lists(st.integers(0, 2**32 - 1), min_size=1, max_size=23),
+    iseq=st.integers(1, 2**32 - 1),
+)
+def test_reading_bodies_decode_with_the_codec(
+    crypto: dict[str, Any], register: int, deltas: list[int], iseq: int
+) -> None:
+    from array import array
+
+    from meterlink.protocol import body_from_map, cbor_body
+
+    ns = crypto
+    s = array("L", [0] * 15)
+    v = array("L", [0] * 32)
+    s[S_REG], s[int(FIELDS["S_ISEQ"])] = register, iseq
+    v[int(FIELDS["V_HLEN"])], v[int(FIELDS["V_WEIGHT"])], v[int(FIELDS["V_UNIT"])] = (
+        len(deltas), 1, 1)  # fmt: skip
+    v[int(FIELDS["V_INTERVAL"])] = 900
+    v[int(FIELDS["V_T0"])] = utime.clock[0] + 10**6  # the interval has just begun
+    ns["S"], ns["V"] = s, v
+    ns["Q"] = [None, None, array("L", reversed(deltas))]  # oldest first, HPOS 0
+    n = ns["body"](0)
+    body = body_from_map(FrameType.READING, cbor_body.decode_body_map(bytes(ns["F"][9 : 9 + n])))
+    assert isinstance(body, Reading) and body.register == register
+    assert 1 <= len(body.deltas) <= len(deltas) and n <= 40
+    assert list(body.deltas) == deltas[: len(body.deltas)]  # newest first
+    assert body.interval_seq == iseq - 1
