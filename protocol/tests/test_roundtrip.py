@@ -9,7 +9,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from meterlink.protocol.constants import MAX_DELTAS
 from meterlink.protocol import (
     MAX_DOWNLINK,
     MAX_UPLINK,
@@ -30,6 +29,7 @@ from meterlink.protocol import (
     decode_frame,
     encode_frame,
 )
+from meterlink.protocol.constants import MAX_DELTAS
 
 KEY = bytes(range(16))
 KEYS = DeviceKeys.derive(KEY)

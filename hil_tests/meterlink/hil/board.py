@@ -24,6 +24,7 @@ from meterlink.hil.qemu import (
     PACED_ICOUNT_SHIFT,
     QemuMachine,
     QemuOptions,
+    programmed_flash,
 )
 from meterlink.hil.uart import UartListener, UartLog, UartPump
 
@@ -117,8 +118,10 @@ class EmulatedBoard:
             t0 = time.monotonic()
             machine = QemuMachine(self.options, self.qemu_log)
             try:
-                if image is not None:
-                    machine.restore_flash(Path(image).read_bytes())
+                # a new board's flash as a programmer leaves it (QEMU's is 0x00 where the
+                # hex writes nothing, which breaks MicroPython's filesystem: docs/hil.md)
+                machine.restore_flash(Path(image).read_bytes() if image is not None
+                                      else programmed_flash(self.options.firmware_hex))
                 for line, level in lines.items():
                     machine.qtest.set_irq_in("/machine/nrf51", "unnamed-gpio-in", line, level)
                 uart = UartPump(machine.pty_path, self._log, self.name)
