@@ -61,7 +61,8 @@ def campaign(board: EmulatedBoard, cuts: int, seed: int) -> list[tuple[int, int,
     boot, and checks each boot against the one before."""
     rnd = random.Random(seed)
     files = full_profile_nrf51()
-    board.flash({n: files[n] for n in ("board.py", "ml_core.py")} | {"main.py": DRIVER.encode()})
+    board.flash({n: files[n] for n in ("board.py", "ml_core.py", "ml_crc.py")}
+                | {"main.py": DRIVER.encode()})
     board.reset()
     sent = 0
     seen: list[tuple[int, int, int]] = []

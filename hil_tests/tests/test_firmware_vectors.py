@@ -19,7 +19,8 @@ VECTORS = json.loads(
 )
 # SLIP framing is not here: ml_link needs ml_core beside it, which does not fit the heap
 # next to the REPL (docs/firmware.md, memory budget); wasm and CPython check it.
-MODULES = ("board.py", "ml_core.py", "ml_aes.py", "ml_sec.py", "ml_body.py", "ml_dl.py")
+MODULES = ("board.py", "ml_core.py", "ml_crc.py", "ml_aes.py", "ml_cipher.py", "ml_sec.py",
+           "ml_body.py", "ml_dl.py")
 HELPERS = (
     "import gc\n"
     "def h2b(s):\n return bytes([int(s[i:i+2],16) for i in range(0,len(s),2)])\n"

@@ -8,6 +8,7 @@ import struct
 from array import array
 from micropython import const
 import board
+from ml_crc import crc as crc16  # the nRF51 build's (mp/lean/crc.py)
 
 # state fields, persisted by commit(): see docs/firmware.md
 _SEQ = const(0)
@@ -16,15 +17,6 @@ _DEBT = const(3)  # reverse pulses not yet paid back by forward ones
 _REV = const(4)  # reverse pulses, cumulative
 _OV = const(10)  # 10..14: downlink overrides (0: none)
 _SIZE = const(62)
-
-
-def crc16(b, n, c=0xFFFF):
-    # CRC-16/IBM-3740 of b[0:n]
-    for i in range(n):
-        c ^= b[i] << 8
-        for _ in range(8):
-            c = ((c << 1) ^ 0x1021) & 0xFFFF if c & 0x8000 else (c << 1) & 0xFFFF
-    return c
 
 
 def _record(fs, i):
