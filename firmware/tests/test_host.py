@@ -257,31 +257,33 @@ def test_nrf51_loader_is_main_pys_and_loads_chunks(tmp_path, monkeypatch) -> Non
 
 
 def test_rp2_shares_crc_and_aes_with_the_nrf51_build_sources() -> None:
-    """ml_crc.py and ml_cipher.py, in the rp2 bundle, are the nRF51 build's own CRC, AES
-    and CMAC doubling (mp/lean/), and the rp2 modules no longer define their own."""
+    """ml_record.py and ml_cipher.py, in the rp2 bundle, are the nRF51 build's own CRC,
+    record reading, AES and CMAC doubling (mp/lean/), and the rp2 modules no longer define
+    their own."""
     import ast
 
     import meterlink.firmware as fw
 
     rp2 = bundle("rp2")
     tree = {}
-    for name in ("ml_crc.py", "ml_cipher.py"):
+    for name in ("ml_record.py", "ml_cipher.py"):
         shared = rp2[name].decode()
         assert shared == fw.shared_source(name)
         assert "kbd_intr" not in shared and "microbit" not in shared  # not for the rp2
         tree[name] = {
             n.name: ast.dump(n) for n in ast.parse(shared).body if isinstance(n, ast.FunctionDef)
         }
-    assert set(tree["ml_crc.py"]) == {"crc"}
+    assert set(tree["ml_record.py"]) == {"crc", "rec"}
     assert set(tree["ml_cipher.py"]) == {"enc", "dbl", "ks"}
-    for src, module, name in (("crc", "ml_crc.py", "crc"), ("aes", "ml_cipher.py", "enc"),
+    for src, module, name in (("crc", "ml_record.py", "crc"), ("boot", "ml_record.py", "rec"),
+                              ("aes", "ml_cipher.py", "enc"),
                               ("boot", "ml_cipher.py", "dbl"), ("boot", "ml_cipher.py", "ks")):
         lean = ast.parse((MP_DIR / "lean" / f"{src}.py").read_text()).body
         want = next(ast.dump(n) for n in lean if getattr(n, "name", "") == name)
         assert tree[module][name] == want
     for module in ("ml_core.py", "ml_aes.py", "ml_sec.py"):
         defs = {n.name for n in ast.walk(ast.parse(rp2[module])) if isinstance(n, ast.FunctionDef)}
-        assert not defs & {"crc16", "crc", "dbl", "ks"}, module  # Key.enc() stays
+        assert not defs & {"crc16", "crc", "_record", "rec", "dbl", "ks"}, module  # Key.enc stays
         assert b"0x1021" not in rp2[module] and b"0x11b" not in rp2[module], module
     assert b"0x63" not in rp2["ml_aes.py"]  # the S-box is ml_cipher's
 
@@ -289,11 +291,11 @@ def test_rp2_shares_crc_and_aes_with_the_nrf51_build_sources() -> None:
 def test_shared_source_names_a_piece_its_source_lost(monkeypatch: pytest.MonkeyPatch) -> None:
     import meterlink.firmware as fw
 
-    monkeypatch.setitem(fw.SHARED_MODULES, "ml_crc.py", (("lean/crc.py", ("crc", "crc32")),))
+    monkeypatch.setitem(fw.SHARED_MODULES, "ml_record.py", (("lean/crc.py", ("crc", "crc32")),))
     fw.shared_source.cache_clear()
     try:
         with pytest.raises(RuntimeError, match=r"lean/crc\.py has no top-level crc32"):
-            fw.shared_source("ml_crc.py")
+            fw.shared_source("ml_record.py")
     finally:
         monkeypatch.undo()
         fw.shared_source.cache_clear()

@@ -19,7 +19,7 @@ VECTORS = json.loads(
 )
 # SLIP framing is not here: ml_link needs ml_core beside it, which does not fit the heap
 # next to the REPL (docs/firmware.md, memory budget); wasm and CPython check it.
-MODULES = ("board.py", "ml_core.py", "ml_crc.py", "ml_aes.py", "ml_cipher.py", "ml_sec.py",
+MODULES = ("board.py", "ml_core.py", "ml_record.py", "ml_aes.py", "ml_cipher.py", "ml_sec.py",
            "ml_body.py", "ml_dl.py")
 HELPERS = (
     "import gc\n"

@@ -121,10 +121,10 @@ _LEAN = {"lean/main.py": "main.py", "ml_cfg.py": "ml_cfg.py"} | {
 # (one namespace, no imports between files, Ctrl-C off in the first file of a phase):
 # what the rp2 must not run (crc.py's kbd_intr(-1): the rp2's maintenance is Ctrl-C on
 # USB) or cannot (boot.py's microbit) is left out by not being named. Two modules, so
-# that ml_core (the CRC) does not load the cipher where the full profile runs piecemeal
+# that ml_core (CRC, records) does not load the cipher where the full profile runs piecemeal
 # on the micro:bit's heap.
 SHARED_MODULES: dict[str, tuple[tuple[str, tuple[str, ...] | None], ...]] = {
-    "ml_crc.py": (("lean/crc.py", ("crc",)),),
+    "ml_record.py": (("lean/crc.py", ("crc",)), ("lean/boot.py", ("struct", "rec"))),
     "ml_cipher.py": (
         ("lean/aes.py", None),  # the S-box (computed at import), ShiftRows, enc()
         ("lean/boot.py", ("poll", "dbl", "ks")),  # enc()'s default poll, CMAC, keys
@@ -166,6 +166,8 @@ def lower_fields(source: str) -> str:
 
 
 def _statement_names(node: ast.stmt) -> set[str]:
+    if isinstance(node, ast.Import):
+        return {a.asname or a.name for a in node.names}
     if isinstance(node, ast.FunctionDef | ast.ClassDef):
         return {node.name}
     if isinstance(node, ast.Assign):
@@ -175,7 +177,8 @@ def _statement_names(node: ast.stmt) -> set[str]:
 
 @cache
 def shared_source(name: str) -> str:
-    """rp2 module `name` (one of SHARED_MODULES): the pieces of mp/lean/ it names, as
+    """rp2 module `name` (one of SHARED_MODULES): the pieces of mp/lean/ it names (an
+    `import` by the module's name), as
     they stand there (fields lowered), each run under a comment naming its source and
     line, so that the code the nRF51 bundle is made from is the code the rp2 runs. Raises
     RuntimeError when a named piece is missing from its source (renamed there)."""

@@ -16,7 +16,7 @@ def boot(c):
     c.lf = 868100000
     c.sf = 9
     c.pw = 14
-    e = load(s, board.FS)
+    e = load(s)
     try:
         f = open(board.FS + 'config.txt', 'rb')
     except OSError:

@@ -8,7 +8,7 @@ import struct
 from array import array
 from micropython import const
 import board
-from ml_crc import crc as crc16  # the nRF51 build's (mp/lean/crc.py)
+from ml_record import crc as crc16, rec  # the nRF51 build's (mp/lean/crc.py, boot.py)
 
 # state fields, persisted by commit(): see docs/firmware.md
 _SEQ = const(0)
@@ -19,23 +19,11 @@ _OV = const(10)  # 10..14: downlink overrides (0: none)
 _SIZE = const(62)
 
 
-def _record(fs, i):
-    # (record or None, file present)
-    try:
-        f = open(fs + 'st' + str(i), 'rb')
-    except OSError:
-        return None, 0
-    d = f.read(63)
-    f.close()
-    if len(d) != 62 or crc16(d, 60) != struct.unpack_from('<H', d, 60)[0]:
-        return None, 1
-    return struct.unpack_from('<15I', d, 0), 1
-
-
-def load(s, fs):
-    # fill s from the newer valid record: 0 loaded, 1 none yet, 4 both corrupt
-    a, ea = _record(fs, 0)
-    b, eb = _record(fs, 1)
+def load(s):
+    # fill s from the newer valid record (read by the nRF51 build's rec(), from
+    # the current folder): 0 loaded, 1 none yet, 4 both corrupt
+    a, ea = rec(0)
+    b, eb = rec(1)
     if b and (not a or b[0] > a[0]):
         a = b
     if not a:
