@@ -3,12 +3,15 @@ minifier that makes the firmware fit the micro:bit filesystem."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from meterlink.firmware import (
     CONFIG_KEYS,
+    FIELDS,
     FIRMWARE_VERSION,
     MP_DIR,
     NRF51_BOOT,
@@ -299,3 +302,13 @@ def test_shared_source_names_a_piece_its_source_lost(monkeypatch: pytest.MonkeyP
     finally:
         monkeypatch.undo()
         fw.shared_source.cache_clear()
+
+
+def test_rp2_modules_take_the_state_indexes_from_fields_py() -> None:
+    """The state record's field numbers are declared once, in fields.py: no full-profile
+    module declares one of its own (as ml_core, ml_body, ml_dl, ml_main once did)."""
+    own = {name.removeprefix("S_") for name in FIELDS if name.startswith("S_")}
+    for src in sorted(MP_DIR.glob("ml_*.py")):
+        declared = re.findall(r"^_?([A-Z][A-Z0-9_]*) = const\(", src.read_text(), re.M)
+        assert not set(declared) & own, (src.name, set(declared) & own)
+    assert b"S_REG" not in bundle("rp2")["ml_core.py"]  # inlined, as on the nRF51

@@ -9,13 +9,9 @@ from array import array
 from micropython import const
 import board
 from ml_record import crc as crc16, rec  # the nRF51 build's (mp/lean/crc.py, boot.py)
+from fields import S_DEBT, S_N, S_OV, S_REG, S_REV, S_SEQ  # state record indexes (inlined by the bundler)
 
-# state fields, persisted by commit(): see docs/firmware.md
-_SEQ = const(0)
-_REG = const(2)  # register, pulses
-_DEBT = const(3)  # reverse pulses not yet paid back by forward ones
-_REV = const(4)  # reverse pulses, cumulative
-_OV = const(10)  # 10..14: downlink overrides (0: none)
+# a state record: S_N fields and their CRC (docs/firmware.md, "State record")
 _SIZE = const(62)
 
 
@@ -28,7 +24,7 @@ def load(s):
         a = b
     if not a:
         return 4 if ea or eb else 1
-    for i in range(15):
+    for i in range(S_N):
         s[i] = a[i]
     return 0
 
@@ -44,7 +40,7 @@ def drop(name):
 
 class Core:
     def __init__(self):
-        self.s = array('L', [0] * 15)  # the persisted state
+        self.s = array('L', [0] * S_N)  # the persisted state
         self.b = bytearray(_SIZE)  # a record being written
         self.f = bytearray(66)  # the frame being built or received (9-byte header)
         self.a = bytearray(51)  # the pending alarm frame, resent as is
@@ -74,11 +70,11 @@ class Core:
         # not holding the newest copy; a cut mid-write leaves that file short
         # or empty, its CRC fails, and the other copy is loaded at boot
         s = self.s
-        s[_SEQ] += 1
+        s[S_SEQ] += 1
         b = self.b
         struct.pack_into('<15I', b, 0, *s)
         struct.pack_into('<H', b, _SIZE - 2, crc16(b, _SIZE - 2))
-        f = open(board.FS + 'st' + str(s[_SEQ] & 1), 'wb')
+        f = open(board.FS + 'st' + str(s[S_SEQ] & 1), 'wb')
         f.write(b)
         f.close()
         self.np = 0
@@ -86,7 +82,7 @@ class Core:
 
     def th(self, i):
         # effective interval (0), leak, burst pulses, burst intervals, backflow
-        return self.s[_OV + i] or self.base[i]
+        return self.s[S_OV + i] or self.base[i]
 
     def poll(self):
         # sample the pulse input; a new level counts once it has been read in
@@ -110,13 +106,13 @@ class Core:
         # before the register moves again: backflow is never consumption.
         s = self.s
         if rev:
-            s[_REV] += 1
-            s[_DEBT] += 1
+            s[S_REV] += 1
+            s[S_DEBT] += 1
             self.ri += 1
-        elif s[_DEBT]:
-            s[_DEBT] -= 1
+        elif s[S_DEBT]:
+            s[S_DEBT] -= 1
         else:
-            s[_REG] += 1
+            s[S_REG] += 1
             self.fi += 1
         self.np += 1
 
