@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import random
-import signal
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -27,8 +26,7 @@ from meterlink.protocol import (
     decode_frame,
 )
 from meterlink.provisioning import registry as reg
-from meterlink.provisioning.exports import export_key_file
-from meterlink.provisioning.provision import ProvisionRequest, flash_and_restart, self_test
+from meterlink.provisioning.provision import ProvisionRequest
 from meterlink.provisioning.values import PulseWeight
 
 pytestmark = [pytest.mark.hil, pytest.mark.xdist_group("cpu-heavy")]
@@ -39,26 +37,11 @@ REGISTER = 7000
 PULSE, DIR = 16, 17  # GPIO numbers of the pulse and flow-direction inputs
 
 
-def gateway_config(tmp_path: Path, keys: Path, receiver: str, broker: Any) -> Path:
-    (tmp_path / "outbox").mkdir(exist_ok=True)
-    conf = tmp_path / "gateway.toml"
-    conf.write_text(
-        f'[gateway]\nid = "gw-rp2"\nkeys_file = "{keys}"\n\n'
-        f'[[serial]]\nname = "rx0"\nport = "{receiver}"\n\n'
-        f'[mqtt]\nhost = "{broker.host}"\nport = {broker.port}\n\n'
-        f'[outbox]\npath = "{tmp_path / "outbox" / "outbox.db"}"\n\n'
-        f"[http]\nport = 0\n"
-    )
-    return conf
-
-
 def test_provisioned_pico_counts_pulses_and_its_alarm_is_confirmed_via_the_gateway(
-    tmp_path: Path, pico: EmulatedPico, channel: Any, broker: Any, central: Any, gateway: Any
+    tmp_path: Path, pico: EmulatedPico, channel: Any, broker: Any, central: Any,
+    provisioning_gateway: Any,
 ) -> None:
     channel.attach_board(pico, rssi=-101)
-    keys = tmp_path / "keys.json"
-    export_key_file([], keys)
-    gw = gateway(gateway_config(tmp_path, keys, channel.add_receiver("rx0"), broker))
     req = ProvisionRequest(
         meter_serial="WM-RP2-001",
         reading_m3=Decimal("42.000"),
@@ -70,23 +53,13 @@ def test_provisioned_pico_counts_pulses_and_its_alarm_is_confirmed_via_the_gatew
         pin_pulse=str(PULSE),
         pin_dir=str(DIR),
         installer="hil",
-        keys_out=keys,
+        keys_out=provisioning_gateway.keys,
         mqtt=(broker.host, broker.port),
         selftest_timeout=120,
     )
     req.alarms.backflow_pulses = 3
-    lines: list[str] = []
-
-    def say(line: str) -> None:
-        lines.append(line)
-        if "gateway key file" in line:  # the gateway loads the new key on SIGHUP
-            assert gw.proc is not None
-            gw.proc.send_signal(signal.SIGHUP)
-
-    with pico.released():
-        flashed = flash_and_restart(req, say, show_progress=False)
-    result = self_test(flashed, say)
-    text = "\n".join(lines)
+    result = provisioning_gateway.provision(pico, req)
+    text = "\n".join(provisioning_gateway.lines)
     assert "board: rp2 (Raspberry Pi Pico with RP2040), MicroPython 1.27.0" in text, text
     assert result.selftest is not None and result.selftest.passed, text
     assert result.device.state == reg.STATE_TESTED and result.device.rssi == -101

@@ -3,6 +3,7 @@ UART: the RAK3172 / RUI3 P2P command set and the transparent SLIP modem."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 
@@ -121,3 +122,59 @@ def test_transparent_modems_carry_slip_data_frames(medium):
             m.close()
         for b in boards:
             b.close()
+
+
+def test_a_modem_sending_while_the_medium_hands_it_a_frame_does_not_deadlock(medium):
+    """The medium calls a modem's _on_reception holding its own lock; the board's UART
+    thread of that modem takes the medium's lock to transmit. If the modem held its own
+    lock while waiting for the medium's, the two would wait for each other and every
+    radio on the medium would fall silent. Made deterministic: the test holds the medium
+    lock as the medium's thread does while the board's frame arrives."""
+    from meterlink.hil.lora_medium import Reception, Transmission
+
+    params = RadioParams(freq_mhz=868.5, sf=7)
+    with PtyBoard("dl0") as board:
+        modem = TransparentModem(board, medium, params=params)
+        try:
+            heard = Reception(Transmission(0, "other", b"\x01", params, 0.0, 0.01),
+                              modem.name, -80.0, 9.0, "received")
+            with medium.lock:  # as in RealtimeMedium._run -> resolve -> _on_reception
+                board.send(encode_link(LinkType.DATA, b"\x10up"))
+                time.sleep(0.3)  # the UART thread is now in _send, waiting for the lock
+                handed = threading.Thread(target=modem._on_reception, args=(heard,))
+                handed.start()
+                handed.join(2.0)
+                stuck = handed.is_alive()
+            handed.join(2.0)
+            assert not stuck, "the modem held its lock while waiting for the medium's"
+            deadline = time.monotonic() + 2
+            while not modem.sent and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert [tx.payload for tx in modem.sent] == [b"\x10up"]
+            assert modem.heard == [heard]
+        finally:
+            modem.close()
+
+
+def test_transparent_modem_resyncs_after_garbage_a_lost_byte_and_an_overlong_run(medium):
+    """What a board's UART can carry before and between its frames (the REPL's answers to
+    frames it was sent, a byte lost, no END for too long): the modem drops those and puts
+    every whole DATA frame that follows on the air, in order."""
+    params = RadioParams(freq_mhz=868.5, sf=7)
+    payloads = [bytes([0x10, n]) + b"\xc0\xdb" * n for n in range(3)]
+    frames = [encode_link(LinkType.DATA, p) for p in payloads]
+    with PtyBoard("rs0") as board:
+        modem = TransparentModem(board, medium, params=params)
+        try:
+            board.send(b"raw REPL; CTRL-B to exit\r\n>\xc0\x01\xdb")  # REPL text, END, ESC
+            board.send(b"x" * 400)  # no END for longer than any link frame
+            board.send(frames[2][:5] + frames[2][6:])  # a byte lost: the CRC fails
+            for f in frames:
+                board.send(f)
+            deadline = time.monotonic() + 3
+            while len(modem.sent) < 3 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            time.sleep(0.2)
+            assert [tx.payload for tx in modem.sent] == payloads
+        finally:
+            modem.close()

@@ -5,7 +5,6 @@ that can be produced on an emulated board."""
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
 from decimal import Decimal
@@ -17,11 +16,9 @@ import pytest
 from meterlink.firmware import FIRMWARE_VERSION, bundle_features
 from meterlink.provisioning import registry as reg
 from meterlink.provisioning.errors import NotEnoughFlash, PortBusy, UnsupportedBoard
-from meterlink.provisioning.exports import export_key_file
 from meterlink.provisioning.provision import (
     ProvisionRequest,
     flash_and_restart,
-    self_test,
 )
 from meterlink.provisioning.values import PulseWeight
 
@@ -43,46 +40,22 @@ def request(tmp_path: Path, emulated: Any, **kw: Any) -> ProvisionRequest:
     return ProvisionRequest(**values)
 
 
-def gateway_config(tmp_path: Path, keys: Path, receiver: str, broker: Any) -> Path:
-    (tmp_path / "outbox").mkdir(exist_ok=True)
-    conf = tmp_path / "gateway.toml"
-    conf.write_text(
-        f'[gateway]\nid = "gw-hil"\nkeys_file = "{keys}"\n\n'
-        f'[[serial]]\nname = "rx0"\nport = "{receiver}"\n\n'
-        f'[mqtt]\nhost = "{broker.host}"\nport = {broker.port}\n\n'
-        f'[outbox]\npath = "{tmp_path / "outbox" / "outbox.db"}"\n\n'
-        f"[http]\nport = 0\n"
-    )
-    return conf
-
-
 def test_blank_board_provisioned_heard_and_first_reading_has_the_dial_register(
     tmp_path: Path,
     board: Any,
     channel: Any,
     broker: Any,
     central: Any,
-    gateway: Any,
+    provisioning_gateway: Any,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     channel.attach_board(board, rssi=-97)
-    keys = tmp_path / "keys.json"
-    export_key_file([], keys)
-    gw = gateway(gateway_config(tmp_path, keys, channel.add_receiver("rx0"), broker))
+    keys = provisioning_gateway.keys
     req = request(
         tmp_path, board, keys_out=keys, mqtt=(broker.host, broker.port), selftest_timeout=120
     )
-    lines: list[str] = []
-
-    def say(line: str) -> None:
-        lines.append(line)
-        if "gateway key file" in line:  # the gateway loads the new key on SIGHUP
-            assert gw.proc is not None
-            gw.proc.send_signal(signal.SIGHUP)
-
-    with board.released():
-        flashed = flash_and_restart(req, say, show_progress=True)
-    result = self_test(flashed, say)
+    result = provisioning_gateway.provision(board, req, show_progress=True)
+    lines = provisioning_gateway.lines
 
     assert result.selftest is not None and result.selftest.passed, lines
     assert result.device.state == reg.STATE_TESTED and result.device.rssi == -97

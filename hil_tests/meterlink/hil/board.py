@@ -18,7 +18,13 @@ from meterlink.boardlink import files as board_files
 from meterlink.boardlink.errors import BoardError
 from meterlink.boardlink.transport import enter_maintenance, open_transport
 from meterlink.hil.pulses import MAINTENANCE_PIN, PulseTrain, pin_line
-from meterlink.hil.qemu import DEFAULT_ICOUNT_SHIFT, DEFAULT_MICROBIT_HEX, QemuMachine, QemuOptions
+from meterlink.hil.qemu import (
+    DEFAULT_ICOUNT_SHIFT,
+    DEFAULT_MICROBIT_HEX,
+    QemuMachine,
+    QemuOptions,
+    programmed_flash,
+)
 from meterlink.hil.uart import UartListener, UartLog, UartPump
 
 # Writes per file before flash() gives up. More than a real line needs: with several
@@ -103,8 +109,10 @@ class EmulatedBoard:
             t0 = time.monotonic()
             machine = QemuMachine(self.options, self.qemu_log)
             try:
-                if image is not None:
-                    machine.restore_flash(Path(image).read_bytes())
+                # a new board's flash as a programmer leaves it (QEMU's is 0x00 where the
+                # hex writes nothing, which breaks MicroPython's filesystem: docs/hil.md)
+                machine.restore_flash(Path(image).read_bytes() if image is not None
+                                      else programmed_flash(self.options.firmware_hex))
                 for line, level in lines.items():
                     machine.qtest.set_irq_in("/machine/nrf51", "unnamed-gpio-in", line, level)
                 uart = UartPump(machine.pty_path, self._log, self.name)

@@ -434,6 +434,8 @@ class Demo:
             for m, modem in zip(self.modules, self.modems, strict=False):
                 if isinstance(modem, AtModem):
                     lines.append("  " + at_modem_line(m.index, m.device_id, modem))
+                else:
+                    lines.append("  " + modem.describe())
         cpu = self.cpu.sample()
         if cpu:
             lines.append("  " + cpu)

@@ -28,6 +28,11 @@ MAX_PSEND_BYTES = 255
 
 
 class _ModemBase:
+    """Lock order: the medium's lock, then the modem's. The medium calls `_listening` and
+    `_on_reception` holding its lock; a modem about to transmit takes the medium's lock
+    before its own, or the two threads could each wait for the other's (every radio on
+    the medium would then fall silent)."""
+
     def __init__(self, board: UartEndpoint, medium: RealtimeMedium, *, name: str | None,
                  position: tuple[float, float], params: RadioParams) -> None:
         self.board = board
@@ -114,7 +119,7 @@ class AtModem(_ModemBase):
     # -- commands ---------------------------------------------------------------------------
 
     def handle(self, line: str) -> list[str]:
-        with self.lock:
+        with self.medium.lock, self.lock:  # lock order: see _ModemBase
             self.commands.append(line)
             up = line.upper()
             if up == "AT":
@@ -285,13 +290,25 @@ class TransparentModem(_ModemBase):
         self._decoder = LinkDecoder()
         self._queue: list[bytes] = []
 
+    def describe(self) -> str:
+        """One line for a summary: what the board sent and what went on the air."""
+        with self.lock:
+            st = self._decoder.stats
+            errors = {k: v for k, v in st.items()
+                      if v and k not in ("bytes", "ok", "empty", "skipped_bytes")}
+            busy = self.tx_until - self.medium.now()
+            return (f"modem {self.name}: {st['bytes']} bytes, {st['ok']} link frames from "
+                    f"the UART, {len(self.sent)} on the air, {len(self._queue)} queued, "
+                    f"busy {busy:+.3f} s, heard {len(self.heard)}, decoder {errors}, "
+                    f"skipped {st['skipped_bytes']}")
+
     def _on_uart(self, data: bytes) -> None:
         for item in self._decoder.feed(data):
             if isinstance(item, LinkFrame) and item.link_type == LinkType.DATA:
                 self._send(bytes(item.payload))
 
     def _send(self, payload: bytes) -> None:
-        with self.lock:
+        with self.medium.lock, self.lock:  # lock order: see _ModemBase
             now = self.medium.now()
             if self.tx_until > now:  # one frame at a time: the next waits its turn
                 self._queue.append(payload)

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from meterlink.hil.gateway_process import GatewayProcess
     from meterlink.hil.pico import EmulatedPico
     from meterlink.hil.radio import RadioChannel
+    from meterlink.provisioning.provision import ProvisionRequest, ProvisionResult
 
 _REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
 
@@ -274,3 +275,53 @@ def gateway(tmp_path: Path, hil_artifacts: ArtifactKeeper) -> Iterator[GatewayFa
         for g in started:
             g.stop()
             hil_artifacts.keep(g.log_path)
+
+
+class ProvisioningGateway:
+    """The real gateway on the `channel` fixture's receiver rx0 and the `broker`, reading
+    an empty key file that provisioning fills in (`keys`). provision() runs the
+    installer's two steps, flash_and_restart() and self_test(), as `meterlink provision`
+    does; every line the tool says is kept in `lines`, and the gateway is sent SIGHUP
+    when the tool has updated the key file, so that it knows the new module."""
+
+    def __init__(self, keys: Path, process: GatewayProcess) -> None:
+        self.keys = keys
+        self.process = process
+        self.lines: list[str] = []
+
+    def say(self, line: str) -> None:
+        import signal
+
+        self.lines.append(line)
+        if "gateway key file" in line and self.process.proc is not None:
+            self.process.proc.send_signal(signal.SIGHUP)
+
+    def provision(self, emulated: Any, request: ProvisionRequest, *,
+                  show_progress: bool = False) -> ProvisionResult:
+        """emulated: an EmulatedBoard or EmulatedPico (its port is released meanwhile)."""
+        from meterlink.provisioning.provision import flash_and_restart, self_test
+
+        with emulated.released():
+            flashed = flash_and_restart(request, self.say, show_progress=show_progress)
+        return self_test(flashed, self.say)
+
+
+@pytest.fixture
+def provisioning_gateway(tmp_path: Path, channel: RadioChannel, broker: Mosquitto,
+                         gateway: GatewayFactory) -> ProvisioningGateway:
+    """A gateway for provisioning tests (ProvisioningGateway); attach the board to the
+    channel first, and give the request keys_out=provisioning_gateway.keys."""
+    from meterlink.provisioning.exports import export_key_file
+
+    keys = tmp_path / "keys.json"
+    export_key_file([], keys)
+    (tmp_path / "outbox").mkdir(exist_ok=True)
+    config = tmp_path / "gateway.toml"
+    config.write_text(
+        f'[gateway]\nid = "gw-hil"\nkeys_file = "{keys}"\n\n'
+        f'[[serial]]\nname = "rx0"\nport = "{channel.add_receiver("rx0")}"\n\n'
+        f'[mqtt]\nhost = "{broker.host}"\nport = {broker.port}\n\n'
+        f'[outbox]\npath = "{tmp_path / "outbox" / "outbox.db"}"\n\n'
+        f"[http]\nport = 0\n"
+    )
+    return ProvisioningGateway(keys, gateway(config))

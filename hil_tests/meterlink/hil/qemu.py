@@ -10,6 +10,7 @@ import subprocess
 import tempfile
 import uuid
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 from meterlink.boardlink.errors import BoardError
@@ -41,6 +42,31 @@ class QemuOptions:
     deterministic: bool = False
     seed: int = 0
     icount_shift: int = DEFAULT_ICOUNT_SHIFT
+
+
+@cache
+def hex_records(firmware_hex: Path) -> tuple[tuple[int, bytes], ...]:
+    """The data records of an Intel hex file as (address, bytes)."""
+    out, base = [], 0
+    for line in Path(firmware_hex).read_text().split():
+        count, addr, kind = int(line[1:3], 16), int(line[3:7], 16), int(line[7:9], 16)
+        if kind == 4:
+            base = int(line[9:13], 16) << 16
+        elif kind == 0:
+            out.append((base + addr, bytes.fromhex(line[9 : 9 + 2 * count])))
+    return tuple(out)
+
+
+@cache
+def programmed_flash(firmware_hex: Path) -> bytes:
+    """The 256 KiB flash as a programmer leaves it: erased (0xFF) everywhere, then the
+    hex's data below FLASH_SIZE. QEMU's `microbit` starts its flash at 0x00 where the hex
+    writes nothing; real flash is erased before it is programmed (docs/hil.md)."""
+    image = bytearray(b"\xff" * FLASH_SIZE)
+    for addr, data in hex_records(firmware_hex):
+        if addr + len(data) <= FLASH_SIZE:
+            image[addr : addr + len(data)] = data
+    return bytes(image)
 
 
 class QemuMachine:

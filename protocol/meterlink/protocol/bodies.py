@@ -218,7 +218,11 @@ def _encode_value(number: int, value: Any) -> Any:
     if number == DELTAS_KEY:
         if isinstance(value, bytes | bytearray):
             return bytes(value)
-        return encode_varints(_check_uint("delta", d) for d in tuple(value))
+        deltas = tuple(value)
+        if len(deltas) > MAX_DELTAS:  # the decoder refuses such a map (spec 8)
+            raise ValueError(f"deltas: {len(deltas)} intervals; at most {MAX_DELTAS} fit a "
+                             "reading (spec 8)")
+        return encode_varints(_check_uint("delta", d) for d in deltas)
     if number in KEY_NAMES:
         value = _check_uint(name, value)
         low, high = RANGES.get(number, (0, UINT32_LIMIT - 1))

@@ -13,6 +13,7 @@ from .cbor_body import decode_body_map, encode_body_map
 from .constants import (
     HEADER_LEN,
     MAX_BODY,
+    MAX_DELTAS,
     MAX_DOWNLINK,
     MAX_UPLINK,
     MIC_LEN,
@@ -187,7 +188,7 @@ def encode_frame(
     if isinstance(body, Status):
         body_bytes = _fit_status(body, limit)
     elif isinstance(body, Reading):
-        deltas, room = body.deltas, limit - OVERHEAD
+        deltas, room = body.deltas[:MAX_DELTAS], limit - OVERHEAD
         while len(deltas) > 1 and sum(len(encode_varint(d)) for d in deltas) > room:
             deltas = deltas[:-1]  # more than can ever fit: the oldest go first
         body = replace(body, deltas=deltas)
