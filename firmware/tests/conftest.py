@@ -1,13 +1,36 @@
 """Puts the firmware sources, the fake boards (tests/fake: board.py for the full profile;
 tests/nrf51: microbit, utime, machine for the nRF51 build) and the check scripts on
-sys.path for the firmware's CPython tests (the on-board module names are top-level names)."""
+sys.path for the firmware's CPython tests (the on-board module names are top-level names).
+The modules the bundler makes from mp/lean/ for the rp2 build (SHARED_MODULES: ml_record,
+ml_cipher) are written to a temporary folder, SHARED, as bundle("rp2") has them."""
 
+import atexit
+import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
+
+import pytest
+
+from meterlink.firmware import SHARED_MODULES, shared_source
 
 HERE = Path(__file__).parent
 MP = HERE.parent / "meterlink" / "firmware" / "mp"
 VECTORS = HERE.parents[1] / "protocol" / "vectors" / "v2.json"
-for p in (MP, HERE / "fake", HERE / "cpython", HERE / "nrf51", HERE):
+SHARED = Path(tempfile.mkdtemp(prefix="ml_shared_"))
+atexit.register(shutil.rmtree, SHARED, True)
+for name in SHARED_MODULES:
+    (SHARED / name).write_text(shared_source(name))
+for p in (MP, SHARED, HERE / "fake", HERE / "cpython", HERE / "nrf51", HERE):
     if str(p) not in sys.path:
         sys.path.insert(0, str(p))
+
+
+@pytest.fixture(autouse=True)
+def _back_to_the_folder_before() -> object:
+    """The fake board works in its file system's folder (board.reset_all goes there): each
+    test ends in the folder it started in."""
+    cwd = os.getcwd()
+    yield
+    os.chdir(cwd)

@@ -217,18 +217,18 @@ def check_key_derivation_and_ctr_roundtrip():
 def check_store_survives_a_cut_mid_write():
     import ml_core
     c = ml_core.Core()
-    assert ml_core.load(c.s, board.FS) == 1  # no store yet
+    assert ml_core.load(c.s) == 1  # no store yet
     for r in range(1, 6):
         c.s[2] = r * 10
         c.commit()
     write('st' + str(c.s[0] & 1), b'')  # the newest copy cut to nothing
     s = ml_core.Core().s
-    assert ml_core.load(s, board.FS) == 0
+    assert ml_core.load(s) == 0
     assert s[0] == 4 and s[2] == 40  # the previous commit
     with open(board.FS + 'st' + str(s[0] & 1), 'rb') as f:
         d = f.read()
     write('st' + str(s[0] & 1), d[:30])  # and the other one torn too
-    assert ml_core.load(ml_core.Core().s, board.FS) == 4
+    assert ml_core.load(ml_core.Core().s) == 4
 
 
 def check_debounce_ignores_glitches():
@@ -454,7 +454,7 @@ def check_maintenance_ctrl_c_commits_clean():
     assert board.kbd[0] == 3
     import ml_core
     s = ml_core.Core().s
-    ml_core.load(s, board.FS)
+    ml_core.load(s)
     assert s[9] & 1  # clean
     c = boot()
     assert not c.act & 32

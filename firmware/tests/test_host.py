@@ -3,12 +3,15 @@ minifier that makes the firmware fit the micro:bit filesystem."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from meterlink.firmware import (
     CONFIG_KEYS,
+    FIELDS,
     FIRMWARE_VERSION,
     MP_DIR,
     NRF51_BOOT,
@@ -254,3 +257,58 @@ def test_nrf51_loader_is_main_pys_and_loads_chunks(tmp_path, monkeypatch) -> Non
     names: dict[str, object] = {}
     exec(loader + "ld('ml_nq')\n", names)  # CPython runs the same loader
     assert names["f"]() == 2  # type: ignore[operator]
+
+
+def test_rp2_shares_crc_and_aes_with_the_nrf51_build_sources() -> None:
+    """ml_record.py and ml_cipher.py, in the rp2 bundle, are the nRF51 build's own CRC,
+    record reading, AES and CMAC doubling (mp/lean/), and the rp2 modules no longer define
+    their own."""
+    import ast
+
+    import meterlink.firmware as fw
+
+    rp2 = bundle("rp2")
+    tree = {}
+    for name in ("ml_record.py", "ml_cipher.py"):
+        shared = rp2[name].decode()
+        assert shared == fw.shared_source(name)
+        assert "kbd_intr" not in shared and "microbit" not in shared  # not for the rp2
+        tree[name] = {
+            n.name: ast.dump(n) for n in ast.parse(shared).body if isinstance(n, ast.FunctionDef)
+        }
+    assert set(tree["ml_record.py"]) == {"crc", "rec"}
+    assert set(tree["ml_cipher.py"]) == {"enc", "dbl", "ks"}
+    for src, module, name in (("crc", "ml_record.py", "crc"), ("boot", "ml_record.py", "rec"),
+                              ("aes", "ml_cipher.py", "enc"),
+                              ("boot", "ml_cipher.py", "dbl"), ("boot", "ml_cipher.py", "ks")):
+        lean = ast.parse((MP_DIR / "lean" / f"{src}.py").read_text()).body
+        want = next(ast.dump(n) for n in lean if getattr(n, "name", "") == name)
+        assert tree[module][name] == want
+    for module in ("ml_core.py", "ml_aes.py", "ml_sec.py"):
+        defs = {n.name for n in ast.walk(ast.parse(rp2[module])) if isinstance(n, ast.FunctionDef)}
+        assert not defs & {"crc16", "crc", "_record", "rec", "dbl", "ks"}, module  # Key.enc stays
+        assert b"0x1021" not in rp2[module] and b"0x11b" not in rp2[module], module
+    assert b"0x63" not in rp2["ml_aes.py"]  # the S-box is ml_cipher's
+
+
+def test_shared_source_names_a_piece_its_source_lost(monkeypatch: pytest.MonkeyPatch) -> None:
+    import meterlink.firmware as fw
+
+    monkeypatch.setitem(fw.SHARED_MODULES, "ml_record.py", (("lean/crc.py", ("crc", "crc32")),))
+    fw.shared_source.cache_clear()
+    try:
+        with pytest.raises(RuntimeError, match=r"lean/crc\.py has no top-level crc32"):
+            fw.shared_source("ml_record.py")
+    finally:
+        monkeypatch.undo()
+        fw.shared_source.cache_clear()
+
+
+def test_rp2_modules_take_the_state_indexes_from_fields_py() -> None:
+    """The state record's field numbers are declared once, in fields.py: no full-profile
+    module declares one of its own (as ml_core, ml_body, ml_dl, ml_main once did)."""
+    own = {name.removeprefix("S_") for name in FIELDS if name.startswith("S_")}
+    for src in sorted(MP_DIR.glob("ml_*.py")):
+        declared = re.findall(r"^_?([A-Z][A-Z0-9_]*) = const\(", src.read_text(), re.M)
+        assert not set(declared) & own, (src.name, set(declared) & own)
+    assert b"S_REG" not in bundle("rp2")["ml_core.py"]  # inlined, as on the nRF51

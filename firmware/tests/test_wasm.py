@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import HERE, MP, VECTORS
+from conftest import HERE, MP, SHARED, VECTORS
 
 WASM = HERE.parent / "wasm"
 NODE = shutil.which("node")
@@ -29,7 +29,7 @@ def run(script: Path, *dirs: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_core_checks_pass_on_micropython_1_27() -> None:
-    r = run(HERE / "wasm_main.py", MP, HERE / "fake", HERE)
+    r = run(HERE / "wasm_main.py", MP, SHARED, HERE / "fake", HERE)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "version=(1, 27" in r.stdout
     assert "FAIL" not in r.stdout and "failed: 0" in r.stdout
@@ -37,7 +37,7 @@ def test_core_checks_pass_on_micropython_1_27() -> None:
 
 def test_vectors_pass_on_micropython_1_27(tmp_path: Path) -> None:
     shutil.copy(VECTORS, tmp_path / "v2.json")
-    r = run(HERE / "wasm_vectors.py", MP, HERE / "fake", HERE, tmp_path)
+    r = run(HERE / "wasm_vectors.py", MP, SHARED, HERE / "fake", HERE, tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "vectors passed: 137" in r.stdout
 
@@ -45,14 +45,14 @@ def test_vectors_pass_on_micropython_1_27(tmp_path: Path) -> None:
 def test_runner_fails_when_the_script_raises(tmp_path: Path) -> None:
     bad = tmp_path / "bad.py"
     bad.write_text("import ml_core\nassert ml_core.crc16(b'123456789', 9) == 0, 'wrong'\n")
-    r = run(bad, MP, HERE / "fake")
+    r = run(bad, MP, SHARED, HERE / "fake")
     assert r.returncode == 1 and "wrong" in r.stderr
 
 
 def test_nrf51_build_sources_pass_on_micropython_1_27() -> None:
     """lean_checks.py on the sources of mp/lean/ (the code the nRF51 bundle is made from),
     with the fake micro:bit and clock of tests/nrf51."""
-    r = run(HERE / "wasm_lean.py", MP, MP / "lean", HERE / "fake", HERE, HERE / "nrf51")
+    r = run(HERE / "wasm_lean.py", MP, MP / "lean", SHARED, HERE / "fake", HERE, HERE / "nrf51")
     assert r.returncode == 0, r.stdout + r.stderr
     assert "version=(1, 27" in r.stdout
     assert "FAIL" not in r.stdout and "lean checks: 4 failed: 0" in r.stdout

@@ -62,8 +62,8 @@ def last_line(board: EmulatedBoard, wait: float) -> tuple[int, int, int]:
 @pytest.mark.hil_guest_paced  # pulses timed in guest time (docs/hil.md)
 def test_pulses_during_sealing_are_all_counted(board: EmulatedBoard) -> None:
     files = full_profile_nrf51()
-    board.flash({"ml_aes.py": files["ml_aes.py"], "ml_sec.py": files["ml_sec.py"],
-                 "main.py": DRIVER.encode()})
+    board.flash({n: files[n] for n in ("ml_aes.py", "ml_cipher.py", "ml_sec.py")}
+                | {"main.py": DRIVER.encode()})
     board.reset()
     _, frames_before, _ = last_line(board, 1.0)
     sent = board.pulse_in_background("pin0", 150, high_ms=40, low_ms=40).wait()  # ~12 s

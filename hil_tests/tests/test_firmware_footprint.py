@@ -6,6 +6,7 @@ sizes, and the heap the REPL gets after the maintenance stop. Prints the figures
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 import time
@@ -13,7 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from meterlink.firmware import NRF51_NAMES, bundle, chunked, render_config, split_chunks, symbol_map
+from meterlink.firmware import (
+    NRF51_NAMES,
+    SHARED_MODULES,
+    bundle,
+    chunked,
+    render_config,
+    shared_source,
+    split_chunks,
+    symbol_map,
+)
 from meterlink.hil import EmulatedBoard
 from meterlink.protocol import LinkDecoder, LinkFrame
 
@@ -35,8 +45,13 @@ FS_PROBE = (
 
 def frame_sizes(tmp_path: Path) -> tuple[int, int]:
     """Typical and worst reading frame, built by the firmware's own code (CPython)."""
+    shared = tmp_path / "shared"  # the rp2 modules the bundler makes from mp/lean/
+    shared.mkdir()
+    for name in SHARED_MODULES:
+        (shared / name).write_text(shared_source(name))
     for p in (
         MP_TESTS.parent / "meterlink" / "firmware" / "mp",
+        shared,
         MP_TESTS / "fake",
         MP_TESTS / "cpython",
         MP_TESTS,
@@ -46,6 +61,7 @@ def frame_sizes(tmp_path: Path) -> tuple[int, int]:
     import mp_checks
 
     sizes = []
+    cwd = os.getcwd()  # the fake board goes into its file system's folder
     for kw, delta in (
         ({"register": 123456}, 100),
         ({"register": 4000000000, "weight": 65535, "interval": 65535, "history": 23}, 2**32 - 1),
@@ -66,6 +82,7 @@ def frame_sizes(tmp_path: Path) -> tuple[int, int]:
             c.h[i] = delta
         c.hn = len(c.h)
         sizes.append(11 + ml_body.build(c, 0))  # v2: 7-byte header, 4-byte MIC
+    os.chdir(cwd)
     return sizes[0], sizes[1]
 
 

@@ -28,7 +28,7 @@ from meterlink.protocol import Alarm, Frame, LinkDecoder, LinkFrame, Reading, de
 COMMIT_EVERY = 10
 DRIVER = f"""import board, ml_core
 c = ml_core.Core()
-e = ml_core.load(c.s, board.FS)
+e = ml_core.load(c.s)
 c.rp = board.pin('pin0')
 fc = c.s[6]
 c.s[6] = fc + 32
@@ -61,7 +61,8 @@ def campaign(board: EmulatedBoard, cuts: int, seed: int) -> list[tuple[int, int,
     boot, and checks each boot against the one before."""
     rnd = random.Random(seed)
     files = full_profile_nrf51()
-    board.flash({n: files[n] for n in ("board.py", "ml_core.py")} | {"main.py": DRIVER.encode()})
+    board.flash({n: files[n] for n in ("board.py", "ml_core.py", "ml_record.py")}
+                | {"main.py": DRIVER.encode()})
     board.reset()
     sent = 0
     seen: list[tuple[int, int, int]] = []

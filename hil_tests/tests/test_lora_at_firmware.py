@@ -8,6 +8,7 @@ with AT+PSEND and the ack comes back by PULL_RESP inside the window it opens on 
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 import threading
 import time
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from meterlink.firmware import SHARED_MODULES, shared_source
 from meterlink.hil.concentrator import EmulatedConcentrator
 from meterlink.hil.lora_medium import LoRaMedium, RealtimeMedium
 from meterlink.hil.lora_modem import AtModem
@@ -67,15 +69,20 @@ class FirmwareUart:
 
 @pytest.fixture
 def fw_board(tmp_path):
-    for p in (FW / "meterlink" / "firmware" / "mp", FW / "tests" / "fake",
+    shared = tmp_path / "shared"  # the rp2 modules the bundler makes from mp/lean/
+    shared.mkdir()
+    for name in SHARED_MODULES:
+        (shared / name).write_text(shared_source(name))
+    for p in (FW / "meterlink" / "firmware" / "mp", shared, FW / "tests" / "fake",
               FW / "tests" / "cpython"):
         if str(p) not in sys.path:
             sys.path.insert(0, str(p))
     import board
 
     saved = {k: getattr(board, k) for k in ("ticks_ms", "sleep_ms", "write", "read")}
-    board.reset_all(str(tmp_path / "fs") + "/")
+    cwd = os.getcwd()
     (tmp_path / "fs").mkdir()
+    board.reset_all(str(tmp_path / "fs") + "/")  # goes into that folder
     uart = FirmwareUart()
     board.ticks_ms = lambda: int(time.monotonic() * 1000)
     board.sleep_ms = lambda ms: time.sleep(ms / 1000)
@@ -87,6 +94,8 @@ def fw_board(tmp_path):
     for k, v in saved.items():
         setattr(board, k, v)
     board.reset_all("")
+    os.chdir(cwd)
+    sys.path.remove(str(shared))
 
 
 def test_at_firmware_alarm_acked_by_pull_resp(fw_board, tmp_path, broker, central, gateway):

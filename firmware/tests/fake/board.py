@@ -2,6 +2,8 @@
 # MicroPython WebAssembly port): a file system under FS, pins driven by
 # functions of a fake clock, a UART made of two byte buffers. The clock
 # advances 1 ms on every ticks_ms() call, so time passes as the core works.
+import os
+
 NAME = 'fake'
 POLL = True
 KEEP = False
@@ -17,8 +19,12 @@ on_write = [None]  # called with each chunk written, if set
 
 
 def reset_all(fs):
+    # the board's files are in fs, the current folder (as on a board, where FS is
+    # '': the records are read by the nRF51 build's rec() without a prefix)
     global FS
     FS = fs
+    if fs:
+        os.chdir(fs)
     clock[0] = 1000
     pins.clear()
     del tx[:]

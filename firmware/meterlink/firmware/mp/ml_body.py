@@ -2,12 +2,8 @@
 # written into the core's frame buffer at offset 9. Imported per frame;
 # board and ml_core are imported where used, so head() works on its own.
 import struct
-from micropython import const
+from fields import S_ISEQ, S_REG, S_RESETS, S_REV  # state record indexes (inlined by the bundler)
 
-_REG = const(2)
-_REV = const(4)
-_ISEQ = const(5)
-_RESETS = const(8)
 
 
 def usz(v):
@@ -46,11 +42,11 @@ def reading(c):
     # reading map with as many deltas (newest first) as fit in 51 bytes
     import board
     s = c.s
-    reg = s[_REG]
+    reg = s[S_REG]
     iv = c.th(0)
     # never negative; 65535 means "this old or older" (protocol 4.2)
     age = min(65535, max(0, board.ticks_diff(board.ticks_ms(), c.t0)) // 1000)
-    iq = s[_ISEQ] - 1
+    iq = s[S_ISEQ] - 1
     # 51 - 11 (header, MIC) - 1 (map head) - 8 keys = 31 for values and deltas
     room = 31 - usz(reg) - usz(c.w) - usz(c.unit) - usz(iv) - usz(age) - usz(iq) - usz(c.act)
     k = ln = 0
@@ -89,15 +85,15 @@ def build(c, kind):
     if kind == 0:
         return reading(c)
     if kind == 1:
-        return pairs(c.f, ((1, s[_REG]), (7, max(s[_ISEQ], 1) - 1), (8, c.act),
-                           (12, c.raised), (13, s[_REV])))
-    p = [(9, board.battery()), (10, FW_VERSION), (11, s[_RESETS]),
+        return pairs(c.f, ((1, s[S_REG]), (7, max(s[S_ISEQ], 1) - 1), (8, c.act),
+                           (12, c.raised), (13, s[S_REV])))
+    p = [(9, board.battery()), (10, FW_VERSION), (11, s[S_RESETS]),
          (14, 2 if c.err and c.err != 4 else c.want - 1)]
     # optional keys in the order of protocol 4.4, each only if it still fits
     q = [(15, c.err)] if c.err else []
     if not c.err or c.err == 4:
         q += [(8, c.act), (4, c.th(0)), (20, c.th(1)), (21, c.th(2)), (22, c.th(3)),
-              (23, c.th(4)), (1, s[_REG]), (13, s[_REV]), (2, c.w), (3, c.unit)]
+              (23, c.th(4)), (1, s[S_REG]), (13, s[S_REV]), (2, c.w), (3, c.unit)]
     room = 39  # 51 - 11 (header, MIC) - 1 (map head)
     for k, v in p:
         room -= 1 + usz(v)

@@ -1,7 +1,6 @@
 # Boot, imported once and released: the state record (ml_core.load), config.txt
 # (ml_cfg), a fresh provisioning, the frame counter reservation.
-# State fields are written as numbers here (see ml_core): 1 gen, 2 register,
-# 6 counter reservation, 8 resets, 9 flags.
+from fields import S_DLC, S_FLAGS, S_GEN, S_N, S_REG, S_RESETS, S_RSV  # inlined by the bundler
 
 
 def boot(c):
@@ -16,7 +15,7 @@ def boot(c):
     c.lf = 868100000
     c.sf = 9
     c.pw = 14
-    e = load(s, board.FS)
+    e = load(s)
     try:
         f = open(board.FS + 'config.txt', 'rb')
     except OSError:
@@ -40,18 +39,18 @@ def boot(c):
     c.dev = g.get('id', 0)
     c.key = g.get('key', c.key)
     if not c.err:
-        if e or s[1] != g['gen']:
+        if e or s[S_GEN] != g['gen']:
             # first boot of this provisioning: keep only the record sequence,
             # the counter reservation and the last downlink counter (an old
             # config downlink must stay stale: protocol 3.4)
-            for i in range(1, 15):
-                if i != 6 and i != 7:
+            for i in range(S_GEN, S_N):
+                if i != S_RSV and i != S_DLC:
                     s[i] = 0
-            s[1] = g['gen']
-            s[2] = g['register']
+            s[S_GEN] = g['gen']
+            s[S_REG] = g['register']
         else:
-            s[8] += 1
-            if not s[9] & 1:
+            s[S_RESETS] += 1
+            if not s[S_FLAGS] & 1:
                 c.act = c.pend = 32  # unexpected reset
         if e == 4:
             c.err = 4
@@ -73,8 +72,8 @@ def boot(c):
     if c.modem:
         import ml_at
         ml_at.init(c)
-    s[9] = 0
-    c.fc = s[6]
-    s[6] = c.fc + 32  # reserve frame counters before using any (protocol 3.4)
+    s[S_FLAGS] = 0
+    c.fc = s[S_RSV]
+    s[S_RSV] = c.fc + 32  # reserve frame counters before using any (protocol 3.4)
     c.commit()
     c.t0 = c.tk = board.ticks_ms()

@@ -8,47 +8,23 @@ import struct
 from array import array
 from micropython import const
 import board
+from ml_record import crc as crc16, rec  # the nRF51 build's (mp/lean/crc.py, boot.py)
+from fields import S_DEBT, S_N, S_OV, S_REG, S_REV, S_SEQ  # state record indexes (inlined by the bundler)
 
-# state fields, persisted by commit(): see docs/firmware.md
-_SEQ = const(0)
-_REG = const(2)  # register, pulses
-_DEBT = const(3)  # reverse pulses not yet paid back by forward ones
-_REV = const(4)  # reverse pulses, cumulative
-_OV = const(10)  # 10..14: downlink overrides (0: none)
+# a state record: S_N fields and their CRC (docs/firmware.md, "State record")
 _SIZE = const(62)
 
 
-def crc16(b, n, c=0xFFFF):
-    # CRC-16/IBM-3740 of b[0:n]
-    for i in range(n):
-        c ^= b[i] << 8
-        for _ in range(8):
-            c = ((c << 1) ^ 0x1021) & 0xFFFF if c & 0x8000 else (c << 1) & 0xFFFF
-    return c
-
-
-def _record(fs, i):
-    # (record or None, file present)
-    try:
-        f = open(fs + 'st' + str(i), 'rb')
-    except OSError:
-        return None, 0
-    d = f.read(63)
-    f.close()
-    if len(d) != 62 or crc16(d, 60) != struct.unpack_from('<H', d, 60)[0]:
-        return None, 1
-    return struct.unpack_from('<15I', d, 0), 1
-
-
-def load(s, fs):
-    # fill s from the newer valid record: 0 loaded, 1 none yet, 4 both corrupt
-    a, ea = _record(fs, 0)
-    b, eb = _record(fs, 1)
+def load(s):
+    # fill s from the newer valid record (read by the nRF51 build's rec(), from
+    # the current folder): 0 loaded, 1 none yet, 4 both corrupt
+    a, ea = rec(0)
+    b, eb = rec(1)
     if b and (not a or b[0] > a[0]):
         a = b
     if not a:
         return 4 if ea or eb else 1
-    for i in range(15):
+    for i in range(S_N):
         s[i] = a[i]
     return 0
 
@@ -64,7 +40,7 @@ def drop(name):
 
 class Core:
     def __init__(self):
-        self.s = array('L', [0] * 15)  # the persisted state
+        self.s = array('L', [0] * S_N)  # the persisted state
         self.b = bytearray(_SIZE)  # a record being written
         self.f = bytearray(66)  # the frame being built or received (9-byte header)
         self.a = bytearray(51)  # the pending alarm frame, resent as is
@@ -94,11 +70,11 @@ class Core:
         # not holding the newest copy; a cut mid-write leaves that file short
         # or empty, its CRC fails, and the other copy is loaded at boot
         s = self.s
-        s[_SEQ] += 1
+        s[S_SEQ] += 1
         b = self.b
         struct.pack_into('<15I', b, 0, *s)
         struct.pack_into('<H', b, _SIZE - 2, crc16(b, _SIZE - 2))
-        f = open(board.FS + 'st' + str(s[_SEQ] & 1), 'wb')
+        f = open(board.FS + 'st' + str(s[S_SEQ] & 1), 'wb')
         f.write(b)
         f.close()
         self.np = 0
@@ -106,7 +82,7 @@ class Core:
 
     def th(self, i):
         # effective interval (0), leak, burst pulses, burst intervals, backflow
-        return self.s[_OV + i] or self.base[i]
+        return self.s[S_OV + i] or self.base[i]
 
     def poll(self):
         # sample the pulse input; a new level counts once it has been read in
@@ -130,13 +106,13 @@ class Core:
         # before the register moves again: backflow is never consumption.
         s = self.s
         if rev:
-            s[_REV] += 1
-            s[_DEBT] += 1
+            s[S_REV] += 1
+            s[S_DEBT] += 1
             self.ri += 1
-        elif s[_DEBT]:
-            s[_DEBT] -= 1
+        elif s[S_DEBT]:
+            s[S_DEBT] -= 1
         else:
-            s[_REG] += 1
+            s[S_REG] += 1
             self.fi += 1
         self.np += 1
 

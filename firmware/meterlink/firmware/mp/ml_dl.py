@@ -1,10 +1,8 @@
 # Downlinks (protocol 4.4, 4.5): a bounded CBOR map decoder, and what an ack,
 # a config or a time frame does. Imported when a frame arrives.
 import struct
-from micropython import const
+from fields import S_DLC, S_OV  # state record indexes (inlined by the bundler)
 
-_DLC = const(7)
-_OV = const(10)
 
 
 def _arg(b, o, end):
@@ -63,7 +61,7 @@ def got(c, sec, r, n):
     for i in range(n):  # no slice assignment on 1.9.2
         f[i] = r[1 + i]
     s = c.s
-    x = sec.open(f, n, c.afc if c.an else None, s[_DLC], c.poll)
+    x = sec.open(f, n, c.afc if c.an else None, s[S_DLC], c.poll)
     if not x:
         return
     t, fc, bl = x
@@ -85,12 +83,12 @@ def got(c, sec, r, n):
                     return
                 new.append((i, d[k]))
         for i, v in new:
-            s[_OV + i] = v
+            s[S_OV + i] = v
         c.want = 1  # report them in a status frame
     elif t == 10 and 30 in d:
         import board
         c.time = (d[30], board.ticks_ms())
     else:
         return
-    s[_DLC] = fc
+    s[S_DLC] = fc
     c.commit()

@@ -5,6 +5,7 @@ from micropython import const
 import board
 import ml_core
 from ml_core import drop
+from fields import S_FLAGS, S_ISEQ, S_RSV  # state record indexes (inlined by the bundler)
 
 _R = const(32)  # frame counters reserved ahead (protocol 3.4)
 _COMMIT_N = const(10)  # commit after this many pulses ...
@@ -12,9 +13,6 @@ _COMMIT_GAP = const(300000)  # ... once the last commit is this old (ms)
 _TRIES = const(8)  # alarm sends in total (protocol 6)
 _LOWBAT = const(10)  # low battery below this %
 _SAFE_MS = const(300000)  # status period in safe mode
-_ISEQ = const(5)
-_RSV = const(6)
-_FLAGS = const(9)
 
 
 def up(c, kind):
@@ -38,8 +36,8 @@ def up(c, kind):
     sec = ml_sec.Sec(c.dev, c.key)
     ml_sec = None
     if kind < 3:
-        if c.fc >= c.s[_RSV]:
-            c.s[_RSV] = c.fc + _R
+        if c.fc >= c.s[S_RSV]:
+            c.s[S_RSV] = c.fc + _R
             c.commit()
         fc = c.fc
         c.fc += 1
@@ -86,7 +84,7 @@ def interval(c, t):
     h[c.hp] = d
     c.hp = (c.hp + 1) % len(h)
     c.hn = min(c.hn + 1, len(h))
-    c.s[_ISEQ] += 1
+    c.s[S_ISEQ] += 1
     c.nz = c.nz + 1 if d else 0
     c.bc = c.bc + 1 if d >= c.th(2) else 0
     f = 4 if c.ri + c.rq >= c.th(4) else 0  # this interval and the one before
@@ -178,7 +176,7 @@ def main():
         while True:
             safe(c)
     except KeyboardInterrupt:  # Ctrl-C on the USB console (rp2; no radio path)
-        c.s[_FLAGS] = 1
+        c.s[S_FLAGS] = 1
         c.commit()
     finally:
         board.kbd_intr(3)

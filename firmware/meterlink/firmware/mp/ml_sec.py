@@ -5,18 +5,7 @@
 # out (protocol 2, 3.4).
 import struct
 from ml_aes import Key
-
-
-def dbl(b):
-    # CMAC subkey doubling in GF(2^128)
-    r = bytearray(16)
-    c = 0
-    for i in range(15, -1, -1):
-        r[i] = (b[i] << 1 | c) & 255
-        c = b[i] >> 7
-    if c:
-        r[15] ^= 0x87
-    return r
+from ml_cipher import dbl  # CMAC subkey doubling, the nRF51 build's (mp/lean/boot.py)
 
 
 class Sec:
