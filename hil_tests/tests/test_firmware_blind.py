@@ -59,6 +59,7 @@ def last_line(board: EmulatedBoard, wait: float) -> tuple[int, int, int]:
 
 @pytest.mark.xdist_group("cpu-heavy")  # see docs/hil.md, "Parallel runs"
 @pytest.mark.hil
+@pytest.mark.hil_guest_paced  # pulses timed in guest time (docs/hil.md)
 def test_pulses_during_sealing_are_all_counted(board: EmulatedBoard) -> None:
     files = full_profile_nrf51()
     board.flash({n: files[n] for n in ("ml_aes.py", "ml_cipher.py", "ml_sec.py")}
@@ -75,6 +76,7 @@ def test_pulses_during_sealing_are_all_counted(board: EmulatedBoard) -> None:
 
 @pytest.mark.xdist_group("cpu-heavy")  # see docs/hil.md, "Parallel runs"
 @pytest.mark.hil
+@pytest.mark.hil_guest_paced  # pulses timed in guest time (docs/hil.md)
 def test_pulses_through_the_nrf51_builds_frames_are_all_counted(board: EmulatedBoard) -> None:
     """The firmware as shipped for the nRF51 (bundle("nrf51")), a reading frame every
     second: body, commit, sealing and sending happen while 150 pulses arrive, and the

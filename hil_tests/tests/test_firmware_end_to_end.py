@@ -72,6 +72,7 @@ def boot(board: EmulatedBoard, **config: object) -> LinkDecoder:
 
 
 @pytest.mark.xdist_group("cpu-heavy")  # see docs/hil.md, "Parallel runs"
+@pytest.mark.hil_guest_paced  # pulses timed in guest time (docs/hil.md)
 def test_boot_status_readings_with_pulses_backflow_and_leak(board: EmulatedBoard) -> None:
     decoder = boot(board, leak_intervals=2)
     board.pulse("pin0", 7, 40, 40)  # forward

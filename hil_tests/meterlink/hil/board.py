@@ -17,10 +17,11 @@ from mpremote.transport_serial import SerialTransport
 from meterlink.boardlink import files as board_files
 from meterlink.boardlink.errors import BoardError
 from meterlink.boardlink.transport import enter_maintenance, open_transport
-from meterlink.hil.pulses import MAINTENANCE_PIN, PulseTrain, pin_line
+from meterlink.hil.pulses import MAINTENANCE_PIN, GuestTime, PulseTrain, pin_line
 from meterlink.hil.qemu import (
     DEFAULT_ICOUNT_SHIFT,
     DEFAULT_MICROBIT_HEX,
+    PACED_ICOUNT_SHIFT,
     QemuMachine,
     QemuOptions,
     programmed_flash,
@@ -42,6 +43,10 @@ class EmulatedBoard:
 
     Files in workdir: `<name>-uart.log` (every byte the board sent), `<name>-qemu.log`,
     flash images from power_cut().
+
+    guest_paced: QEMU runs with -icount in step with the host clock (align=on, sleep=on)
+    and pulses are timed in guest time (docs/hil.md, "How pulses are timed"); its icount
+    shift defaults to PACED_ICOUNT_SHIFT. deterministic takes precedence.
     """
 
     def __init__(
@@ -53,17 +58,21 @@ class EmulatedBoard:
         seed: int = 0,
         firmware_hex: Path = DEFAULT_MICROBIT_HEX,
         flash_image: Path | None = None,
-        icount_shift: int = DEFAULT_ICOUNT_SHIFT,
+        icount_shift: int | None = None,
         boot_timeout: float = 30.0,
+        guest_paced: bool = False,
     ) -> None:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.name = name
+        if icount_shift is None:
+            icount_shift = PACED_ICOUNT_SHIFT if guest_paced else DEFAULT_ICOUNT_SHIFT
         self.options = QemuOptions(
             firmware_hex=Path(firmware_hex),
             deterministic=deterministic,
             seed=seed,
             icount_shift=icount_shift,
+            guest_paced=guest_paced and not deterministic,
         )
         self.flash_image = Path(flash_image) if flash_image is not None else None
         self.boot_timeout = boot_timeout
@@ -182,6 +191,18 @@ class EmulatedBoard:
         """(guest microseconds since start_guest_clock(), modulo 2^32; guest instructions
         executed since QEMU started). Deterministic boards only (-icount)."""
         return self._require()[0].guest_clock()
+
+    @contextmanager
+    def frozen(self) -> Iterator[None]:
+        """Stops the CPU for the block (QMP stop, then cont), as a loaded host that does
+        not schedule QEMU's vCPU thread would; pins, UART and qtest keep working."""
+        machine, _ = self._require()
+        machine.stop()
+        try:
+            yield
+        finally:
+            if machine.alive:
+                machine.cont()
 
     def power_cut(self) -> Path:
         """Cuts power: stops the CPU where it is, saves the flash to an image in workdir,
@@ -327,9 +348,23 @@ class EmulatedBoard:
     def pulse_in_background(
         self, pin: str, count: int, high_ms: float = 40, low_ms: float = 40
     ) -> PulseTrain:
-        """Starts a pulse train in a thread; the handle has wait(), done, sent, cancel()."""
+        """Starts a pulse train in a thread; the handle has wait(), done, sent, cancel().
+        Widths are guest time on a guest-paced board, host time otherwise."""
         pin_line(pin)
-        return PulseTrain(self.set_pin, pin, count, high_ms, low_ms)
+        guest = self._guest_time() if self.options.guest_paced else None
+        return PulseTrain(self.set_pin, pin, count, high_ms, low_ms, guest)
+
+    def _guest_time(self) -> GuestTime:
+        """The guest clock pulses are held by, started if it is not running (never
+        started, or stopped by a reset)."""
+        machine = self._require()[0]
+        first = machine.guest_us()
+        time.sleep(0.005)  # 5 ms of host time: at least a few us of guest time if it runs
+        if machine.guest_us() == first:
+            machine.start_guest_clock()
+        return GuestTime(
+            lambda: self._require()[0].guest_us(), lambda: self._require()[0].start_guest_clock()
+        )
 
     # ------------------------------------------------------------------- UART
     def read(self, n: int = 4096, timeout: float = 1.0) -> bytes:

@@ -2,12 +2,15 @@
 
 The pins are levels set from outside (qtest set_irq_in on the nRF51's GPIO inputs);
 firmware sees them by polling: QEMU's nRF51 has no GPIOTE/PPI and this MicroPython has
-no pin interrupts. Pulse widths are host wall-clock times.
+no pin interrupts. Pulse widths are host wall-clock times, or, on a guest-paced board,
+guest times: each level is held until the guest clock has advanced by the width, so a
+host that does not schedule QEMU for a while lengthens a pulse instead of hiding it.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 
 # micro:bit edge-connector name -> nRF51 GPIO line; pin8 is the firmware's maintenance
@@ -26,8 +29,43 @@ def pin_line(pin: str) -> int:
         ) from None
 
 
+# a guest clock that has not moved for this long (wall seconds) is taken to be stopped (a
+# reset stops TIMER2) and is started again
+_STALL_S = 2.0
+
+
+class GuestTime:
+    """Holds levels for guest time: read_us() reads a free-running microsecond counter
+    of the guest (modulo 2^32), restart() (re)starts it."""
+
+    def __init__(self, read_us: Callable[[], int], restart: Callable[[], None]) -> None:
+        self._read = read_us
+        self._restart = restart
+
+    def hold(self, ms: float, cancel: threading.Event) -> None:
+        """Returns once the guest clock has advanced by ms since the call (or on cancel).
+        Waits in wall time for what is left, then reads the clock again: a guest that
+        runs slower than the host (not scheduled) is waited for."""
+        start = self._read()
+        done_us = 0  # guest time before a restart of the clock
+        moved_at, last = time.monotonic(), start
+        while True:
+            now = self._read()
+            if now != last:
+                moved_at, last = time.monotonic(), now
+            elif time.monotonic() - moved_at > _STALL_S:
+                done_us += (last - start) % (1 << 32)
+                self._restart()
+                start = last = now = self._read()
+                moved_at = time.monotonic()
+            left_ms = ms - (done_us + (now - start) % (1 << 32)) / 1000
+            if left_ms <= 0 or cancel.wait(min(left_ms, 100.0) / 1000):
+                return
+
+
 class PulseTrain:
-    """count pulses on a pin in a background thread. `sent` counts completed pulses."""
+    """count pulses on a pin in a background thread. `sent` counts completed pulses.
+    guest: time the widths in guest time (None: host wall-clock time)."""
 
     def __init__(
         self,
@@ -36,6 +74,7 @@ class PulseTrain:
         count: int,
         high_ms: float,
         low_ms: float,
+        guest: GuestTime | None = None,
     ) -> None:
         if count < 0 or high_ms <= 0 or low_ms <= 0:
             raise ValueError("count must be >= 0 and pulse widths > 0 ms")
@@ -44,8 +83,9 @@ class PulseTrain:
         self.sent = 0
         self.error: BaseException | None = None
         self._set_pin = set_pin
-        self._high = high_ms / 1000
-        self._low = low_ms / 1000
+        self._high_ms = high_ms
+        self._low_ms = low_ms
+        self._guest = guest
         self._cancel = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"pulses-{pin}", daemon=True)
         self._thread.start()
@@ -56,12 +96,18 @@ class PulseTrain:
                 if self._cancel.is_set():
                     break
                 self._set_pin(self.pin, 1)
-                self._cancel.wait(self._high)
+                self._hold(self._high_ms)
                 self._set_pin(self.pin, 0)
                 self.sent += 1
-                self._cancel.wait(self._low)
+                self._hold(self._low_ms)
         except BaseException as exc:  # reported by wait()
             self.error = exc
+
+    def _hold(self, ms: float) -> None:
+        if self._guest is None:
+            self._cancel.wait(ms / 1000)
+        else:
+            self._guest.hold(ms, self._cancel)
 
     @property
     def done(self) -> bool:

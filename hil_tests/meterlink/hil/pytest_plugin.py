@@ -130,8 +130,11 @@ def board(
     tmp_path: Path, request: pytest.FixtureRequest, hil_artifacts: ArtifactKeeper
 ) -> Iterator[EmulatedBoard]:
     """One started board at the REPL prompt; closed (and its artefacts kept on failure)
-    at teardown."""
-    b = EmulatedBoard(tmp_path / "board", name="board", **_board_options(request.config))
+    at teardown. Guest-paced if the test has @pytest.mark.hil_guest_paced."""
+    options = _board_options(request.config)
+    if request.node.get_closest_marker("hil_guest_paced") and not options["deterministic"]:
+        options.update(guest_paced=True, icount_shift=None)  # PACED_ICOUNT_SHIFT
+    b = EmulatedBoard(tmp_path / "board", name="board", **options)
     try:
         b.start()
         yield b
