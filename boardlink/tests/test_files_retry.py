@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import zlib
+
 import pytest
 
 from meterlink.boardlink.errors import BoardError
-from meterlink.boardlink.files import run
+from meterlink.boardlink.files import check_file, list_files, run
 
 TRACEBACK = b"Traceback (most recent call last):\r\n"
 GARBLED = TRACEBACK + b'  File "<stdin>", line 7\r\nSyntaxError: invalid syntax\r\n'
@@ -43,3 +45,24 @@ def test_code_that_ran_and_raised_is_never_sent_twice() -> None:
     with pytest.raises(BoardError, match="ZeroDivisionError"):
         run(t, "1/0")  # type: ignore[arg-type]
     assert len(t.calls) == 1
+
+
+def test_a_garbled_listing_is_read_again() -> None:
+    garbled, good = b"'ml_cfg.py' 1\x0023\r\n", b"'ml_cfg.py' 123\r\n'cf' 9\r\n"
+    t = ScriptedTransport([(garbled, b""), (good, b"")])
+    assert list_files(t) == {"ml_cfg.py": 123, "cf": 9}  # type: ignore[arg-type]
+    assert len(t.calls) == 2
+
+
+def test_a_listing_garbled_every_time_says_what_to_do() -> None:
+    t = ScriptedTransport([(b"'ml_c\r\n", b"")] * 3)
+    with pytest.raises(BoardError, match=r"garbled 3 times.*check the cable"):
+        list_files(t)  # type: ignore[arg-type]
+
+
+def test_a_garbled_checksum_is_read_again() -> None:
+    data = b"hello"
+    a, b = zlib.adler32(data) & 0xFFFF, zlib.adler32(data) >> 16
+    listing = (b"'x.py' 5\r\n", b"")
+    t = ScriptedTransport([listing, (b"5 7\r\n", b""), (f"5 {a} {b}\r\n".encode(), b"")])
+    assert check_file(t, "x.py", data).ok  # type: ignore[arg-type]

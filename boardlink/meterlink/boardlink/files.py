@@ -173,9 +173,16 @@ def check_file(transport: SerialTransport, name: str, data: bytes) -> FileCheck:
     expected = zlib.adler32(data)
     if name not in list_files(transport):
         return FileCheck(name, len(data), expected, None, None)
-    fields = run_idempotent(transport, _CHECKSUM_CODE.format(name=name), timeout=60).split()
-    size, a, b = (int(x) for x in fields[-3:])
-    return FileCheck(name, len(data), expected, size, (b << 16) | a)
+    for attempt in range(_GARBLED_TRIES):
+        out = run_idempotent(transport, _CHECKSUM_CODE.format(name=name), timeout=60)
+        try:
+            size, a, b = (int(x) for x in out.split()[-3:])
+        except ValueError:  # a line garbled on a noisy or busy UART: read it again
+            if attempt == _GARBLED_TRIES - 1:
+                raise _answer_garbled(f"checking {name}", out) from None
+            continue
+        return FileCheck(name, len(data), expected, size, (b << 16) | a)
+    raise AssertionError("unreachable")
 
 
 def verify_file(transport: SerialTransport, name: str, data: bytes) -> bool:
@@ -185,19 +192,43 @@ def verify_file(transport: SerialTransport, name: str, data: bytes) -> bool:
 
 def list_files(transport: SerialTransport) -> dict[str, int]:
     """Every file on the board with its size in bytes."""
-    out = run_idempotent(
-        transport,
-        "import os\n_z=getattr(os,'size',None) or (lambda n:os.stat(n)[6])\n"
-        "for _n in os.listdir():\n print(repr(_n),_z(_n))\n",
-    )
+    for attempt in range(_GARBLED_TRIES):
+        out = run_idempotent(
+            transport,
+            "import os\n_z=getattr(os,'size',None) or (lambda n:os.stat(n)[6])\n"
+            "for _n in os.listdir():\n print(repr(_n),_z(_n))\n",
+        )
+        try:
+            return _parse_listing(out)
+        except (ValueError, SyntaxError):  # garbled on the line: list again
+            if attempt == _GARBLED_TRIES - 1:
+                raise _answer_garbled("listing the files", out) from None
+    raise AssertionError("unreachable")
+
+
+_GARBLED_TRIES = 3
+
+
+def _parse_listing(out: str) -> dict[str, int]:
     files: dict[str, int] = {}
     for line in out.splitlines():
         line = line.strip()
         if not line:
             continue
         quoted, _, size = line.rpartition(" ")
-        files[ast.literal_eval(quoted)] = int(size)
+        name = ast.literal_eval(quoted)
+        if not isinstance(name, str):
+            raise ValueError(f"not a file name: {quoted!r}")
+        files[name] = int(size)
     return files
+
+
+def _answer_garbled(what: str, out: str) -> BoardError:
+    return BoardError(
+        f"{what}: the board's answer arrived garbled {_GARBLED_TRIES} times "
+        f"(last: {out[-120:]!r}); the serial line loses bytes: check the cable, close other "
+        "programs using the port, and run the command again"
+    )
 
 
 def remove_file(transport: SerialTransport, name: str) -> None:
