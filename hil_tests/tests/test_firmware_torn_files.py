@@ -14,6 +14,7 @@ import pytest
 from meterlink.boardlink import files as board_files
 from meterlink.firmware import NRF51_BOOT, NRF51_NAMES, bundle, nrf51_loader, render_config
 from meterlink.hil import EmulatedBoard
+from meterlink.hil.board import FLASH_TRIES
 from meterlink.hil.microbit_fs import read_fs
 from meterlink.protocol import FrameType, LinkDecoder, LinkFrame, Status, decode_frame
 
@@ -149,7 +150,15 @@ def test_files_written_again_while_flashing_leave_a_module_that_boots(
     board.flash(files)
     with board.repl() as t:
         for name in ("ml_nb", "ml_np", "ml_nb", "ml_cfg.py", "ml_nd"):  # the big ones
-            board_files.write_file(t, name, files[name])
+            # written and verified as flash() does: a byte lost on the loaded host's UART
+            # spoils only the file being written, which is then written again (one more
+            # rewrite); what must hold is that no file verified earlier changes after it
+            for _ in range(FLASH_TRIES):
+                board_files.write_file(t, name, files[name])
+                if board_files.verify_file(t, name, files[name]):
+                    break
+            else:
+                pytest.fail(f"{name} differed after {FLASH_TRIES} writes")
     wrong = sorted(n for n, check in board.verify(files).items() if not check.ok)
     board.reset()  # MicroPython reads its filesystem afresh, as the boot does
     fs = read_fs(board.save_flash_image(board.workdir / "rewritten.bin").read_bytes())
