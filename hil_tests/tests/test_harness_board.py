@@ -28,7 +28,9 @@ def test_flash_then_read_back_every_byte_value(board: EmulatedBoard) -> None:
     board.flash({"blob.bin": data, "t.py": b"X = 5\n"}, progress=lambda *a: seen.append(a))
     assert board.list_files() == {"blob.bin": len(data), "t.py": 6}
     assert board.read_file("blob.bin") == data
-    assert seen[-1] == ("t.py", 6, 6)
+    # each file's completion is reported; a file whose verification failed on a loaded
+    # host is written again (FLASH_TRIES), so its report may come after the other one's
+    assert {("blob.bin", len(data), len(data)), ("t.py", 6, 6)} <= set(seen)
     assert ("blob.bin", len(data), len(data)) in seen
     assert board.exec("import t\nprint(t.X)").strip() == "5"
     board.remove_file("t.py")
