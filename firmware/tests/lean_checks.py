@@ -138,19 +138,5 @@ def check_lean_torn_rt_boots_again():
 
 def run_all(fs_root, src):
     # for MicroPython: every check in its own directory; True if all pass
-    import sys
-    names = sorted([n for n in globals() if n.startswith('check_')])
-    bad = 0
-    for i, n in enumerate(names):
-        d = fs_root + '/l' + str(i)
-        os.mkdir(d)
-        setup(d + '/', src)
-        try:
-            globals()[n]()
-            print('PASS', n)
-        except Exception as e:
-            bad += 1
-            print('FAIL', n, repr(e))
-            sys.print_exception(e)
-    print('lean checks:', len(names), 'failed:', bad)
-    return not bad
+    return mp_checks.run_checks(globals(), fs_root + '/l', lambda d: setup(d, src),
+                                'lean checks')

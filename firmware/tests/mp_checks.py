@@ -663,20 +663,25 @@ def check_airtime_formula():
     assert ml_air.rate(868800000) == 1
 
 
-def run_all(fs_root):
-    # for MicroPython: run every check in its own directory; True if all pass
-    names = sorted([n for n in globals() if n.startswith('check_')])
+def run_checks(space, prefix, prepare, label):
+    # for MicroPython: every check_* of the module namespace `space` in its own
+    # directory (prefix + its index, made ready by prepare); True if all pass
+    names = sorted([n for n in space if n.startswith('check_')])
     bad = 0
     for i, n in enumerate(names):
-        d = fs_root + '/c' + str(i)
+        d = prefix + str(i)
         os.mkdir(d)
-        setup(d + '/')
+        prepare(d + '/')
         try:
-            globals()[n]()
+            space[n]()
             print('PASS', n)
         except Exception as e:
             bad += 1
             print('FAIL', n, repr(e))
             sys.print_exception(e)
-    print('checks:', len(names), 'failed:', bad)
+    print(label + ':', len(names), 'failed:', bad)
     return not bad
+
+
+def run_all(fs_root):
+    return run_checks(globals(), fs_root + '/c', setup, 'checks')
