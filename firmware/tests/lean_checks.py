@@ -102,18 +102,14 @@ def check_lean_aes_and_cmac_vectors():
     b = bytearray(h2b('00112233445566778899aabbccddeeff'))
     ns['enc'](ns['ks'](h2b('000102030405060708090a0b0c0d0e0f')), b)
     assert b == h2b('69c4e0d86a7b0430d8cdb78070b4c55a'), b  # FIPS-197 C.1
-    k = ns['ks'](h2b('2b7e151628aed2a6abf7158809cf4f3c'))
+    k = ns['ks'](h2b(mp_checks.RFC4493_KEY))
     e = bytearray(16)
     ns['enc'](k, e)
     k1 = ns['dbl'](e)
     ns['K'] = [None, k, k1, ns['dbl'](k1)]
-    m = h2b('6bc1bee22e409f96e93d7e117393172aae2d8a571e03ac9c9eb76fac45af8e51'
-            '30c81c46a35ce411e5fbc1191a0a52eff69f2445df4f9b17ad2b417be66c3710')
-    for n, t in ((0, 'bb1d6929e95937287fa37d129b756746'),
-                 (16, '070a16b46b4d4144f79bdd9dd04a287c'),
-                 (40, 'dfa66747de9ae63030ca32611497c827'),
-                 (64, '51f0bebf7e3b9d92fc49741779363cfe')):
-        assert bytes(ns['cmac'](bytearray(m), n)) == h2b(t), n  # RFC 4493
+    m = h2b(mp_checks.RFC4493_MSG)
+    for n, t in mp_checks.RFC4493_TAGS:
+        assert bytes(ns['cmac'](bytearray(m), n)) == h2b(t), n
     assert ns['crc'](b'123456789', 9) == 0x29B1
 
 

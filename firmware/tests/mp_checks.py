@@ -176,17 +176,23 @@ def check_aes_fips197():
     assert b == h2b('69c4e0d86a7b0430d8cdb78070b4c55a'), b
 
 
+# RFC 4493's AES-CMAC examples: key, message, (length, tag) per example
+RFC4493_KEY = '2b7e151628aed2a6abf7158809cf4f3c'
+RFC4493_MSG = ('6bc1bee22e409f96e93d7e117393172aae2d8a571e03ac9c9eb76fac45af8e51'
+               '30c81c46a35ce411e5fbc1191a0a52eff69f2445df4f9b17ad2b417be66c3710')
+RFC4493_TAGS = ((0, 'bb1d6929e95937287fa37d129b756746'),
+                (16, '070a16b46b4d4144f79bdd9dd04a287c'),
+                (40, 'dfa66747de9ae63030ca32611497c827'),
+                (64, '51f0bebf7e3b9d92fc49741779363cfe'))
+
+
 def check_cmac_rfc4493():
     import ml_sec
-    k = h2b('2b7e151628aed2a6abf7158809cf4f3c')
+    k = h2b(RFC4493_KEY)
     s = ml_sec.Sec(0, bytes(16))
     s.keys(k, k)
-    m = h2b('6bc1bee22e409f96e93d7e117393172aae2d8a571e03ac9c9eb76fac45af8e51'
-            '30c81c46a35ce411e5fbc1191a0a52eff69f2445df4f9b17ad2b417be66c3710')
-    for n, t in ((0, 'bb1d6929e95937287fa37d129b756746'),
-                 (16, '070a16b46b4d4144f79bdd9dd04a287c'),
-                 (40, 'dfa66747de9ae63030ca32611497c827'),
-                 (64, '51f0bebf7e3b9d92fc49741779363cfe')):
+    m = h2b(RFC4493_MSG)
+    for n, t in RFC4493_TAGS:
         assert bytes(s.cmac(m, n)) == h2b(t), n
 
 
