@@ -16,11 +16,14 @@ import contextlib
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 from mpremote.transport import TransportError
 from mpremote.transport_serial import SerialTransport
 
 from meterlink.boardlink.errors import BoardError
+
+_T = TypeVar("_T")
 
 WRITE_CHUNK = 64  # bytes per f.write() call
 EXEC_SOURCE_BUDGET = 1024  # source bytes per exec: the board compiles it in ~9 KB of heap
@@ -173,16 +176,15 @@ def check_file(transport: SerialTransport, name: str, data: bytes) -> FileCheck:
     expected = zlib.adler32(data)
     if name not in list_files(transport):
         return FileCheck(name, len(data), expected, None, None)
-    for attempt in range(_GARBLED_TRIES):
-        out = run_idempotent(transport, _CHECKSUM_CODE.format(name=name), timeout=60)
-        try:
-            size, a, b = (int(x) for x in out.split()[-3:])
-        except ValueError:  # a line garbled on a noisy or busy UART: read it again
-            if attempt == _GARBLED_TRIES - 1:
-                raise _answer_garbled(f"checking {name}", out) from None
-            continue
-        return FileCheck(name, len(data), expected, size, (b << 16) | a)
-    raise AssertionError("unreachable")
+    size, a, b = _run_parsed(
+        transport, _CHECKSUM_CODE.format(name=name), _three_ints, f"checking {name}", timeout=60
+    )
+    return FileCheck(name, len(data), expected, size, (b << 16) | a)
+
+
+def _three_ints(out: str) -> tuple[int, int, int]:
+    size, a, b = (int(x) for x in out.split()[-3:])
+    return size, a, b
 
 
 def verify_file(transport: SerialTransport, name: str, data: bytes) -> bool:
@@ -192,18 +194,13 @@ def verify_file(transport: SerialTransport, name: str, data: bytes) -> bool:
 
 def list_files(transport: SerialTransport) -> dict[str, int]:
     """Every file on the board with its size in bytes."""
-    for attempt in range(_GARBLED_TRIES):
-        out = run_idempotent(
-            transport,
-            "import os\n_z=getattr(os,'size',None) or (lambda n:os.stat(n)[6])\n"
-            "for _n in os.listdir():\n print(repr(_n),_z(_n))\n",
-        )
-        try:
-            return _parse_listing(out)
-        except (ValueError, SyntaxError):  # garbled on the line: list again
-            if attempt == _GARBLED_TRIES - 1:
-                raise _answer_garbled("listing the files", out) from None
-    raise AssertionError("unreachable")
+    return _run_parsed(
+        transport,
+        "import os\n_z=getattr(os,'size',None) or (lambda n:os.stat(n)[6])\n"
+        "for _n in os.listdir():\n print(repr(_n),_z(_n))\n",
+        _parse_listing,
+        "listing the files",
+    )
 
 
 _GARBLED_TRIES = 3
@@ -223,8 +220,20 @@ def _parse_listing(out: str) -> dict[str, int]:
     return files
 
 
-def _answer_garbled(what: str, out: str) -> BoardError:
-    return BoardError(
+def _run_parsed(
+    transport: SerialTransport, code: str, parse: Callable[[str], _T], what: str,
+    timeout: float = 10.0,
+) -> _T:
+    """run_idempotent(code), its answer parsed; an answer garbled on the line (parse raises
+    ValueError or SyntaxError) is read again, up to _GARBLED_TRIES times, then a BoardError
+    that says what to do."""
+    for _ in range(_GARBLED_TRIES):
+        out = run_idempotent(transport, code, timeout=timeout)
+        try:
+            return parse(out)
+        except (ValueError, SyntaxError):
+            continue
+    raise BoardError(
         f"{what}: the board's answer arrived garbled {_GARBLED_TRIES} times "
         f"(last: {out[-120:]!r}); the serial line loses bytes: check the cable, close other "
         "programs using the port, and run the command again"
