@@ -9,6 +9,21 @@ from micropython import const
 
 FW_VERSION = const(256)  # firmware version 1.0: major*256 + minor
 
+# The optional features (meterlink.protocol.features), one flag each. Sources test
+# them only as a whole statement, `if HAS_X:` (optionally with `else:`); the bundler
+# sets each to 1 or 0 for the board's feature list (meterlink.firmware.features) and
+# drops the blocks a bundle leaves out. As written here, in the plain source (CPython
+# and WebAssembly runs), every feature is on.
+HAS_BURST_ALARM = const(1)
+HAS_TAMPER_ALARM = const(1)
+HAS_LOW_BATTERY_ALARM = const(1)
+HAS_CONFIG_DOWNLINK = const(1)
+HAS_TIME_DOWNLINK = const(1)
+HAS_DAILY_STATUS = const(1)
+HAS_SAFE_MODE_REPEAT = const(1)
+HAS_AT_MODEM = const(1)
+HAS_DUTY_CYCLE_BUDGET = const(1)
+
 # S: the persisted record, 15 unsigned 32-bit fields and a CRC
 S_SEQ = const(0)  # record sequence number (the newer of the two files wins)
 S_GEN = const(1)  # provisioning generation (config.txt `gen`)
