@@ -20,11 +20,11 @@ from meterlink.firmware import (
     NRF51_RUN,
     SUPPORTED_BOARDS,
     ConfigError,
+    board_source,
     bundle,
     chunked,
     full_profile_nrf51,
     is_loaded,
-    lower_fields,
     nrf51_loader,
     parse_config,
     render_config,
@@ -65,7 +65,7 @@ def test_loaded_files_are_stored_as_chunks_of_whole_statements() -> None:
         assert all(0 < len(c) <= 999 for c in chunks)
         for chunk in chunks:  # each compiles on its own
             compile(chunk, name, "exec")
-        source = rename_locals(shrink(lower_fields((MP_DIR / f"lean/{role}.py").read_text())))
+        source = rename_locals(shrink(board_source("nrf51", f"lean/{role}.py")))
         assert "".join(chunks) == source
 
 

@@ -35,6 +35,7 @@ __all__ = [
     "SHARED_MODULES",
     "SUPPORTED_BOARDS",
     "ConfigError",
+    "board_source",
     "bundle",
     "chunk_texts",
     "chunked",
@@ -238,7 +239,7 @@ def _lowered(board: str) -> tuple[dict[str, bytes], dict[str, Any]]:
     files: dict[str, bytes] = {}
     symbols: dict[str, FileSymbols] = {}
     for src, name in _PROFILE[board].items():
-        lowered = lower_fields((MP_DIR / src).read_text())  # same lines as the source
+        lowered = board_source(board, src)  # same lines as the source
         text = lowered
         if board in _MINIFIED:
             renamed: dict[str, dict[str, str]] = {}
@@ -253,6 +254,49 @@ def _lowered(board: str) -> tuple[dict[str, bytes], dict[str, Any]]:
         "files": symbols,
         "fields": {name: int(value) for name, value in FIELDS.items()},
     }
+
+
+# Boards whose glue (mp/lean/glue_<board>.py) is inlined into the shared sources
+# (meterlink.firmware.glue); on the others it is a module, `glue`, on the board.
+_INLINED_GLUE = ("nrf51",)
+
+
+@cache
+def _glued(board: str) -> dict[str, str]:
+    """The lean sources of `board` with its glue inlined, by source path (lean/...)."""
+    if board not in _INLINED_GLUE:
+        return {}
+    from meterlink.firmware.glue import glue_for, inline
+
+    glue = glue_for(MP_DIR / "lean" / f"glue_{board}.py")
+    phases = (NRF51_BOOT, NRF51_RUN)  # loaded into one namespace, in these orders
+    done: dict[str, tuple[str, set[str]]] = {}
+
+    def lower(role: str) -> tuple[str, set[str]]:
+        # board modules bound before this file in every phase that loads it
+        if role not in done:
+            bound: set[str] | None = None
+            for p in sorted((p for p in phases if role in p), key=lambda p: p.index(role)):
+                if bound == set():
+                    break  # (and no cycle: crc.py is first in one phase, last in the other)
+                here = set().union(*(lower(r)[1] for r in p[: p.index(role)]))
+                bound = here if bound is None else bound & here
+            src = f"lean/{role}.py"
+            done[role] = inline((MP_DIR / src).read_text(), glue, bound or set(), src)
+        return done[role]
+
+    out = {f"lean/{role}.py": lower(role)[0] for role in NRF51_ROLES}
+    out["lean/main.py"] = inline((MP_DIR / "lean/main.py").read_text(), glue, set(),
+                                 "lean/main.py")[0]
+    return out
+
+
+def board_source(board: str, src: str) -> str:
+    """Source file `src` (a path under mp/) as the bundler lowers it for `board`, before
+    shrinking: its board glue inlined (where the board inlines it) and the fields
+    lowered; same line numbers as the file."""
+    glued = _glued(board)
+    return lower_fields(glued[src] if src in glued else (MP_DIR / src).read_text())
 
 
 def symbol_map(board: str) -> dict[str, Any]:

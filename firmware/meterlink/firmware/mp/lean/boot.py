@@ -6,7 +6,7 @@
 # main.py with crc.py (crc) and aes.py (enc, SB) into one namespace.
 import os
 import struct
-import microbit
+from glue import held
 from array import array
 from fields import *  # the state indexes (inlined by the bundler)
 
@@ -60,7 +60,7 @@ def ks(k):
 def boot():
     # 1 if the maintenance input is held: 'cf' is removed (the next boot
     # reads config.txt again) and main.py stops at the REPL
-    if microbit.pin8.read_digital():
+    if held():
         os.remove('cf')
         return 1
     f = open('cf', 'rb')

@@ -1,6 +1,7 @@
 # nRF51 build: one pass of the main loop (run.py runs it).
 from micropython import const
 from utime import ticks_ms, ticks_diff, ticks_add
+from glue import held
 from fields import *  # the state indexes (inlined by the bundler)
 
 
@@ -40,7 +41,7 @@ def step():
         return
     elif ticks_diff(t, v[V_TCHECK]) >= 100:
         v[V_TCHECK] = t
-        if microbit.pin8.read_digital():  # the maintenance input: stop
+        if held():  # the maintenance input: stop
             raise KeyboardInterrupt
         if v[V_REVN] + v[V_REVPREV] < v[V_BACKFLOW]:
             m = 0

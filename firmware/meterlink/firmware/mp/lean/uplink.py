@@ -7,7 +7,7 @@
 # (docs/firmware.md).
 from micropython import const
 from utime import ticks_ms, ticks_add
-from microbit import uart
+from glue import uart
 from fields import *  # the state indexes (inlined by the bundler)
 
 
