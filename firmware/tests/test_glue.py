@@ -36,7 +36,6 @@ def test_the_nrf51_bundle_has_the_glue_inlined() -> None:
 def _glue(tmp_path: Path, text: str) -> object:
     path = tmp_path / "glue_x.py"
     path.write_text(text)
-    glue_for.cache_clear()
     return glue_for(path)
 
 
@@ -61,4 +60,3 @@ def test_inline_refuses_what_it_cannot_lower(tmp_path: Path) -> None:
         inline("from glue import nope\n", glue, set(), "t.py")  # type: ignore[arg-type]
     with pytest.raises(GlueError, match="must be one line"):
         _glue(tmp_path, "def f():\n    a = 1\n    return a\n")
-    glue_for.cache_clear()

@@ -20,11 +20,12 @@ from meterlink.firmware import (
     NRF51_RUN,
     SUPPORTED_BOARDS,
     ConfigError,
-    board_source,
     bundle,
+    bundle_features,
     chunked,
     full_profile_nrf51,
     is_loaded,
+    lowered_source,
     nrf51_loader,
     parse_config,
     render_config,
@@ -65,7 +66,8 @@ def test_loaded_files_are_stored_as_chunks_of_whole_statements() -> None:
         assert all(0 < len(c) <= 999 for c in chunks)
         for chunk in chunks:  # each compiles on its own
             compile(chunk, name, "exec")
-        source = rename_locals(shrink(board_source("nrf51", f"lean/{role}.py")))
+        lowered = lowered_source(f"lean/{role}.py", bundle_features("nrf51"), "nrf51")
+        source = rename_locals(shrink(lowered))
         assert "".join(chunks) == source
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 
 __all__ = ["Glue", "GlueError", "glue_for", "inline"]
@@ -60,7 +59,6 @@ class Glue:
         return used
 
 
-@cache
 def glue_for(path: Path) -> Glue:
     """The glue file at `path`, checked to be inlinable."""
     text = path.read_text()
