@@ -43,6 +43,7 @@ __all__ = [
     "chunked",
     "full_profile_nrf51",
     "is_loaded",
+    "lean_bundle",
     "lower_fields",
     "lowered_source",
     "nrf51_loader",
@@ -84,7 +85,9 @@ _FULL = {
 # names are fewer bytes in main.py's heap); symbols.symbol_map() maps them back.
 NRF51_CONFIG = "config"
 NRF51_BOOT = ("crc", "aes", "boot")
-NRF51_RUN = ("state", "counting", "loop", "ack", "aes", "uplink", "seal", "run", "crc")
+# air and at_modem: feature files (FEATURE_FILES), loaded after what they call
+NRF51_RUN = ("state", "counting", "loop", "ack", "aes", "uplink", "seal", "run", "air",
+             "at_modem", "crc")
 NRF51_ROLES = (NRF51_CONFIG, *NRF51_BOOT, *(r for r in NRF51_RUN if r not in NRF51_BOOT))
 _ONBOARD_PREFIX = "ml_n"  # as lean/main.py's ld() builds the names
 # The letters of the files the board has run since 1.0. main.py's chr(n) interns each
@@ -140,7 +143,14 @@ _PROFILE = {"nrf51": _LEAN, "rp2": _FULL | {"board_rp2.py": "board.py"}}
 _LOWERED_BOARDS = ("nrf51",)
 # A source file only one feature uses -> that feature: bundled (and, for the nRF51,
 # in its load order) only when the feature is on.
-FEATURE_FILES: dict[str, str] = {}
+FEATURE_FILES: dict[str, str] = {
+    "lean/air.py": "duty_cycle_budget",  # airtime and the EU868 sub-band's budget
+    "lean/at_modem.py": "at_modem",  # the AT-command LoRa modem (modem=1)
+}
+# rp2 made from the lean sources (lean_bundle("rp2")), as bundle("rp2") will be once
+# rp2 runs them (issue 13): the nRF51's files, its glue file flashed as the module
+# `glue` (not inlined: the Pico has the heap), every feature it ships.
+_LEAN_PROFILE = {"nrf51": _LEAN, "rp2": _LEAN | {"lean/glue_rp2.py": "glue.py"}}
 
 
 def _main_names(features: frozenset[str]) -> dict[str, str]:
@@ -304,6 +314,19 @@ def bundle(board: str, features: frozenset[str] | set[str] | None = None) -> dic
         return dict(_lowered(board, chosen)[0])
 
 
+def lean_bundle(board: str, features: frozenset[str] | set[str] | None = None
+                ) -> dict[str, bytes]:  # fmt: skip
+    """What bundle(board) holds made from the lean sources (mp/lean/): for nrf51 the same
+    as bundle("nrf51"); for rp2, which still ships the full profile, its lean form (the
+    shared sources with glue_rp2.py as the module `glue`, shrunk, chunked and loaded as on
+    the nRF51), with `features` (None: every feature rp2 ships)."""
+    if board not in _LEAN_PROFILE:
+        raise ValueError(f"unknown board {board!r}; supported boards: {', '.join(_LEAN_PROFILE)}")
+    chosen = BOARD_FEATURES[board] if features is None else check_features(board, features)
+    with _BUNDLE_LOCK:
+        return dict(_lowered(board, chosen, True)[0])
+
+
 _BUNDLE_LOCK = threading.Lock()
 
 
@@ -325,7 +348,8 @@ def _chosen(board: str, features: frozenset[str] | set[str] | None) -> frozenset
 
 
 @cache
-def _lowered(board: str, features: frozenset[str]) -> tuple[dict[str, bytes], dict[str, Any]]:
+def _lowered(board: str, features: frozenset[str], lean: bool = False
+             ) -> tuple[dict[str, bytes], dict[str, Any]]:  # fmt: skip
     """The bundle and its symbol map (symbols.symbol_map), made in one pass."""
     from meterlink.firmware.symbols import FileSymbols, map_file
 
@@ -333,17 +357,18 @@ def _lowered(board: str, features: frozenset[str]) -> tuple[dict[str, bytes], di
     symbols: dict[str, FileSymbols] = {}
     main_names = _main_names(features)
     glued = _glued(board, features)
-    for src, name in _PROFILE[board].items():
+    lean = lean or board in _LOWERED_BOARDS
+    for src, name in (_LEAN_PROFILE if lean else _PROFILE)[board].items():
         if FEATURE_FILES.get(src, "") not in features | {""}:
             continue  # the file of a feature this bundle leaves out
         lowered = lowered_source(src, features, board, glued)  # same lines as the source
         text = lowered
-        if board in _MINIFIED:
+        if board in _MINIFIED or lean:
             renamed: dict[str, dict[str, str]] = {}
             text = rename_locals(shrink(text, main_names if name == "main.py" else None), renamed)
             symbols[name] = map_file(src, lowered, text, renamed, loaded=name in _LOADED)
         files[name] = (chunked(text) if name in _LOADED else text).encode()
-    if board == "rp2":
+    if board == "rp2" and not lean:
         files |= {shared: shared_source(shared).encode() for shared in SHARED_MODULES}
     return files, {
         "board": board,

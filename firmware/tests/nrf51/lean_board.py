@@ -34,14 +34,16 @@ class LeanBoard:
         if form == "bundle":
             files = bundle("nrf51")
             for role in (*NRF51_BOOT, *NRF51_RUN, NRF51_CONFIG):
-                Path(NRF51_NAMES[role]).write_bytes(files[NRF51_NAMES[role]])
+                if NRF51_NAMES[role] in files:  # not: a feature file the nRF51 leaves out
+                    Path(NRF51_NAMES[role]).write_bytes(files[NRF51_NAMES[role]])
 
     def _namespace(self, roles: tuple[str, ...]) -> dict[str, Any]:
         ns: dict[str, Any] = {"__name__": "__main__"}
         if self.form == "bundle":
             exec(nrf51_loader(), ns)
             for role in roles:
-                ns["ld"](NRF51_NAMES[role])
+                if Path(NRF51_NAMES[role]).exists():  # as main.py's load order has it
+                    ns["ld"](NRF51_NAMES[role])
         else:
             for role in roles:
                 path = MP_DIR / "lean" / f"{role}.py"

@@ -66,6 +66,9 @@ def boot():
     f = open('cf', 'rb')
     c = f.read()
     f.close()
+    if HAS_DUTY_CYCLE_BUDGET:
+        r = c[62:]  # the radio fields (config.py), for 'rt'
+        c = c[:62] if len(r) == 16 else b''
     if len(c) != 62:
         os.remove('cf')  # not whole (a cut): read config.txt again
         return
@@ -116,6 +119,8 @@ def boot():
     f.write(struct.pack('<32I', *V))
     S = V = None
     keys(f, c[44:60])
+    if HAS_DUTY_CYCLE_BUDGET:
+        f.write(r)
     f.write(c[60:62])  # the pins
     f.write(bytes((g[10],)))  # the history length
     f.close()

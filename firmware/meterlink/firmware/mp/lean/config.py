@@ -4,6 +4,7 @@
 # holds, 'cf' is written: a bad one gives its safe-mode error code
 # (protocol 4.7), never an exception.
 import struct
+from fields import *  # the feature flags (lowered by the bundler)
 from glue import ctrl_c_off, held, bad_pin, pin_number
 
 
@@ -45,4 +46,12 @@ def read():
         f.write(struct.pack('<I', g.get(k, 0)))
     f.write(g.get('key', bytes(16)))
     f.write(bytes(p))
+    if HAS_DUTY_CYCLE_BUDGET:
+        # the radio, last: modem (0 transparent, 1 AT), lora_freq, lora_sf,
+        # lora_power, in ml_cfg's order, its defaults where config.txt did not
+        # say (safe mode: the status frame still keeps the budget)
+        import ml_cfg
+        for k, lo, hi, d in ml_cfg.INTS:
+            if k in ('modem', 'lora_freq', 'lora_sf', 'lora_power'):
+                f.write(struct.pack('<I', g.get(k, d)))
     f.close()

@@ -5,7 +5,7 @@
 # is the maintenance stop (no maintenance input); between events the CPU
 # sleeps (machine.lightsleep), woken by the pulse input's edges.
 import machine
-from time import sleep_ms
+from utime import sleep_ms
 from machine import ADC, Pin, UART
 from fields import *  # the state indexes (inlined by the bundler)
 
@@ -60,6 +60,6 @@ def idle(v):
     # (the debouncer, 5 ms), the next millisecond; otherwise sleep to the next
     # 100 ms check, ended early by a pulse edge (docs/firmware.md, "Energy")
     if v[V_CAND]:
-        machine.idle()
+        sleep_ms(1)
     else:
         machine.lightsleep(100)

@@ -56,14 +56,26 @@ def step():
         up(0)  # the reading frame
     elif v[V_WANT]:  # the boot status first, whatever an alarm waits for
         v[V_WANT] = 0
-        up(2)
+        if HAS_DUTY_CYCLE_BUDGET:
+            if not up(2):
+                v[V_WANT] = 1  # no budget: it waits
+        else:
+            up(2)
     elif v[V_ALEN]:  # an alarm frame waits for its ack: resend when due
         if ticks_diff(t, v[V_ANEXT]) >= 0:
             if v[V_TRIES] >= 8 or v[V_FC] - v[V_AFC] > 63:  # 64 later counters: replay
                 done()
             else:
-                up(3)
+                if HAS_DUTY_CYCLE_BUDGET:
+                    if not up(3):  # no budget: delayed, never dropped
+                        v[V_ANEXT] = ticks_add(t, 1000)
+                else:
+                    up(3)
     elif v[V_PEND]:  # newly raised alarms: an alarm frame
         v[V_RAISED] = v[V_PEND]
         v[V_PEND] = 0
-        up(1)
+        if HAS_DUTY_CYCLE_BUDGET:
+            if not up(1):
+                v[V_PEND] = v[V_RAISED]  # waits for the budget
+        else:
+            up(1)

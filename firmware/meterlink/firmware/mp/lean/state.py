@@ -37,11 +37,18 @@ K[0] = f.read(176)  # the key schedules of K_enc, K_mic
 K[1] = f.read(176)
 K[2] = f.read(16)  # the CMAC subkeys
 K[3] = f.read(16)
+if HAS_DUTY_CYCLE_BUDGET:
+    RADIO = f.read(16)  # modem, lora_freq, lora_sf, lora_power (boot.py)
 d = f.read(4)
 f.close()
 os.remove('rt')
+if HAS_DUTY_CYCLE_BUDGET:
+    if len(RADIO) != 16:
+        d = b''  # not whole: boot again (below)
 if len(d) != 3 or len(K[1]) != 176:  # not whole (a cut): boot again
     machine.reset()
+if HAS_DUTY_CYCLE_BUDGET:
+    RADIO = struct.unpack('<4I', RADIO)
 Q[0] = int  # no pulse input (safe mode): poll() reads 0, counts nothing
 for i in (0, 1):
     p = d[i]  # bound even in safe mode (no pins: 255)

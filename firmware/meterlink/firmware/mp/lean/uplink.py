@@ -13,7 +13,12 @@ from fields import *  # the state indexes (inlined by the bundler)
 
 def up(kind):
     # one uplink: 0 reading, 1 alarm, 2 status, 3 the alarm frame again
+    # 0 when the duty-cycle budget has no room for it now (nothing sent,
+    # loop.py defers it), else 1
     v = V
+    if HAS_DUTY_CYCLE_BUDGET:
+        if not budget(v[V_ALEN] if kind == 3 else 51):
+            return 0
     if kind < 3:
         if kind == 1:
             # an alarm frame carries the register: committed first, so that no
@@ -41,9 +46,16 @@ def up(kind):
         v[V_TRIES] += 1
         w = v[V_RXW] if v[V_TRIES] >= 8 else 1000 << v[V_TRIES]
         v[V_ANEXT] = ticks_add(ticks_ms(), w)
+    if HAS_AT_MODEM:
+        if RADIO[0]:  # the AT modem: the window opens once it reports TX done
+            if at_send(n):
+                at_listen(v[V_RXW])
+            return 1
     link(n)
     if kind & 1:
         ack(v[V_RXW])
+    if HAS_DUTY_CYCLE_BUDGET:
+        return 1
 
 
 def link(n):
