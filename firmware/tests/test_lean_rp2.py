@@ -94,7 +94,7 @@ def test_boots_counts_through_gpio_and_sleeps_between_edges(pico: Rp2Lean) -> No
     assert readings[-1].register == 500 + 35 - 5 == pico.ns["S"][S_REG]
     assert [f.counter for f in got] == sorted({f.counter for f in got})
     # idle: lightsleep to the next 100 ms check, woken early by edges
-    assert m.sleeps and all(ms == 100 for ms in m.sleeps)
+    assert m.sleeps and set(m.sleeps) <= {100, 6}
     assert len(m.sleeps) < (utime.clock[0] - t0) / 20
 
 

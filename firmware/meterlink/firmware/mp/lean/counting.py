@@ -9,7 +9,7 @@
 import struct
 from micropython import const
 from utime import ticks_ms, ticks_diff
-from glue import uart, edge_poll  # the radio modem's UART; pin interrupts
+from glue import uart, modem_read, edge_poll  # the modem's UART; pin interrupts
 from fields import *  # the state indexes (inlined by the bundler)
 
 
@@ -63,7 +63,7 @@ def rx():
     # what the UART (the radio modem) sent, or None. Never a way to the REPL:
     # Ctrl-C is off (main.py) and no byte sequence is special here
     # (maintenance needs the maintenance input, docs/protocol.md section 5).
-    return uart.read()
+    return modem_read()
 
 
 def hd(o, mt, v):

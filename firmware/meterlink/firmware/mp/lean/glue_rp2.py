@@ -5,12 +5,16 @@
 # is the maintenance stop (no maintenance input); between events the CPU
 # sleeps (machine.lightsleep), woken by the pulse input's edges.
 import machine
-from utime import sleep_ms
 from machine import ADC, Pin, UART
 from fields import *  # the state indexes (inlined by the bundler)
 
 FATAL = Exception  # main.py: a Ctrl-C on USB reaches the REPL (maintenance)
 uart = UART(0, 115200, tx=Pin(0), rx=Pin(1), rxbuf=256, timeout=0)
+
+
+def modem_read():
+    # what the modem sent, or None (without waiting: any() first)
+    return uart.read() if uart.any() else None
 
 
 def ctrl_c_off():
@@ -82,9 +86,9 @@ def battery():
 
 def idle(v):
     # between main-loop passes: while a level waits for its second sample
-    # (the debouncer, 5 ms), the next millisecond; otherwise sleep to the next
-    # 100 ms check, ended early by a pulse edge (docs/firmware.md, "Energy")
+    # (the debouncer, 5 ms: edge_poll's timer), 6 ms; otherwise to the next
+    # 100 ms check; a pulse edge ends either (docs/firmware.md, "Energy")
     if v[V_CAND]:
-        sleep_ms(1)
+        machine.lightsleep(6)  # the timer's sample is due by then
     else:
         machine.lightsleep(100)
