@@ -145,7 +145,10 @@ def at_listen(ms):
             F[n] = a << 4 | b
             n += 1
             i += 2
-        if 10 < n:
+        if 10 < n and 'got' in globals():
+            # the SLIP window's downlink handler (ack.py's got(), which comes
+            # with the config and time downlinks); until then a payload heard
+            # here is not acted on, and an alarm is resent by its backoff
             got(n)
 
 
