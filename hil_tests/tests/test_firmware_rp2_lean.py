@@ -93,7 +93,7 @@ def test_lean_rp2_protocol_vectors_on_the_chip(pico: EmulatedPico) -> None:
         "def load(ns, roles):\n"
         "    exec(open('ml_ld.py').read(), ns)\n"
         "    for r in roles:\n"
-        f"        if {NAMES!r}[r] in {sorted(files)!r}:\n"
+        f"        if {NAMES!r}.get(r) in {sorted(files)!r}:\n"
         f"            ns['ld']({NAMES!r}[r])\n"
         "print(lean_vectors.run_all(json.load(open('v2.json')), lean_vectors.space(load)))\n",
         timeout=300,
