@@ -80,7 +80,7 @@ _FULL = {
 # names are fewer bytes in main.py's heap); symbols.symbol_map() maps them back.
 NRF51_CONFIG = "config"
 NRF51_BOOT = ("crc", "aes", "boot")
-NRF51_RUN = ("state", "counting", "loop", "ack", "aes", "uplink", "seal", "run", "crc")
+NRF51_RUN = ("state", "counting", "loop", "ack", "downlink", "aes", "uplink", "seal", "run", "crc")
 NRF51_ROLES = (NRF51_CONFIG, *NRF51_BOOT, *(r for r in NRF51_RUN if r not in NRF51_BOOT))
 _ONBOARD_PREFIX = "ml_n"  # as lean/main.py's ld() builds the names
 # The letters of the files the board has run since 1.0. main.py's chr(n) interns each

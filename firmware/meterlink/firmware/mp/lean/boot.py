@@ -86,10 +86,11 @@ def boot():
     V[V_DEV] = g[1]
     if not V[V_ERR]:
         if e or S[S_GEN] != g[2]:
-            # first boot of this provisioning: keep only the record sequence
-            # and the counter reservation
+            # first boot of this provisioning: keep only the record sequence,
+            # the counter reservation and the last downlink counter (an old
+            # config downlink must stay stale: protocol 3.4)
             for i in range(S_GEN, S_N):
-                if i != S_RSV:
+                if i != S_RSV and i != S_DLC:
                     S[i] = 0
             S[S_GEN] = g[2]
             S[S_REG] = g[3]
@@ -100,7 +101,7 @@ def boot():
         V[V_ERR] = e & 4
         for i in range(6):
             V[V_WEIGHT + i] = g[4 + i]
-    V[V_WANT] = 1  # the boot status frame
+    V[V_WANT] = V[V_REASON] = 1  # the boot status frame
     S[S_FLAGS] = 0
     V[V_FC] = S[S_RSV]
     S[S_RSV] += 32  # reserve frame counters before using any (protocol 3.4)
@@ -113,7 +114,7 @@ def boot():
     f.close()
     f = open('rt', 'wb')
     f.write(struct.pack('<15I', *S))
-    f.write(struct.pack('<32I', *V))
+    f.write(struct.pack('<%dI' % V_N, *V))
     S = V = None
     keys(f, c[44:60])
     f.write(c[60:62])  # the pins

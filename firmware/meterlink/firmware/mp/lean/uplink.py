@@ -2,9 +2,8 @@
 # sent as a SLIP link frame (protocol 5). An alarm frame is kept (A,
 # state.py) and sent again, the same bytes, with backoff until an ack
 # arrives in the receive window after it (ack.py), at most 8 times
-# (protocol 6). Only alarm frames
-# open a receive window here: config and time downlinks are rp2-only
-# (docs/firmware.md).
+# (protocol 6). A receive window (ack.py) follows an alarm frame, and every
+# uplink in a build with the config or time downlink.
 from micropython import const
 from utime import ticks_ms, ticks_add
 from microbit import uart
@@ -42,8 +41,13 @@ def up(kind):
         w = v[V_RXW] if v[V_TRIES] >= 8 else 1000 << v[V_TRIES]
         v[V_ANEXT] = ticks_add(ticks_ms(), w)
     link(n)
-    if kind & 1:
-        ack(v[V_RXW])
+    w = kind & 1  # a receive window after an alarm frame, for its ack; with
+    if HAS_CONFIG_DOWNLINK:  # downlinks, after every uplink (protocol 6.3)
+        w = 1
+    if HAS_TIME_DOWNLINK:
+        w = 1
+    if w:
+        listen(v[V_RXW])
 
 
 def link(n):
