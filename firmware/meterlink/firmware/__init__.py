@@ -17,13 +17,16 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from meterlink.firmware.features import BOARD_FEATURES, check_features
 from meterlink.firmware.features import bundle_features as bundle_features  # what it ships
+from meterlink.firmware.lowering import FLAGS, lower_features
 from meterlink.firmware.minify import rename_locals, shrink
 
 __all__ = [
     "BOARD_PINS",
     "CHUNK_BYTES",
     "CONFIG_KEYS",
+    "FEATURE_FILES",
     "FIELDS",
     "FIRMWARE_VERSION",
     "MAINTENANCE_PIN",
@@ -41,6 +44,7 @@ __all__ = [
     "full_profile_nrf51",
     "is_loaded",
     "lower_fields",
+    "lowered_source",
     "nrf51_loader",
     "parse_config",
     "render_config",
@@ -131,12 +135,28 @@ SHARED_MODULES: dict[str, tuple[tuple[str, tuple[str, ...] | None], ...]] = {
     ),
 }
 _PROFILE = {"nrf51": _LEAN, "rp2": _FULL | {"board_rp2.py": "board.py"}}
-# Names in lean/main.py the bundler fills in: the load orders and config.py's name.
-_MAIN_NAMES = {
-    "RUN_FILES": repr("".join(_LETTER[r] for r in NRF51_RUN).encode()),
-    "BOOT_FILES": repr("".join(_LETTER[r] for r in NRF51_BOOT).encode()),
-    "config": NRF51_NAMES[NRF51_CONFIG].removesuffix(".py"),
-}
+# Boards whose sources test the feature flags (`if HAS_X:`, lowered per bundle). The
+# others (rp2's full profile) have every feature built in: only their default set.
+_LOWERED_BOARDS = ("nrf51",)
+# A source file only one feature uses -> that feature: bundled (and, for the nRF51,
+# in its load order) only when the feature is on.
+FEATURE_FILES: dict[str, str] = {}
+
+
+def _main_names(features: frozenset[str]) -> dict[str, str]:
+    """Names in lean/main.py the bundler fills in: the load orders (the files of the
+    features left out are not loaded) and config.py's name."""
+    def order(roles: tuple[str, ...]) -> str:
+        kept = [r for r in roles if FEATURE_FILES.get(f"lean/{r}.py", "") in features | {""}]
+        return repr("".join(_LETTER[r] for r in kept).encode())
+
+    return {
+        "RUN_FILES": order(NRF51_RUN),
+        "BOOT_FILES": order(NRF51_BOOT),
+        "config": NRF51_NAMES[NRF51_CONFIG].removesuffix(".py"),
+    }
+
+
 # Boards whose filesystem and heap need the sources shrunk (see minify.shrink) and
 # their local names shared (minify.rename_locals).
 _MINIFIED = ("nrf51",)
@@ -152,17 +172,33 @@ def _read_fields() -> dict[str, str]:
     return found
 
 
-FIELDS: dict[str, str] = _read_fields()
+FIELDS: dict[str, str] = _read_fields()  # the feature flags as in the plain source: all 1
 FIRMWARE_VERSION: int = int(FIELDS["FW_VERSION"])
 _FIELDS_IMPORT = re.compile(r"^[ \t]*from fields import [^\n]*\n", re.M)
 _FIELD_NAME = re.compile(r"\b(" + "|".join(sorted(FIELDS, key=len, reverse=True)) + r")\b")
+if set(FLAGS) - set(FIELDS):
+    raise RuntimeError(f"mp/fields.py lacks the feature flags {sorted(set(FLAGS) - set(FIELDS))}")
 
 
-def lower_fields(source: str) -> str:
+def _fields_for(features: frozenset[str]) -> dict[str, str]:
+    return FIELDS | {flag: str(int(feature in features)) for flag, feature in FLAGS.items()}
+
+
+def lower_fields(source: str, fields: dict[str, str] | None = None) -> str:
     """`source` with its `from fields import ...` lines blanked (line numbers kept) and
     each field name replaced by its number (as MicroPython's compiler does with a const
-    in its own module): fields.py itself is never flashed."""
-    return _FIELD_NAME.sub(lambda m: FIELDS[m.group(1)], _FIELDS_IMPORT.sub("\n", source))
+    in its own module): fields.py itself is never flashed. `fields` defaults to FIELDS."""
+    values = FIELDS if fields is None else fields
+    return _FIELD_NAME.sub(lambda m: values[m.group(1)], _FIELDS_IMPORT.sub("\n", source))
+
+
+def lowered_source(src: str, features: frozenset[str] | set[str]) -> str:
+    """mp/`src` as a bundle with `features` holds it before minifying: the `if HAS_X:`
+    blocks lowered (meterlink.firmware.lowering), then the fields inlined; the source's
+    line numbers kept."""
+    chosen = frozenset(features)
+    text = lower_features((MP_DIR / src).read_text(), chosen, f"mp/{src}")
+    return lower_fields(text, _fields_for(chosen))
 
 
 def _statement_names(node: ast.stmt) -> set[str]:
@@ -187,7 +223,7 @@ def shared_source(name: str) -> str:
         "# build's sources (mp/lean/), for the rp2 build. Edit them there.\n",
     ]
     for src, names in SHARED_MODULES[name]:
-        text = lower_fields((MP_DIR / src).read_text())
+        text = lowered_source(src, BOARD_FEATURES["rp2"])
         taken: set[str] = set()
         after = -1  # the last line taken: a run of statements gets one heading
         for node in ast.parse(text).body:
@@ -211,38 +247,54 @@ def shared_source(name: str) -> str:
     return "".join(out)
 
 
-def bundle(board: str) -> dict[str, bytes]:
-    """On-board file name -> contents for `board` ("nrf51" or "rp2")."""
-    if board not in SUPPORTED_BOARDS:
-        raise ValueError(
-            f"unknown board {board!r}; supported boards: {', '.join(SUPPORTED_BOARDS)}"
-        )
+def bundle(board: str, features: frozenset[str] | set[str] | None = None) -> dict[str, bytes]:
+    """On-board file name -> contents for `board` ("nrf51" or "rp2"), made with the
+    optional `features` (meterlink.protocol.features; None: the board's own set,
+    BOARD_FEATURES[board]). Raises ValueError for an unknown board, an unknown feature
+    or one the board cannot take."""
+    chosen = _chosen(board, features)
     # one at a time: ast.parse in two threads at once failed once on CPython 3.11
     # ("AST constructor recursion depth mismatch")
     with _BUNDLE_LOCK:
-        return dict(_bundle(board))
+        return dict(_lowered(board, chosen)[0])
 
 
 _BUNDLE_LOCK = threading.Lock()
 
 
-def _bundle(board: str) -> dict[str, bytes]:
-    return _lowered(board)[0]
+def _chosen(board: str, features: frozenset[str] | set[str] | None) -> frozenset[str]:
+    if board not in SUPPORTED_BOARDS:
+        raise ValueError(
+            f"unknown board {board!r}; supported boards: {', '.join(SUPPORTED_BOARDS)}"
+        )
+    if features is None:
+        return BOARD_FEATURES[board]
+    chosen = check_features(board, features)
+    if board not in _LOWERED_BOARDS and chosen != BOARD_FEATURES[board]:
+        raise ValueError(
+            f"board {board!r} runs the full profile, which has every feature built in: "
+            "its features cannot be chosen until it runs the lean sources; bundle it "
+            "without `features`"
+        )
+    return chosen
 
 
 @cache
-def _lowered(board: str) -> tuple[dict[str, bytes], dict[str, Any]]:
+def _lowered(board: str, features: frozenset[str]) -> tuple[dict[str, bytes], dict[str, Any]]:
     """The bundle and its symbol map (symbols.symbol_map), made in one pass."""
     from meterlink.firmware.symbols import FileSymbols, map_file
 
     files: dict[str, bytes] = {}
     symbols: dict[str, FileSymbols] = {}
+    main_names = _main_names(features)
     for src, name in _PROFILE[board].items():
-        lowered = lower_fields((MP_DIR / src).read_text())  # same lines as the source
+        if FEATURE_FILES.get(src, "") not in features | {""}:
+            continue  # the file of a feature this bundle leaves out
+        lowered = lowered_source(src, features)  # same lines as the source
         text = lowered
         if board in _MINIFIED:
             renamed: dict[str, dict[str, str]] = {}
-            text = rename_locals(shrink(text, _MAIN_NAMES if name == "main.py" else None), renamed)
+            text = rename_locals(shrink(text, main_names if name == "main.py" else None), renamed)
             symbols[name] = map_file(src, lowered, text, renamed, loaded=name in _LOADED)
         files[name] = (chunked(text) if name in _LOADED else text).encode()
     if board == "rp2":
@@ -250,19 +302,21 @@ def _lowered(board: str) -> tuple[dict[str, bytes], dict[str, Any]]:
     return files, {
         "board": board,
         "firmware_version": FIRMWARE_VERSION,
+        "features": sorted(features),
         "files": symbols,
-        "fields": {name: int(value) for name, value in FIELDS.items()},
+        "fields": {name: int(value) for name, value in _fields_for(features).items()},
     }
 
 
-def symbol_map(board: str) -> dict[str, Any]:
-    """What the bundler renamed for `board`, as JSON-ready data: on-board file name ->
-    source file, per function its source line and local names, per chunk its first
-    line, and the inlined field numbers (meterlink.firmware.symbols.translate uses it).
-    Empty "files" for a board whose bundle is not renamed (rp2)."""
-    bundle(board)  # checks the board name
+def symbol_map(board: str, features: frozenset[str] | set[str] | None = None) -> dict[str, Any]:
+    """What the bundler renamed for `board` (with `features`, as bundle()), as JSON-ready
+    data: on-board file name -> source file, per function its source line and local
+    names, per chunk its first line, and the inlined field numbers
+    (meterlink.firmware.symbols.translate uses it). Empty "files" for a board whose
+    bundle is not renamed (rp2)."""
+    chosen = _chosen(board, features)
     with _BUNDLE_LOCK:
-        return _lowered(board)[1]
+        return _lowered(board, chosen)[1]
 
 
 CHUNK_BYTES = 360  # statements are grouped into chunks up to this size
