@@ -21,6 +21,7 @@ from meterlink.firmware import (
     SUPPORTED_BOARDS,
     ConfigError,
     bundle,
+    bundle_features,
     chunked,
     full_profile_nrf51,
     is_loaded,
@@ -31,6 +32,7 @@ from meterlink.firmware import (
     split_chunks,
 )
 from meterlink.firmware.minify import rename_locals, shrink
+from meterlink.protocol.features import ALL_FEATURES
 
 KEY = bytes(range(16))
 
@@ -56,16 +58,23 @@ def test_nrf51_bundle_is_shrunk_to_fit_the_filesystem() -> None:
     assert b"#" not in small[NRF51_NAMES["counting"]]  # comments dropped
 
 
-def test_loaded_files_are_stored_as_chunks_of_whole_statements() -> None:
-    files = bundle("nrf51")
+@pytest.mark.parametrize("features", [None, ALL_FEATURES - {"at_modem"}], ids=["nrf51", "all"])
+def test_loaded_files_are_stored_as_chunks_of_whole_statements(features: frozenset[str] | None
+                                                               ) -> None:  # fmt: skip
+    from meterlink.firmware import lowered_source
+
+    files = bundle("nrf51", features=features)
+    chosen = bundle_features("nrf51") if features is None else features
     for role in (*NRF51_BOOT, *NRF51_RUN):
         name = NRF51_NAMES[role]
         assert is_loaded(name)
+        if name not in files:  # the file of a feature left out
+            continue
         chunks = split_chunks(files[name].decode())
         assert all(0 < len(c) <= 999 for c in chunks)
         for chunk in chunks:  # each compiles on its own
             compile(chunk, name, "exec")
-        source = rename_locals(shrink(lower_fields((MP_DIR / f"lean/{role}.py").read_text())))
+        source = rename_locals(shrink(lowered_source(f"lean/{role}.py", chosen)))
         assert "".join(chunks) == source
 
 
@@ -77,7 +86,8 @@ def test_nrf51_names_and_load_orders_come_from_the_named_lists() -> None:
     # the letters of the build shipped since 1.0 are kept (they are interned on the board)
     assert NRF51_NAMES["state"] == "ml_nd" and NRF51_NAMES["config"] == "ml_nc.py"
     main = bundle("nrf51")["main.py"].decode()
-    run = "".join(NRF51_NAMES[r][4] for r in NRF51_RUN)
+    files = bundle("nrf51")
+    run = "".join(NRF51_NAMES[r][4] for r in NRF51_RUN if NRF51_NAMES[r] in files)
     boot = "".join(NRF51_NAMES[r][4] for r in NRF51_BOOT)
     assert f"for n in b'{run}':ld('ml_n'+chr(n))" in main
     assert f"for n in b'{boot}':ld('ml_n'+chr(n))" in main

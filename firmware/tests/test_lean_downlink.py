@@ -41,6 +41,7 @@ from meterlink.protocol.module_config import COMMAND_FIELDS
 F = {name: int(value) for name, value in FIELDS.items()}
 # the Config body's field names, in the order of the overrides S_OV + i
 OVERRIDES = ("interval_s", "leak_intervals", "burst_pulses", "burst_intervals", "backflow_pulses")
+DOWNLINKS = frozenset({"config_downlink", "time_downlink"})  # the bundle's features
 OV_V = ("V_INTERVAL", "V_LEAK", "V_BURST_PULSES", "V_BURST_INTERVALS", "V_BACKFLOW")
 
 
@@ -49,7 +50,7 @@ def lean(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.Mon
          ) -> Iterator[LeanBoard]:  # fmt: skip
     monkeypatch.chdir(tmp_path)
     microbit.reset_all()
-    yield LeanBoard(request.param)
+    yield LeanBoard(request.param, DOWNLINKS)
     microbit.reset_all()
 
 

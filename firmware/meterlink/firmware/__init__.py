@@ -138,16 +138,26 @@ _PROFILE = {"nrf51": _LEAN, "rp2": _FULL | {"board_rp2.py": "board.py"}}
 # Boards whose sources test the feature flags (`if HAS_X:`, lowered per bundle). The
 # others (rp2's full profile) have every feature built in: only their default set.
 _LOWERED_BOARDS = ("nrf51",)
-# A source file only one feature uses -> that feature: bundled (and, for the nRF51,
-# in its load order) only when the feature is on.
-FEATURE_FILES: dict[str, str] = {}
+# A source file only some features use -> that feature, or those features: bundled
+# (and, for the nRF51, in its load order) only when one of them is on.
+FEATURE_FILES: dict[str, str | tuple[str, ...]] = {
+    "lean/downlink.py": ("config_downlink", "time_downlink"),
+}
+
+
+def _file_wanted(src: str, features: frozenset[str]) -> bool:
+    """Whether source file `src` belongs in a bundle with `features` (FEATURE_FILES)."""
+    needs = FEATURE_FILES.get(src)
+    if needs is None:
+        return True
+    return bool(features & ({needs} if isinstance(needs, str) else set(needs)))
 
 
 def _main_names(features: frozenset[str]) -> dict[str, str]:
     """Names in lean/main.py the bundler fills in: the load orders (the files of the
     features left out are not loaded) and config.py's name."""
     def order(roles: tuple[str, ...]) -> str:
-        kept = [r for r in roles if FEATURE_FILES.get(f"lean/{r}.py", "") in features | {""}]
+        kept = [r for r in roles if _file_wanted(f"lean/{r}.py", features)]
         return repr("".join(_LETTER[r] for r in kept).encode())
 
     return {
@@ -288,7 +298,7 @@ def _lowered(board: str, features: frozenset[str]) -> tuple[dict[str, bytes], di
     symbols: dict[str, FileSymbols] = {}
     main_names = _main_names(features)
     for src, name in _PROFILE[board].items():
-        if FEATURE_FILES.get(src, "") not in features | {""}:
+        if not _file_wanted(src, features):
             continue  # the file of a feature this bundle leaves out
         lowered = lowered_source(src, features)  # same lines as the source
         text = lowered
