@@ -68,12 +68,10 @@ V_INTERVAL = const(26)
 V_LEAK = const(27)
 V_RXW = const(28)
 V_BACKFLOW = const(29)
-V_WANT = const(31)  # a status frame is due
-# 32..35: the burst alarm's thresholds and state (burst_pulses, burst_intervals)
-V_BURST_PULSES = const(32)
-V_BURST_INTERVALS = const(33)
+V_BURST = const(30)  # burst_pulses (burst_alarm)
+V_WANT = const(31)  # a status frame is due: 1 the boot status (reason 1), 2 another (0)
+V_BURSTN = const(32)  # burst_intervals (burst_alarm)
 # 36..39: the downlinks (lean/downlink.py)
 V_TIME = const(36)  # the last time downlink (protocol 4.6): unix time, and the ticks
 V_TTICKS = const(37)  # it arrived at
-V_REASON = const(38)  # the next status frame's reason (protocol 4.4): 1 boot, 0 otherwise
-V_N = const(40)
+V_N = const(40)  # the size of V (and of its part of 'rt')

@@ -45,31 +45,36 @@ def listen(ms):
 
 
 def got(n):
-    # the radio payload F[0:n] (11..64 bytes): for this module, an ack of the
-    # alarm frame waiting for one (its counter's low 16 bits on air, its MIC
-    # over the whole counter: protocol 3.4) ends that frame's sends
+    # the radio payload F[0:n] (11..64 bytes), if it is for this module and its
+    # MIC is right over its whole counter (protocol 3.3, 3.4), which it is put
+    # in: the body and MIC moved up 2 bytes, the counter at F[5:9], so the body
+    # is F[9:n-2]. An ack (no body, the low 16 bits of the counter on air) is
+    # taken for the alarm frame waiting for one, and ends its sends
     t = F[0]
-    if struct.unpack_from('>I', F, 1)[0] != V[V_DEV]:
-        return
-    if t == 0x28:
-        if V[V_ALEN] and n == 11 and F[5] << 8 | F[6] == V[V_AFC] & 65535 and mic(n, V[V_AFC]):
-            done()
+    c = V[V_AFC]
+    if t != 0x28 or not V[V_ALEN] or F[5] << 8 | F[6] != c & 65535:
+        c = -1
     if HAS_CONFIG_DOWNLINK:
         if t == 0x29:
-            downlink(n)
+            c = fresh()
     if HAS_TIME_DOWNLINK:
         if t == 0x2A:
-            downlink(n)
-
-
-def mic(n, c):
-    # 1 if the payload F[0:n] has the MIC of its authenticated form (protocol
-    # 3.3), which it is turned into: the body and MIC moved up 2 bytes, the
-    # whole counter c at F[5:9]; the body is then F[9:n-2], the MIC F[n-2:n+2]
+            c = fresh()
+    if c < 0 or struct.unpack_from('>I', F, 1)[0] != V[V_DEV]:
+        return
     for i in range(n - 1, 6, -1):
         F[i + 2] = F[i]
     struct.pack_into('>I', F, 5, c)
-    return cmac(F, n - 2)[0:4] == F[n - 2:n + 2]
+    if cmac(F, n - 2)[0:4] != F[n - 2:n + 2]:
+        return
+    if t == 0x28:
+        done()
+    if HAS_CONFIG_DOWNLINK:
+        if t == 0x29:
+            downlink(n, c)
+    if HAS_TIME_DOWNLINK:
+        if t == 0x2A:
+            downlink(n, c)
 
 
 def done():

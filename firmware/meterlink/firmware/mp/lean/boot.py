@@ -101,7 +101,7 @@ def boot():
         V[V_ERR] = e & 4
         for i in range(6):
             V[V_WEIGHT + i] = g[4 + i]
-    V[V_WANT] = V[V_REASON] = 1  # the boot status frame
+    V[V_WANT] = 1  # the boot status frame
     S[S_FLAGS] = 0
     V[V_FC] = S[S_RSV]
     S[S_RSV] += 32  # reserve frame counters before using any (protocol 3.4)

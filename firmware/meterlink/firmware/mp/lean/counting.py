@@ -85,9 +85,12 @@ def body(kind):
     if kind == 1:
         p = (1, s[S_REG], 7, max(s[S_ISEQ], 1) - 1, 8, v[V_ACT], 12, v[V_RAISED], 13, s[S_REV])
     elif kind == 2:
-        p = (9, 100, 10, FW_VERSION, 11, s[S_RESETS], 14, 2 if v[V_ERR] % 4 else v[V_REASON],
+        # reason: 2 safe mode, 1 the boot status (V_WANT 1), 0 another. V_WANT
+        # is cleared here, so that a downlink in this frame's own receive
+        # window can ask for the next status
+        p = (9, 100, 10, FW_VERSION, 11, s[S_RESETS], 14, 2 if v[V_ERR] % 4 else 2 - v[V_WANT],
              15, v[V_ERR])
-        v[V_REASON] = 0  # the boot status has gone
+        v[V_WANT] = 0
         if not v[V_ERR]:
             p = p[:8]
         if HAS_CONFIG_DOWNLINK:

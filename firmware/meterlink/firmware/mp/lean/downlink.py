@@ -12,7 +12,7 @@ from fields import *  # the state indexes (inlined by the bundler)
 
 # where override S_OV+i applies: interval, leak_intervals, burst_pulses,
 # burst_intervals, backflow_pulses (the config's keys 4, 20, 21, 22, 23)
-OV = (V_INTERVAL, V_LEAK, V_BURST_PULSES, V_BURST_INTERVALS, V_BACKFLOW)
+OV = (V_INTERVAL, V_LEAK, V_BURST, V_BURSTN, V_BACKFLOW)
 DK = (4, 20, 21, 22, 23, 30)  # the body keys taken: the overrides, unix_time
 
 
@@ -48,18 +48,25 @@ def head(o, e):
     return t, a, o
 
 
-def downlink(n):
-    # a config (type 0x29) or time (0x2A) downlink F[0:n] for this module
+def fresh():
+    # the whole counter of the downlink F[0:] (its low 16 bits on air, placed
+    # by the last one accepted: protocol 3.4), or -1: stale, dropped unseen,
+    # or in safe mode, where no downlink is taken
+    d = S[S_DLC]
+    b = max(0, d - 63)
+    c = b + (((F[5] << 8 | F[6]) - b) & 65535)
+    return c if c > d and not V[V_ERR] % 4 else -1
+
+
+def downlink(n, c):
+    # a config (type 0x29) or time (0x2A) downlink for this module, counter
+    # c, its MIC checked (ack.py's got()); the body F[9:n-2] still encrypted
     s = S
     v = V
-    b = max(0, s[S_DLC] - 63)
-    c = b + (((F[5] << 8 | F[6]) - b) & 65535)
-    if c <= s[S_DLC] or v[V_ERR] % 4 or not mic(n, c):
-        return  # stale (dropped unseen), in safe mode, or not from our gateway
-    ctr(1, c, n - 11)
+    seal(F[0], c, n - 11)  # the body decrypted
     # the map: unsigned keys ascending; values unsigned integers, or byte
-    # strings (at most 64 bytes) for keys not taken here, which are skipped
-    w = [None] * 6  # the values of the keys DK
+    # strings (at most 64 bytes), skipped
+    w = [None] * 6  # the values of the keys DK (None: absent)
     e = n - 2
     t, m, o = head(9, e)
     x = t == 5 and m <= 32  # 1 while the body is well-formed
@@ -68,11 +75,12 @@ def downlink(n):
         t, k, o = head(o, e)
         u, a, o = head(o, e)
         j = DK.index(k) if k in DK else -1
-        if t or k <= p or u == 2 and (j >= 0 or a > 64) or u and u != 2:
+        if t or k <= p or u == 2 and a > 64 or u and u != 2:
             x = 0
         elif u:
             o += a
-        elif j >= 0:
+            a = -1  # a byte string: for a key taken here, a wrong value
+        if j >= 0:
             w[j] = a
         p = k
         m -= 1
@@ -89,10 +97,10 @@ def downlink(n):
                 if w[i] is not None:
                     s[S_OV + i] = w[i]
             overrides()
-            v[V_WANT] = 1
+            v[V_WANT] = 2  # a status frame (reason 0)
     if HAS_TIME_DOWNLINK:
         if F[0] == 0x2A:
-            if not x or w[5] is None:
+            if not x or w[5] is None or w[5] < 0:
                 return  # malformed: nothing to keep, nothing to answer
             v[V_TIME] = w[5]
             v[V_TTICKS] = ticks_ms()

@@ -54,8 +54,7 @@ def step():
     if m == 5:
         up(0)  # the reading frame
     elif v[V_WANT]:  # the boot status first, whatever an alarm waits for
-        v[V_WANT] = 0
-        up(2)
+        up(2)  # (body() clears V_WANT)
     elif v[V_ALEN]:  # an alarm frame waits for its ack: resend when due
         if ticks_diff(t, v[V_ANEXT]) >= 0:
             if v[V_TRIES] >= 8 or v[V_FC] - v[V_AFC] > 63:  # 64 later counters: replay

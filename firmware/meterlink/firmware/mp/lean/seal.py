@@ -20,24 +20,23 @@ def cmac(m, n, o=0):
     return x
 
 
-def ctr(d, fc, n):
-    # AES-CTR (protocol 3.2): XOR the key stream of direction d (0 uplink, 1
-    # downlink) and frame counter fc into F[9:9+n], the body; so this seals an
-    # uplink body and opens a downlink one
-    a = X
-    for i in range(0, n, 16):
-        struct.pack_into('>BIBIIBB', a, 0, 1, 0, d, V[V_DEV], fc, 0, i // 16 + 1)
-        enc(K[0], a)
-        for j in range(min(16, n - i)):
-            F[9 + i + j] ^= a[j]
-
-
 def seal(vt, fc, n):
     # header, AES-CTR over the body F[9:9+n], MIC over the 9-byte header with
     # the whole counter; then F[0:11+n] is the payload as sent, without the
-    # counter's high 16 bits (protocol 2); its length
-    struct.pack_into('>BII', F, 0, vt, V[V_DEV], fc)
-    ctr(0, fc, n)
+    # counter's high 16 bits (protocol 2); its length. The key stream's
+    # direction (protocol 3.2) is the type's bit 3: 0 for the uplink types, 1
+    # for the downlink ones (0x28 and up); for those only the CTR is done,
+    # which opens a downlink's body (its header is already in F[0:9])
+    d = V[V_DEV]
+    struct.pack_into('>BII', F, 0, vt, d, fc)
+    a = X
+    for i in range(0, n, 16):
+        struct.pack_into('>BIBIIBB', a, 0, 1, 0, vt >> 3 & 1, d, fc, 0, i // 16 + 1)
+        enc(K[0], a)
+        for j in range(min(16, n - i)):
+            F[9 + i + j] ^= a[j]
+    if vt & 8:
+        return
     a = cmac(F, 9 + n)
     for i in range(4):
         F[9 + n + i] = a[i]
