@@ -33,6 +33,7 @@ from meterlink.firmware import (
     split_chunks,
 )
 from meterlink.firmware.minify import rename_locals, shrink
+from meterlink.protocol.features import ALL_FEATURES
 
 KEY = bytes(range(16))
 
@@ -58,19 +59,23 @@ def test_nrf51_bundle_is_shrunk_to_fit_the_filesystem() -> None:
     assert b"#" not in small[NRF51_NAMES["counting"]]  # comments dropped
 
 
-def test_loaded_files_are_stored_as_chunks_of_whole_statements() -> None:
-    files = bundle("nrf51")
+@pytest.mark.parametrize("features", [None, ALL_FEATURES - {"at_modem"}], ids=["nrf51", "all"])
+def test_loaded_files_are_stored_as_chunks_of_whole_statements(features: frozenset[str] | None
+                                                               ) -> None:  # fmt: skip
+
+    files = bundle("nrf51", features=features)
+    chosen = bundle_features("nrf51") if features is None else features
     for role in (*NRF51_BOOT, *NRF51_RUN):
         name = NRF51_NAMES[role]
-        if name not in files:
-            assert f"lean/{role}.py" in FEATURE_FILES  # a feature the nRF51 leaves out
-            continue
         assert is_loaded(name)
+        if name not in files:  # the file of a feature left out
+            assert f"lean/{role}.py" in FEATURE_FILES
+            continue
         chunks = split_chunks(files[name].decode())
         assert all(0 < len(c) <= 999 for c in chunks)
         for chunk in chunks:  # each compiles on its own
             compile(chunk, name, "exec")
-        lowered = lowered_source(f"lean/{role}.py", bundle_features("nrf51"), "nrf51")
+        lowered = lowered_source(f"lean/{role}.py", chosen, "nrf51")
         source = rename_locals(shrink(lowered))
         assert "".join(chunks) == source
 

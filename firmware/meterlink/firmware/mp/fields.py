@@ -69,4 +69,11 @@ V_LEAK = const(27)
 V_RXW = const(28)
 V_BACKFLOW = const(29)
 V_WANT = const(31)  # a status frame is due
-V_N = const(32)
+# 32..35: the burst alarm's thresholds and state (burst_pulses, burst_intervals)
+V_BURST_PULSES = const(32)
+V_BURST_INTERVALS = const(33)
+# 36..39: the downlinks (lean/downlink.py)
+V_TIME = const(36)  # the last time downlink (protocol 4.6): unix time, and the ticks
+V_TTICKS = const(37)  # it arrived at
+V_REASON = const(38)  # the next status frame's reason (protocol 4.4): 1 boot, 0 otherwise
+V_N = const(40)

@@ -1,37 +1,40 @@
-# nRF51 build: the receive window after an alarm frame (protocol 5, 4.4):
-# an ack from the gateway whose counter is the alarm frame's ends the alarm
-# session. Anything else heard (other link types, other devices, config and
-# time downlinks, bad CRC or MIC) is ignored. The maintenance input is not
-# watched here (16 bytes of code too many for the run phase's loading):
-# loop.py sees it at the first 100 ms check after the window.
+# The receive window after an uplink (protocol 5, 6.3): link frames from the
+# modem, each a DATA frame with a radio payload for got(): the ack of the alarm
+# frame waiting for one (protocol 4.4) and, in builds with those features, the
+# config and time downlinks (downlink.py). Anything else heard (other link
+# types, bad CRC or escapes, overlong, other devices, a bad MIC) is dropped.
+# The maintenance input is not watched here (16 bytes of code too many for
+# the nRF51 run phase's loading): loop.py sees it at the first 100 ms check
+# after the window.
 import struct
-from micropython import const
 from utime import ticks_ms, ticks_add, ticks_diff
 from fields import *  # the state indexes (inlined by the bundler)
 
 
 
-def ack(ms):
-    # listen for ms milliseconds, counting pulses; R holds the link frame
-    # being received: type, payload (an ack is 11 bytes), CRC. The ack's
-    # MIC covers the whole 32-bit counter: it is written over R[6:10] once
-    # the 16 bits on air match (protocol 3.4)
+def listen(ms):
+    # listen for ms milliseconds, counting pulses. A link frame is received into
+    # F (free while the window is open: an alarm frame is kept in A): its link
+    # type in F's last byte (index -1), the radio payload from F[0], then the
+    # CRC. A DATA frame (type 1; 0xF1D1 is the CRC of that byte) with a payload
+    # of 11 bytes (an ack) to 64 (the largest downlink) goes to got()
+    if HAS_AT_MODEM:
+        if RADIO[0]:  # modem=1: the AT modem's window (at_modem.py)
+            at_listen(ms)
+            return
     e = ticks_add(ticks_ms(), ms)
-    r = R
-    j = x = 0
+    j = -1
+    x = 0
     while ticks_diff(e, ticks_ms()) > 0:
         poll()
         for c in rx() or ():
             if c == 0xC0:
-                if (j == 14 and not x and r[0] == 1 and r[1] == 0x28
-                        and crc(r, 12) == r[12] << 8 | r[13]
-                        and struct.unpack_from('>IH', r, 2) == (V[V_DEV], V[V_AFC] & 65535)):
-                    m = r[8:12]
-                    struct.pack_into('>I', r, 6, V[V_AFC])
-                    if cmac(r, 9, 1)[0:4] == m:
-                        done()
-                        return
-                j = x = 0
+                j -= 2  # the payload's length
+                if (10 < j < 65 and not x and F[-1] == 1
+                        and crc(F, j, 0xF1D1) == F[j] << 8 | F[j + 1]):
+                    got(j)
+                j = -1
+                x = 0
             elif c == 0xDB:
                 x = 1
             else:
@@ -40,9 +43,37 @@ def ack(ms):
                         j = 99  # an invalid escape spoils the frame (protocol 5)
                     c = 0xC0 if c == 0xDC else 0xDB
                     x = 0
-                if j < 16:
-                    r[j] = c
+                if j < 67:
+                    F[j] = c
                 j += 1
+
+
+def got(n):
+    # the radio payload F[0:n] (11..64 bytes): for this module, an ack of the
+    # alarm frame waiting for one (its counter's low 16 bits on air, its MIC
+    # over the whole counter: protocol 3.4) ends that frame's sends
+    t = F[0]
+    if struct.unpack_from('>I', F, 1)[0] != V[V_DEV]:
+        return
+    if t == 0x28:
+        if V[V_ALEN] and n == 11 and F[5] << 8 | F[6] == V[V_AFC] & 65535 and mic(n, V[V_AFC]):
+            done()
+    if HAS_CONFIG_DOWNLINK:
+        if t == 0x29:
+            downlink(n)
+    if HAS_TIME_DOWNLINK:
+        if t == 0x2A:
+            downlink(n)
+
+
+def mic(n, c):
+    # 1 if the payload F[0:n] has the MIC of its authenticated form (protocol
+    # 3.3), which it is turned into: the body and MIC moved up 2 bytes, the
+    # whole counter c at F[5:9]; the body is then F[9:n-2], the MIC F[n-2:n+2]
+    for i in range(n - 1, 6, -1):
+        F[i + 2] = F[i]
+    struct.pack_into('>I', F, 5, c)
+    return cmac(F, n - 2)[0:4] == F[n - 2:n + 2]
 
 
 def done():

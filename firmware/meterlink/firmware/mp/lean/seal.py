@@ -1,5 +1,5 @@
 # nRF51 build: CMAC (RFC 4493) and sealing (protocol 3) with the working
-# keys K (state.py), on aes.py's cipher.
+# keys K (state.py), on aes.py's cipher; AES-CTR for both directions.
 import struct
 from fields import *  # the state indexes (inlined by the bundler)
 
@@ -20,18 +20,24 @@ def cmac(m, n, o=0):
     return x
 
 
+def ctr(d, fc, n):
+    # AES-CTR (protocol 3.2): XOR the key stream of direction d (0 uplink, 1
+    # downlink) and frame counter fc into F[9:9+n], the body; so this seals an
+    # uplink body and opens a downlink one
+    a = X
+    for i in range(0, n, 16):
+        struct.pack_into('>BIBIIBB', a, 0, 1, 0, d, V[V_DEV], fc, 0, i // 16 + 1)
+        enc(K[0], a)
+        for j in range(min(16, n - i)):
+            F[9 + i + j] ^= a[j]
+
+
 def seal(vt, fc, n):
     # header, AES-CTR over the body F[9:9+n], MIC over the 9-byte header with
     # the whole counter; then F[0:11+n] is the payload as sent, without the
     # counter's high 16 bits (protocol 2); its length
-    d = V[V_DEV]
-    struct.pack_into('>BII', F, 0, vt, d, fc)
-    a = X
-    for i in range(0, n, 16):
-        struct.pack_into('>BIBIIBB', a, 0, 1, 0, 0, d, fc, 0, i // 16 + 1)
-        enc(K[0], a)
-        for j in range(min(16, n - i)):
-            F[9 + i + j] ^= a[j]
+    struct.pack_into('>BII', F, 0, vt, V[V_DEV], fc)
+    ctr(0, fc, n)
     a = cmac(F, 9 + n)
     for i in range(4):
         F[9 + n + i] = a[i]
