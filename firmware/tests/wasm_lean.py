@@ -1,6 +1,7 @@
 # Entry for the MicroPython (WebAssembly) run of lean_checks: the port has a
 # built-in utime, so the fake clock of tests/nrf51/utime.py is put in
-# sys.modules over it (looked up first) before anything imports it; then
+# sys.modules over it (looked up first) before anything imports it, and the
+# nRF51 board glue as `glue`; then
 # every check runs on the sources of mp/lean/ (copied to /lib).
 import sys
 
@@ -9,10 +10,10 @@ class _Module:
     pass
 
 
-def fake(name):
+def fake(name, path=None):
     m = _Module()
     ns = {}
-    with open('/lib/' + name + '.py') as f:
+    with open('/lib/' + (path or name) + '.py') as f:
         exec(f.read(), ns)
     for k in ns:
         setattr(m, k, ns[k])
@@ -21,6 +22,8 @@ def fake(name):
 
 fake('utime')
 import utime  # noqa: E402
+
+fake('glue', 'glue_nrf51')  # the board glue the plain sources import (after utime)
 
 assert hasattr(utime, 'clock'), 'the fake clock did not replace the built-in utime'
 import lean_checks  # noqa: E402

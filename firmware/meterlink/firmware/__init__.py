@@ -43,6 +43,7 @@ __all__ = [
     "chunked",
     "full_profile_nrf51",
     "is_loaded",
+    "lean_bundle",
     "lower_fields",
     "lowered_source",
     "nrf51_loader",
@@ -84,7 +85,9 @@ _FULL = {
 # names are fewer bytes in main.py's heap); symbols.symbol_map() maps them back.
 NRF51_CONFIG = "config"
 NRF51_BOOT = ("crc", "aes", "boot")
-NRF51_RUN = ("state", "counting", "loop", "ack", "downlink", "aes", "uplink", "seal", "run", "crc")
+# air and at_modem: feature files (FEATURE_FILES), loaded after what they call
+NRF51_RUN = ("state", "counting", "loop", "ack", "downlink", "aes", "uplink", "seal", "run",
+             "air", "at_modem", "crc")
 NRF51_ROLES = (NRF51_CONFIG, *NRF51_BOOT, *(r for r in NRF51_RUN if r not in NRF51_BOOT))
 _ONBOARD_PREFIX = "ml_n"  # as lean/main.py's ld() builds the names
 # The letters of the files the board has run since 1.0. main.py's chr(n) interns each
@@ -142,6 +145,8 @@ _LOWERED_BOARDS = ("nrf51",)
 # (and, for the nRF51, in its load order) only when one of them is on.
 FEATURE_FILES: dict[str, str | tuple[str, ...]] = {
     "lean/downlink.py": ("config_downlink", "time_downlink"),
+    "lean/air.py": "duty_cycle_budget",  # airtime and the EU868 sub-band's budget
+    "lean/at_modem.py": "at_modem",  # the AT-command LoRa modem (modem=1)
 }
 
 
@@ -151,6 +156,10 @@ def _file_wanted(src: str, features: frozenset[str]) -> bool:
     if needs is None:
         return True
     return bool(features & ({needs} if isinstance(needs, str) else set(needs)))
+# rp2 made from the lean sources (lean_bundle("rp2")), as bundle("rp2") will be once
+# rp2 runs them (issue 13): the nRF51's files, its glue file flashed as the module
+# `glue` (not inlined: the Pico has the heap), every feature it ships.
+_LEAN_PROFILE = {"nrf51": _LEAN, "rp2": _LEAN | {"lean/glue_rp2.py": "glue.py"}}
 
 
 def _main_names(features: frozenset[str]) -> dict[str, str]:
@@ -202,12 +211,57 @@ def lower_fields(source: str, fields: dict[str, str] | None = None) -> str:
     return _FIELD_NAME.sub(lambda m: values[m.group(1)], _FIELDS_IMPORT.sub("\n", source))
 
 
-def lowered_source(src: str, features: frozenset[str] | set[str]) -> str:
+# Boards whose glue (mp/lean/glue_<board>.py) is inlined into the shared sources
+# (meterlink.firmware.glue); on the others it is a module, `glue`, on the board.
+_INLINED_GLUE = ("nrf51",)
+
+
+def _glued(board: str, features: frozenset[str]) -> dict[str, str]:
+    """The lean sources of `board` with `features`: the feature blocks lowered, then the
+    board glue inlined; by source path (lean/...). Empty for a board whose glue is a
+    module."""
+    if board not in _INLINED_GLUE:
+        return {}
+    from meterlink.firmware.glue import glue_for, inline
+
+    glue = glue_for(MP_DIR / "lean" / f"glue_{board}.py")
+
+    def kept(roles: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(r for r in roles if _file_wanted(f"lean/{r}.py", features))
+
+    phases = (kept(NRF51_BOOT), kept(NRF51_RUN))  # loaded into one namespace, in order
+    done: dict[str, tuple[str, set[str]]] = {}
+
+    def lower(role: str) -> tuple[str, set[str]]:
+        # board modules bound before this file in every phase that loads it
+        if role not in done:
+            bound: set[str] | None = None
+            for p in sorted((p for p in phases if role in p), key=lambda p: p.index(role)):
+                if bound == set():
+                    break  # (and no cycle: crc.py is first in one phase, last in the other)
+                here = set().union(*(lower(r)[1] for r in p[: p.index(role)]))
+                bound = here if bound is None else bound & here
+            src = f"lean/{role}.py"
+            text = lower_features((MP_DIR / src).read_text(), features, f"mp/{src}")
+            done[role] = inline(text, glue, bound or set(), src)
+        return done[role]
+
+    out = {f"lean/{role}.py": lower(role)[0] for role in kept(NRF51_ROLES)}
+    main = lower_features((MP_DIR / "lean/main.py").read_text(), features, "mp/lean/main.py")
+    out["lean/main.py"] = inline(main, glue, set(), "lean/main.py")[0]
+    return out
+
+
+def lowered_source(src: str, features: frozenset[str] | set[str], board: str = "",
+                   glued: dict[str, str] | None = None) -> str:  # fmt: skip
     """mp/`src` as a bundle with `features` holds it before minifying: the `if HAS_X:`
-    blocks lowered (meterlink.firmware.lowering), then the fields inlined; the source's
-    line numbers kept."""
+    blocks lowered (meterlink.firmware.lowering), the board glue inlined where `board`
+    inlines it (meterlink.firmware.glue; `glued`: _glued()'s result, if at hand), then
+    the fields inlined; the source's line numbers kept."""
     chosen = frozenset(features)
-    text = lower_features((MP_DIR / src).read_text(), chosen, f"mp/{src}")
+    if glued is None:
+        glued = _glued(board, chosen) if board and src.startswith("lean/") else {}
+    text = glued.get(src) or lower_features((MP_DIR / src).read_text(), chosen, f"mp/{src}")
     return lower_fields(text, _fields_for(chosen))
 
 
@@ -269,6 +323,19 @@ def bundle(board: str, features: frozenset[str] | set[str] | None = None) -> dic
         return dict(_lowered(board, chosen)[0])
 
 
+def lean_bundle(board: str, features: frozenset[str] | set[str] | None = None
+                ) -> dict[str, bytes]:  # fmt: skip
+    """What bundle(board) holds made from the lean sources (mp/lean/): for nrf51 the same
+    as bundle("nrf51"); for rp2, which still ships the full profile, its lean form (the
+    shared sources with glue_rp2.py as the module `glue`, shrunk, chunked and loaded as on
+    the nRF51), with `features` (None: every feature rp2 ships)."""
+    if board not in _LEAN_PROFILE:
+        raise ValueError(f"unknown board {board!r}; supported boards: {', '.join(_LEAN_PROFILE)}")
+    chosen = BOARD_FEATURES[board] if features is None else check_features(board, features)
+    with _BUNDLE_LOCK:
+        return dict(_lowered(board, chosen, True)[0])
+
+
 _BUNDLE_LOCK = threading.Lock()
 
 
@@ -290,24 +357,27 @@ def _chosen(board: str, features: frozenset[str] | set[str] | None) -> frozenset
 
 
 @cache
-def _lowered(board: str, features: frozenset[str]) -> tuple[dict[str, bytes], dict[str, Any]]:
+def _lowered(board: str, features: frozenset[str], lean: bool = False
+             ) -> tuple[dict[str, bytes], dict[str, Any]]:  # fmt: skip
     """The bundle and its symbol map (symbols.symbol_map), made in one pass."""
     from meterlink.firmware.symbols import FileSymbols, map_file
 
     files: dict[str, bytes] = {}
     symbols: dict[str, FileSymbols] = {}
     main_names = _main_names(features)
-    for src, name in _PROFILE[board].items():
+    glued = _glued(board, features)
+    lean = lean or board in _LOWERED_BOARDS
+    for src, name in (_LEAN_PROFILE if lean else _PROFILE)[board].items():
         if not _file_wanted(src, features):
             continue  # the file of a feature this bundle leaves out
-        lowered = lowered_source(src, features)  # same lines as the source
+        lowered = lowered_source(src, features, board, glued)  # same lines as the source
         text = lowered
-        if board in _MINIFIED:
+        if board in _MINIFIED or lean:
             renamed: dict[str, dict[str, str]] = {}
             text = rename_locals(shrink(text, main_names if name == "main.py" else None), renamed)
             symbols[name] = map_file(src, lowered, text, renamed, loaded=name in _LOADED)
         files[name] = (chunked(text) if name in _LOADED else text).encode()
-    if board == "rp2":
+    if board == "rp2" and not lean:
         files |= {shared: shared_source(shared).encode() for shared in SHARED_MODULES}
     return files, {
         "board": board,

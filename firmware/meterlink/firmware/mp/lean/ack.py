@@ -18,6 +18,10 @@ def listen(ms):
     # type in F's last byte (index -1), the radio payload from F[0], then the
     # CRC. A DATA frame (type 1; 0xF1D1 is the CRC of that byte) with a payload
     # of 11 bytes (an ack) to 64 (the largest downlink) goes to got()
+    if HAS_AT_MODEM:
+        if RADIO[0]:  # modem=1: the AT modem's window (at_modem.py)
+            at_listen(ms)
+            return
     e = ticks_add(ticks_ms(), ms)
     j = -1
     x = 0

@@ -6,7 +6,7 @@
 # main.py with crc.py (crc) and aes.py (enc, SB) into one namespace.
 import os
 import struct
-import microbit
+from glue import held
 from array import array
 from fields import *  # the state indexes (inlined by the bundler)
 
@@ -57,15 +57,26 @@ def ks(k):
     return w
 
 
+if HAS_DUTY_CYCLE_BUDGET:
+    def radio(c):
+        # 'cf' without the radio fields config.py wrote last (kept in RADIO for
+        # 'rt'), or b'' if they are not whole (a cut: read config.txt again)
+        global RADIO
+        RADIO = c[62:]
+        return c[:62] if len(RADIO) == 16 else b''
+
+
 def boot():
     # 1 if the maintenance input is held: 'cf' is removed (the next boot
     # reads config.txt again) and main.py stops at the REPL
-    if microbit.pin8.read_digital():
+    if held():
         os.remove('cf')
         return 1
     f = open('cf', 'rb')
     c = f.read()
     f.close()
+    if HAS_DUTY_CYCLE_BUDGET:
+        c = radio(c)
     if len(c) != 62:
         os.remove('cf')  # not whole (a cut): read config.txt again
         return
@@ -117,6 +128,8 @@ def boot():
     f.write(struct.pack('<%dI' % V_N, *V))
     S = V = None
     keys(f, c[44:60])
+    if HAS_DUTY_CYCLE_BUDGET:
+        f.write(RADIO)
     f.write(c[60:62])  # the pins
     f.write(bytes((g[10],)))  # the history length
     f.close()

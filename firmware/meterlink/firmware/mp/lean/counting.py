@@ -9,7 +9,7 @@
 import struct
 from micropython import const
 from utime import ticks_ms, ticks_diff
-from microbit import uart
+from glue import uart  # the radio modem's UART
 from fields import *  # the state indexes (inlined by the bundler)
 
 

@@ -5,11 +5,11 @@
 import os
 import struct
 import machine
-import microbit
+from glue import input_pin, no_pull, reader
 from array import array
-import micropython
+from glue import ctrl_c_off
 from fields import *  # the state indexes (inlined by the bundler)
-micropython.kbd_intr(-1)  # first: no Ctrl-C from the UART (the radio)
+ctrl_c_off()  # first: no Ctrl-C from the UART (the radio)
 
 S = array('L', [0] * S_N)
 V = array('L', [0] * V_N)
@@ -36,17 +36,24 @@ K[0] = f.read(176)  # the key schedules of K_enc, K_mic
 K[1] = f.read(176)
 K[2] = f.read(16)  # the CMAC subkeys
 K[3] = f.read(16)
+if HAS_DUTY_CYCLE_BUDGET:
+    RADIO = f.read(16)  # modem, lora_freq, lora_sf, lora_power (boot.py)
 d = f.read(4)
 f.close()
 os.remove('rt')
+if HAS_DUTY_CYCLE_BUDGET:
+    if len(RADIO) != 16:
+        d = b''  # not whole: boot again (below)
 if len(d) != 3 or len(K[1]) != 176:  # not whole (a cut): boot again
     machine.reset()
+if HAS_DUTY_CYCLE_BUDGET:
+    RADIO = struct.unpack('<4I', RADIO)
 Q[0] = int  # no pulse input (safe mode): poll() reads 0, counts nothing
 for i in (0, 1):
     p = d[i]  # bound even in safe mode (no pins: 255)
     if p < 255:
-        p = getattr(microbit, 'pin' + str(p))
-        p.set_pull(p.NO_PULL)
-        Q[i] = p.read_digital
+        p = input_pin(p)
+        no_pull(p)
+        Q[i] = reader(p)
 Q[2] = array('L', [0] * d[2])
 del f, d, i, p

@@ -6,13 +6,18 @@
 # uplink in a build with the config or time downlink.
 from micropython import const
 from utime import ticks_ms, ticks_add
-from microbit import uart
+from glue import uart
 from fields import *  # the state indexes (inlined by the bundler)
 
 
 def up(kind):
     # one uplink: 0 reading, 1 alarm, 2 status, 3 the alarm frame again
+    # 0 when the duty-cycle budget has no room for it now (nothing sent,
+    # loop.py defers it), else 1
     v = V
+    if HAS_DUTY_CYCLE_BUDGET:
+        if not budget(v[V_ALEN] if kind == 3 else 51):
+            return 0
     if kind < 3:
         if kind == 1:
             # an alarm frame carries the register: committed first, so that no
@@ -48,10 +53,16 @@ def up(kind):
         w = 1
     if w:
         listen(v[V_RXW])
+    if HAS_DUTY_CYCLE_BUDGET:
+        return 1
 
 
 def link(n):
     # the radio payload F[0:n] as one DATA link frame on the UART
+    if HAS_AT_MODEM:
+        if RADIO[0]:  # modem=1: to the AT modem instead (at_modem.py)
+            at_send(n)
+            return
     c = crc(F, n, crc(b'\x01', 1))
     o = bytearray(2 * n + 8)
     o[0] = 0xC0
