@@ -55,9 +55,7 @@ def got(n):
     # is F[9:n-2]. An ack (no body, the low 16 bits of the counter on air) is
     # taken for the alarm frame waiting for one, and ends its sends
     t = F[0]
-    c = V[V_AFC]
-    if t != 0x28 or not V[V_ALEN] or F[5] << 8 | F[6] != c & 65535:
-        c = -1
+    c = V[V_AFC] if V[V_ALEN] and F[5] << 8 | F[6] == V[V_AFC] & 65535 else -1
     if HAS_CONFIG_DOWNLINK:
         if t == 0x29:
             c = fresh()
@@ -69,16 +67,15 @@ def got(n):
     for i in range(n - 1, 6, -1):
         F[i + 2] = F[i]
     struct.pack_into('>I', F, 5, c)
-    if cmac(F, n - 2)[0:4] != F[n - 2:n + 2]:
-        return
-    if t == 0x28:
-        done()
-    if HAS_CONFIG_DOWNLINK:
-        if t == 0x29:
-            downlink(n, c)
-    if HAS_TIME_DOWNLINK:
-        if t == 0x2A:
-            downlink(n, c)
+    if cmac(F, n - 2)[0:4] == F[n - 2:n + 2]:
+        if t == 0x28:
+            done()
+        if HAS_CONFIG_DOWNLINK:
+            if t == 0x29:
+                downlink(n, c)
+        if HAS_TIME_DOWNLINK:
+            if t == 0x2A:
+                downlink(n, c)
 
 
 def done():

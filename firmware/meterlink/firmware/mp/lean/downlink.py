@@ -63,12 +63,12 @@ def downlink(n, c):
     # c, its MIC checked (ack.py's got()); the body F[9:n-2] still encrypted
     s = S
     v = V
-    seal(F[0], c, n - 11)  # the body decrypted
+    seal(F[0], c, n - 11)  # the body decrypted, to F[7:n-4]
     # the map: unsigned keys ascending; values unsigned integers, or byte
     # strings (at most 64 bytes), skipped
     w = [None] * 6  # the values of the keys DK (None: absent)
-    e = n - 2
-    t, m, o = head(9, e)
+    e = n - 4
+    t, m, o = head(7, e)
     x = t == 5 and m <= 32  # 1 while the body is well-formed
     p = -1
     while x and m:

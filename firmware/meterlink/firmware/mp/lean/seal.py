@@ -25,8 +25,8 @@ def seal(vt, fc, n):
     # the whole counter; then F[0:11+n] is the payload as sent, without the
     # counter's high 16 bits (protocol 2); its length. The key stream's
     # direction (protocol 3.2) is the type's bit 3: 0 for the uplink types, 1
-    # for the downlink ones (0x28 and up); for those only the CTR is done,
-    # which opens a downlink's body (its header is already in F[0:9])
+    # for the downlink ones (0x28 and up), so this also opens a downlink body
+    # (its header already in F[0:9]): then found decrypted at F[7:7+n]
     d = V[V_DEV]
     struct.pack_into('>BII', F, 0, vt, d, fc)
     a = X
@@ -35,8 +35,6 @@ def seal(vt, fc, n):
         enc(K[0], a)
         for j in range(min(16, n - i)):
             F[9 + i + j] ^= a[j]
-    if vt & 8:
-        return
     a = cmac(F, 9 + n)
     for i in range(4):
         F[9 + n + i] = a[i]
