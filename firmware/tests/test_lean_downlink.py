@@ -144,7 +144,8 @@ def test_stale_counters_and_wrong_mics_are_dropped_unseen(lean: LeanBoard) -> No
           config(12, interval_s=4),  # older
           config(40 + 65536, interval_s=4),  # 16 bits on air equal 40's: stale
           config(41, key=bytes(16), interval_s=4),  # not sealed with the module's key
-          encode_frame(FrameType.CONFIG, DEV + 1, 42, Config(interval_s=4), KEY))  # fmt: skip
+          encode_frame(FrameType.CONFIG, DEV + 1, 42, Config(interval_s=4),
+                       bytes(range(1, 17))))  # another module, its own key  # fmt: skip
     assert state(ns) == before
     lean.run_until(utime.clock[0] + 500)
     assert len(frames()) == n  # nothing answered
@@ -307,9 +308,10 @@ def test_any_sealed_body_is_taken_or_answered_never_raises(
     if kind == FrameType.CONFIG:
         assert s[F["S_DLC"]] == 1 and v[F["V_WANT"]] == 2  # answered
         values = [m.get(k) for k in (4, 20, 21, 22, 23)] if m is not None else [None] * 5
+        limits = [(COMMAND_FIELDS[n].low, COMMAND_FIELDS[n].high) for n in OVERRIDES]
         ok = m is not None and all(
-            x is None or isinstance(x, int) and COMMAND_FIELDS[n].low <= x <= COMMAND_FIELDS[n].high
-            for n, x in zip(OVERRIDES, values, strict=True))
+            x is None or (isinstance(x, int) and lo <= x <= hi)
+            for (lo, hi), x in zip(limits, values, strict=True))
         assert [s[F["S_OV"] + i] for i in range(5)] == (
             [x or 0 for x in values] if ok else [0] * 5)
     else:

@@ -16,8 +16,9 @@ def listen(ms):
     # listen for ms milliseconds, counting pulses. A link frame is received into
     # F (free while the window is open: an alarm frame is kept in A): its link
     # type in F's last byte (index -1), the radio payload from F[0], then the
-    # CRC. A DATA frame (type 1; 0xF1D1 is the CRC of that byte) with a payload
-    # of 11 bytes (an ack) to 64 (the largest downlink) goes to got()
+    # CRC. A DATA frame with a payload of 11 bytes (an ack) to 64 (the largest
+    # downlink) goes to got(): its CRC is checked from 0xF1D1, the CRC of the
+    # DATA type byte (0x01), so a frame of another type fails it
     if HAS_AT_MODEM:
         if RADIO[0]:  # modem=1: the AT modem's window (at_modem.py)
             at_listen(ms)
@@ -30,8 +31,7 @@ def listen(ms):
         for c in rx() or ():
             if c == 0xC0:
                 j -= 2  # the payload's length
-                if (10 < j < 65 and not x and F[-1] == 1
-                        and crc(F, j, 0xF1D1) == F[j] << 8 | F[j + 1]):
+                if 10 < j < 65 and not x and crc(F, j, 0xF1D1) == F[j] << 8 | F[j + 1]:
                     got(j)
                 j = -1
                 x = 0
@@ -49,8 +49,9 @@ def listen(ms):
 
 
 def got(n):
-    # the radio payload F[0:n] (11..64 bytes), if it is for this module and its
-    # MIC is right over its whole counter (protocol 3.3, 3.4), which it is put
+    # the radio payload F[0:n] (11..64 bytes), if its MIC is right over its
+    # whole counter (with this module's key: a frame for another module, whose
+    # key is its own, fails it; the device id is in the MAC) (protocol 3.3, 3.4), which it is put
     # in: the body and MIC moved up 2 bytes, the counter at F[5:9], so the body
     # is F[9:n-2]. An ack (no body, the low 16 bits of the counter on air) is
     # taken for the alarm frame waiting for one, and ends its sends
@@ -62,7 +63,7 @@ def got(n):
     if HAS_TIME_DOWNLINK:
         if t == 0x2A:
             c = fresh()
-    if c < 0 or struct.unpack_from('>I', F, 1)[0] != V[V_DEV]:
+    if c < 0:
         return
     for i in range(n - 1, 6, -1):
         F[i + 2] = F[i]

@@ -95,23 +95,7 @@ def body(kind):
             p = p[:8]
         if HAS_CONFIG_DOWNLINK:
             if v[V_ERR] % 4 == 0:
-                # the thresholds it applies (keys 4, 20..23; 0: none on this board),
-                # each only if the body still fits with it (protocol 4.4: after the
-                # error code; the 40 bytes of a body, less its map head)
-                r = 39
-                for x in p:
-                    r -= hd(75, 0, x) - 75  # a head's size, written out of the way
-                a = b = ()
-                for i in range(5):
-                    x = v[OV[i]]
-                    m = hd(75, 0, x) - 74  # the key's byte and the value
-                    if x and m <= r:
-                        r -= m
-                        if i:
-                            b += (19 + i, x)
-                        else:
-                            a = (4, x)
-                p = a + p + b
+                p = reported(p)  # the thresholds in force (downlink.py)
     else:
         p = (1, s[S_REG], 2, v[V_WEIGHT], 3, v[V_UNIT], 4, v[V_INTERVAL], 5, None,
              6, min(65535, max(0, ticks_diff(ticks_ms(), v[V_T0])) // 1000), 7, s[S_ISEQ] - 1,

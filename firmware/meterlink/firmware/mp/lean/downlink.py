@@ -10,20 +10,40 @@ import struct
 from utime import ticks_ms
 from fields import *  # the state indexes (inlined by the bundler)
 
-# where override S_OV+i applies: interval, leak_intervals, burst_pulses,
-# burst_intervals, backflow_pulses (the config's keys 4, 20, 21, 22, 23)
-OV = (V_INTERVAL, V_LEAK, V_BURST, V_BURSTN, V_BACKFLOW)
 DK = (4, 20, 21, 22, 23, 30)  # the body keys taken: the overrides, unix_time
+if HAS_CONFIG_DOWNLINK:
+    # where override S_OV+i applies: interval, leak_intervals, burst_pulses,
+    # burst_intervals, backflow_pulses (the config's keys 4, 20, 21, 22, 23)
+    OV = (V_INTERVAL, V_LEAK, V_BURST, V_BURSTN, V_BACKFLOW)
 
+    def overrides():
+        # the overrides in force over config.txt's values
+        for i in range(5):
+            if S[S_OV + i]:
+                V[OV[i]] = S[S_OV + i]
 
-def overrides():
-    # the overrides in force over config.txt's values
-    for i in range(5):
-        if S[S_OV + i]:
-            V[OV[i]] = S[S_OV + i]
+    overrides()  # at boot: the run phase starts with the overrides persisted
 
-
-overrides()  # at boot: the run phase starts with the overrides persisted
+    def reported(p):
+        # the status body's (key, value, ...) p with the thresholds in force (keys
+        # 4, 20..23; 0: none on this board) added, each only if the body still
+        # fits with it (protocol 4.4: after the error code; the 40 bytes of a
+        # body, less its map head); a CBOR head's size is found by writing it
+        # out of the way, at F[75]
+        r = 39
+        for x in p:
+            r -= hd(75, 0, x) - 75
+        a = b = ()
+        for i in range(5):
+            x = V[OV[i]]
+            m = hd(75, 0, x) - 74  # the key's byte and the value
+            if x and m <= r:
+                r -= m
+                if i:
+                    b += (19 + i, x)
+                else:
+                    a = (4, x)
+        return a + p + b
 
 
 def head(o, e):
