@@ -3,11 +3,14 @@
 # frame waiting for one (protocol 4.4) and, in builds with those features, the
 # config and time downlinks (downlink.py). Anything else heard (other link
 # types, bad CRC or escapes, overlong, other devices, a bad MIC) is dropped.
-# The maintenance input is not watched here (16 bytes of code too many for
+# Nothing heard is a way to the REPL: Ctrl-C is off and no byte sequence is
+# special (maintenance needs the maintenance input, docs/protocol.md section
+# 5). The maintenance input is not watched here (16 bytes of code too many for
 # the nRF51 run phase's loading): loop.py sees it at the first 100 ms check
 # after the window.
 import struct
 from utime import ticks_ms, ticks_add, ticks_diff
+from glue import uart
 from fields import *  # the state indexes (inlined by the bundler)
 
 
@@ -28,7 +31,7 @@ def listen(ms):
     x = 0
     while ticks_diff(e, ticks_ms()) > 0:
         poll()
-        for c in rx() or ():
+        for c in uart.read() or ():  # link data only: no byte is special here
             if c == 0xC0:
                 j -= 2  # the payload's length
                 if 10 < j < 65 and not x and crc(F, j, 0xF1D1) == F[j] << 8 | F[j + 1]:

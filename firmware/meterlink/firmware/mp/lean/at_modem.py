@@ -32,7 +32,7 @@ def at_line(ms):
                 AQ[1] = 0
                 return -1
             poll()
-            d = rx() or b''
+            d = uart.read() or b''
             i = 0
             continue
         c = d[i]

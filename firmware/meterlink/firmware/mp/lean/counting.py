@@ -56,13 +56,6 @@ def poll():
             v[V_NPULSE] += 1
 
 
-def rx():
-    # what the UART (the radio modem) sent, or None. Never a way to the REPL:
-    # Ctrl-C is off (main.py) and no byte sequence is special here
-    # (maintenance needs the maintenance input, docs/protocol.md section 5).
-    return uart.read()
-
-
 def hd(o, mt, v):
     # a CBOR head (major type mt, argument v) at F[o]; the next offset
     n = 0 if v < 24 else 1 if v < 256 else 2 if v < 65536 else 4
