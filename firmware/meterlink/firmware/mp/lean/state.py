@@ -56,4 +56,4 @@ for i in (0, 1):
         no_pull(p)
         Q[i] = reader(p)
 Q[2] = array('L', [0] * d[2])
-del f, d, i, p
+del f, d, i, p, array

@@ -46,13 +46,16 @@ def up(kind):
         w = v[V_RXW] if v[V_TRIES] >= 8 else 1000 << v[V_TRIES]
         v[V_ANEXT] = ticks_add(ticks_ms(), w)
     link(n)
-    w = kind & 1  # a receive window after an alarm frame, for its ack; with
-    if HAS_CONFIG_DOWNLINK:  # downlinks, after every uplink (protocol 6.3)
-        w = 1
-    if HAS_TIME_DOWNLINK:
-        w = 1
-    if w:
+    # the receive window: with downlinks after every uplink (protocol 6.3),
+    # else after an alarm frame only, for its ack
+    if HAS_CONFIG_DOWNLINK:
         listen(v[V_RXW])
+    else:
+        if HAS_TIME_DOWNLINK:
+            listen(v[V_RXW])
+        else:
+            if kind & 1:
+                listen(v[V_RXW])
     if HAS_DUTY_CYCLE_BUDGET:
         return 1
 
