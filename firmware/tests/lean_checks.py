@@ -15,8 +15,8 @@ SRC = ['']  # directory of the lean sources, with a trailing '/'
 KEY = mp_checks.KEY
 DEV = mp_checks.DEV
 BOOT = ('crc', 'aes', 'boot')
-RUN = ('state', 'counting', 'loop', 'ack', 'downlink', 'aes', 'uplink', 'seal', 'run', 'air',
-       'at_modem', 'crc')
+RUN = ('state', 'counting', 'loop', 'ack', 'window', 'downlink', 'aes', 'seal', 'uplink', 'run',
+       'air', 'at_modem', 'crc')
 
 
 def setup(fs, src):

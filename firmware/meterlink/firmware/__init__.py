@@ -86,8 +86,8 @@ _FULL = {
 NRF51_CONFIG = "config"
 NRF51_BOOT = ("crc", "aes", "boot")
 # air and at_modem: feature files (FEATURE_FILES), loaded after what they call
-NRF51_RUN = ("state", "counting", "loop", "ack", "downlink", "aes", "uplink", "seal", "run",
-             "air", "at_modem", "crc")
+NRF51_RUN = ("state", "counting", "loop", "ack", "window", "downlink", "aes", "seal", "uplink",
+             "run", "air", "at_modem", "crc")
 NRF51_ROLES = (NRF51_CONFIG, *NRF51_BOOT, *(r for r in NRF51_RUN if r not in NRF51_BOOT))
 _ONBOARD_PREFIX = "ml_n"  # as lean/main.py's ld() builds the names
 # The letters of the files the board has run since 1.0. main.py's chr(n) interns each
@@ -144,6 +144,7 @@ _LOWERED_BOARDS = ("nrf51",)
 # A source file only some features use -> that feature, or those features: bundled
 # (and, for the nRF51, in its load order) only when one of them is on.
 FEATURE_FILES: dict[str, str | tuple[str, ...]] = {
+    "lean/window.py": ("config_downlink", "time_downlink", "at_modem"),  # listen(), got()
     "lean/downlink.py": ("config_downlink", "time_downlink"),
     "lean/air.py": "duty_cycle_budget",  # airtime and the EU868 sub-band's budget
     "lean/at_modem.py": "at_modem",  # the AT-command LoRa modem (modem=1)

@@ -47,15 +47,20 @@ def up(kind):
         v[V_ANEXT] = ticks_add(ticks_ms(), w)
     link(n)
     # the receive window: with downlinks after every uplink (protocol 6.3),
-    # else after an alarm frame only, for its ack
+    # else after an alarm frame only, for its ack (window.py's listen() with
+    # the AT modem, else ack.py's ack-only ack())
     if HAS_CONFIG_DOWNLINK:
         listen(v[V_RXW])
     else:
         if HAS_TIME_DOWNLINK:
             listen(v[V_RXW])
         else:
-            if kind & 1:
-                listen(v[V_RXW])
+            if HAS_AT_MODEM:
+                if kind & 1:
+                    listen(v[V_RXW])
+            else:
+                if kind & 1:
+                    ack(v[V_RXW])
     if HAS_DUTY_CYCLE_BUDGET:
         return 1
 
