@@ -30,7 +30,7 @@ from fields import (
 V_TIME = getattr(fields, 'V_TIME', 0)  # with the time downlink (lean/downlink.py)
 # the files it loads (downlink.py where the sources have it: the caller's load()
 # skips a role it has no file for)
-ROLES = ('crc', 'aes', 'boot', 'counting', 'ack', 'downlink', 'seal', 'uplink', 'air')
+ROLES = ('crc', 'aes', 'boot', 'counting', 'ack', 'window', 'downlink', 'seal', 'uplink', 'air')
 
 
 def h2b(s):
@@ -238,14 +238,14 @@ def link_stream(ns, v):
     # DATA frames with 11..64 bytes of payload (an ack .. the largest
     # downlink), in order
     got = []
-    keep = ns['got'], ns['rx']
+    keep = ns['got'], ns['modem_read']
     chunks = [h2b(v['input'])]
     ns['got'] = lambda n: got.append(bytes(ns['F'][0:n]))
-    ns['rx'] = lambda: chunks.pop() if chunks else None
+    ns['modem_read'] = lambda: chunks.pop() if chunks else None
     try:
         ns['listen'](30)
     finally:
-        ns['got'], ns['rx'] = keep
+        ns['got'], ns['modem_read'] = keep
     want = [h2b(x['ok']) for x in v['results']
             if 'ok' in x and x['link_type'] == 1 and 22 <= len(x['ok']) <= 128]
     assert got == want, (v['name'], got, want)

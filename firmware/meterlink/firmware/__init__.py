@@ -86,8 +86,8 @@ _FULL = {
 NRF51_CONFIG = "config"
 NRF51_BOOT = ("crc", "aes", "boot")
 # air and at_modem: feature files (FEATURE_FILES), loaded after what they call
-NRF51_RUN = ("state", "counting", "loop", "ack", "aes", "uplink", "seal", "run", "air",
-             "at_modem", "crc")
+NRF51_RUN = ("state", "counting", "loop", "ack", "window", "downlink", "aes", "seal", "uplink",
+             "run", "air", "at_modem", "crc")
 NRF51_ROLES = (NRF51_CONFIG, *NRF51_BOOT, *(r for r in NRF51_RUN if r not in NRF51_BOOT))
 _ONBOARD_PREFIX = "ml_n"  # as lean/main.py's ld() builds the names
 # The letters of the files the board has run since 1.0. main.py's chr(n) interns each
@@ -141,12 +141,22 @@ _PROFILE = {"nrf51": _LEAN, "rp2": _FULL | {"board_rp2.py": "board.py"}}
 # Boards whose sources test the feature flags (`if HAS_X:`, lowered per bundle). The
 # others (rp2's full profile) have every feature built in: only their default set.
 _LOWERED_BOARDS = ("nrf51",)
-# A source file only one feature uses -> that feature: bundled (and, for the nRF51,
-# in its load order) only when the feature is on.
-FEATURE_FILES: dict[str, str] = {
+# A source file only some features use -> that feature, or those features: bundled
+# (and, for the nRF51, in its load order) only when one of them is on.
+FEATURE_FILES: dict[str, str | tuple[str, ...]] = {
+    "lean/window.py": ("config_downlink", "time_downlink", "at_modem"),  # listen(), got()
+    "lean/downlink.py": ("config_downlink", "time_downlink"),
     "lean/air.py": "duty_cycle_budget",  # airtime and the EU868 sub-band's budget
     "lean/at_modem.py": "at_modem",  # the AT-command LoRa modem (modem=1)
 }
+
+
+def _file_wanted(src: str, features: frozenset[str]) -> bool:
+    """Whether source file `src` belongs in a bundle with `features` (FEATURE_FILES)."""
+    needs = FEATURE_FILES.get(src)
+    if needs is None:
+        return True
+    return bool(features & ({needs} if isinstance(needs, str) else set(needs)))
 # rp2 made from the lean sources (lean_bundle("rp2")), as bundle("rp2") will be once
 # rp2 runs them (issue 13): the nRF51's files, its glue file flashed as the module
 # `glue` (not inlined: the Pico has the heap), every feature it ships.
@@ -157,7 +167,7 @@ def _main_names(features: frozenset[str]) -> dict[str, str]:
     """Names in lean/main.py the bundler fills in: the load orders (the files of the
     features left out are not loaded) and config.py's name."""
     def order(roles: tuple[str, ...]) -> str:
-        kept = [r for r in roles if FEATURE_FILES.get(f"lean/{r}.py", "") in features | {""}]
+        kept = [r for r in roles if _file_wanted(f"lean/{r}.py", features)]
         return repr("".join(_LETTER[r] for r in kept).encode())
 
     return {
@@ -218,7 +228,7 @@ def _glued(board: str, features: frozenset[str]) -> dict[str, str]:
     glue = glue_for(MP_DIR / "lean" / f"glue_{board}.py")
 
     def kept(roles: tuple[str, ...]) -> tuple[str, ...]:
-        return tuple(r for r in roles if FEATURE_FILES.get(f"lean/{r}.py", "") in features | {""})
+        return tuple(r for r in roles if _file_wanted(f"lean/{r}.py", features))
 
     phases = (kept(NRF51_BOOT), kept(NRF51_RUN))  # loaded into one namespace, in order
     done: dict[str, tuple[str, set[str]]] = {}
@@ -359,7 +369,7 @@ def _lowered(board: str, features: frozenset[str], lean: bool = False
     glued = _glued(board, features)
     lean = lean or board in _LOWERED_BOARDS
     for src, name in (_LEAN_PROFILE if lean else _PROFILE)[board].items():
-        if FEATURE_FILES.get(src, "") not in features | {""}:
+        if not _file_wanted(src, features):
             continue  # the file of a feature this bundle leaves out
         lowered = lowered_source(src, features, board, glued)  # same lines as the source
         text = lowered

@@ -2,20 +2,21 @@
 # modem, a RAK3172-class module running RUI3 in LoRa point-to-point mode, on
 # the modem UART. Loaded last of the run phase's code: it sets the modem's
 # P2P parameters when loaded (AT+NWM=0, AT+P2P=freq:sf:125:0:8:power, from
-# state.py's RADIO); uplink.py sends each payload with at_send() (AT+PSEND=
-# <hex>, then +EVT:TXP2P DONE) and opens the receive window with at_listen()
-# once the frame has left the antenna: AT+PRECV=<ms left>, each
+# state.py's RADIO). With modem=1, uplink.py's link() sends each payload with
+# at_send() (AT+PSEND=<hex>, then +EVT:TXP2P DONE) and ack.py's listen() opens
+# the receive window with at_listen() once the frame has left the antenna
+# (not at all if it did not): AT+PRECV=<ms left>, each
 # +EVT:RXP2P:<rssi>:<snr>:<hex> decoded into F and handed to got(), the same
 # handler the SLIP window (ack.py) uses; the modem leaves RX after a frame,
 # so AT+PRECV is sent again for the rest of the window. No byte from the
 # modem is special; pulses are polled while waiting.
 from utime import ticks_ms, ticks_add, ticks_diff
-from glue import uart
+from glue import uart, modem_read
 
 HEX = b'0123456789ABCDEF'
 L = bytearray(172)  # one line: +EVT:RXP2P:-130:-20: and 68 bytes in hex
 O = bytearray(144)  # one command: AT+PSEND= and 64 bytes in hex
-AQ = [b'', 0]  # the chunk read from the UART, and the offset in it
+AQ = [b'', 0, 0]  # the chunk read from the UART, the offset in it, the last frame sent
 
 
 def at_line(ms):
@@ -31,7 +32,7 @@ def at_line(ms):
                 AQ[1] = 0
                 return -1
             poll()
-            d = rx() or b''
+            d = modem_read() or b''
             i = 0
             continue
         c = d[i]
@@ -90,8 +91,14 @@ def at_init():
 
 
 def at_send(n):
-    # the radio payload F[0:n]; 1 once the modem reports TX done (at most 6 s:
-    # SF12, 51 bytes take 2.5 s), 0 if it refused it or never said so
+    # the radio payload F[0:n] (uplink.py's link()); 1 once the modem reports
+    # TX done (at most 6 s: SF12, 51 bytes take 2.5 s), 0 if it refused it or
+    # never said so (an alarm is then resent by its backoff); kept in AQ[2]
+    AQ[2] = at_sent(n)
+    return AQ[2]
+
+
+def at_sent(n):
     o = at_put(0, b'AT+PSEND=')
     for i in range(n):
         O[o] = HEX[F[i] >> 4]
@@ -116,7 +123,10 @@ def at_nib(c):
 
 
 def at_listen(ms):
-    # the receive window: ms from now (TX done); each downlink goes to got()
+    # the receive window (ack.py's listen()): ms from TX done, if the frame
+    # went out; each downlink goes to got()
+    if not AQ[2]:
+        return
     e = ticks_add(ticks_ms(), ms)
     while 1:
         w = ticks_diff(e, ticks_ms())

@@ -1,7 +1,7 @@
 # nRF51 build: one pass of the main loop (run.py runs it).
 from micropython import const
 from utime import ticks_ms, ticks_diff, ticks_add
-from glue import held
+from glue import held, uart, modem_read
 from fields import *  # the state indexes (inlined by the bundler)
 
 
@@ -12,7 +12,7 @@ def step():
     # at most one status or alarm frame)
     v = V
     poll()
-    rx()
+    modem_read()  # dropped: what the radio sent outside a receive window
     t = ticks_ms()
     iv = v[V_INTERVAL] * 1000
     f = 0
@@ -55,12 +55,9 @@ def step():
     if m == 5:
         up(0)  # the reading frame
     elif v[V_WANT]:  # the boot status first, whatever an alarm waits for
-        v[V_WANT] = 0
-        if HAS_DUTY_CYCLE_BUDGET:
-            if not up(2):
-                v[V_WANT] = 1  # no budget: it waits
-        else:
-            up(2)
+        # body() clears V_WANT once the frame is built; with no duty-cycle
+        # budget nothing is built (up() returns 0) and it waits
+        up(2)
     elif v[V_ALEN]:  # an alarm frame waits for its ack: resend when due
         if ticks_diff(t, v[V_ANEXT]) >= 0:
             if v[V_TRIES] >= 8 or v[V_FC] - v[V_AFC] > 63:  # 64 later counters: replay

@@ -13,10 +13,9 @@ ctrl_c_off()  # first: no Ctrl-C from the UART (the radio)
 
 S = array('L', [0] * S_N)
 V = array('L', [0] * V_N)
-F = bytearray(80)  # the frame being built (a first try at a body may overrun 51)
+F = bytearray(80)  # the frame being built (a first try at a body may overrun 51), or received
 B = bytearray(62)  # a record being written
 A = bytearray(48)  # the alarm frame awaiting its ack
-R = bytearray(16)  # a link frame being received (an ack)
 Q = [None, None, None]  # pulse reader, direction reader (or None), history
 K = [None, None, None, None]  # K_enc, K_mic schedules, CMAC subkeys K1, K2
 
@@ -27,7 +26,7 @@ K = [None, None, None, None]  # K_enc, K_mic schedules, CMAC subkeys K1, K2
 # read as far as they go): boot again, from 'cf' or config.txt, instead of
 # failing here at every boot.
 f = open('rt', 'rb')
-d = f.read(188)  # read in parts: the heap has no room for one 575-byte piece
+d = f.read(4 * (S_N + V_N))  # read in parts: the heap has no room for the whole file in one piece
 for i in range(len(d) // 4):
     if i < S_N:
         S[i] = struct.unpack_from('<I', d, 4 * i)[0]
@@ -57,4 +56,4 @@ for i in (0, 1):
         no_pull(p)
         Q[i] = reader(p)
 Q[2] = array('L', [0] * d[2])
-del f, d, i, p
+del f, d, i, p, array

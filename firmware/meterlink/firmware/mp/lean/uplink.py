@@ -2,9 +2,8 @@
 # sent as a SLIP link frame (protocol 5). An alarm frame is kept (A,
 # state.py) and sent again, the same bytes, with backoff until an ack
 # arrives in the receive window after it (ack.py), at most 8 times
-# (protocol 6). Only alarm frames
-# open a receive window here: config and time downlinks are rp2-only
-# (docs/firmware.md).
+# (protocol 6). A receive window (ack.py) follows an alarm frame, and every
+# uplink in a build with the config or time downlink.
 from micropython import const
 from utime import ticks_ms, ticks_add
 from glue import uart
@@ -46,20 +45,32 @@ def up(kind):
         v[V_TRIES] += 1
         w = v[V_RXW] if v[V_TRIES] >= 8 else 1000 << v[V_TRIES]
         v[V_ANEXT] = ticks_add(ticks_ms(), w)
-    if HAS_AT_MODEM:
-        if RADIO[0]:  # the AT modem: the window opens once it reports TX done
-            if at_send(n):
-                at_listen(v[V_RXW])
-            return 1
     link(n)
-    if kind & 1:
-        ack(v[V_RXW])
+    # the receive window: with downlinks after every uplink (protocol 6.3),
+    # else after an alarm frame only, for its ack (window.py's listen() with
+    # the AT modem, else ack.py's ack-only ack())
+    if HAS_CONFIG_DOWNLINK:
+        listen(v[V_RXW])
+    else:
+        if HAS_TIME_DOWNLINK:
+            listen(v[V_RXW])
+        else:
+            if HAS_AT_MODEM:
+                if kind & 1:
+                    listen(v[V_RXW])
+            else:
+                if kind & 1:
+                    ack(v[V_RXW])
     if HAS_DUTY_CYCLE_BUDGET:
         return 1
 
 
 def link(n):
     # the radio payload F[0:n] as one DATA link frame on the UART
+    if HAS_AT_MODEM:
+        if RADIO[0]:  # modem=1: to the AT modem instead (at_modem.py)
+            at_send(n)
+            return
     c = crc(F, n, crc(b'\x01', 1))
     o = bytearray(2 * n + 8)
     o[0] = 0xC0
