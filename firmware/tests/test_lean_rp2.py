@@ -79,7 +79,7 @@ def test_boots_counts_through_gpio_and_sleeps_between_edges(pico: Rp2Lean) -> No
     write_config(register=500)
     pico.boot()
     m = pico.machine
-    assert m.irqs == {PULSE: 12, DIR: 12}  # both edges of both inputs end a lightsleep
+    assert m.irqs == {PULSE: 12}  # both edges of the pulse input run the debouncer
     t0 = utime.clock[0]
     m.levels[PULSE] = pulses(t0 + 100, 40, 20, 40)  # 25 Hz
     m.levels[DIR] = lambda t: 1 if t0 + 100 + 40 * 30 <= t < t0 + 100 + 40 * 35 else 0
@@ -94,7 +94,7 @@ def test_boots_counts_through_gpio_and_sleeps_between_edges(pico: Rp2Lean) -> No
     assert readings[-1].register == 500 + 35 - 5 == pico.ns["S"][S_REG]
     assert [f.counter for f in got] == sorted({f.counter for f in got})
     # idle: lightsleep to the next 100 ms check, woken early by edges
-    assert m.sleeps and all(ms == 100 for ms in m.sleeps)
+    assert m.sleeps and set(m.sleeps) <= {100, 6}
     assert len(m.sleeps) < (utime.clock[0] - t0) / 20
 
 
@@ -102,9 +102,11 @@ def test_ctrl_c_on_usb_stops_the_run_phase_with_a_clean_commit(pico: Rp2Lean) ->
     write_config()
     ns = pico.boot()
     start = utime.clock[0]
+    pressed: list[int] = []
 
     def stop(t: int) -> int:
-        if t > start + 1500:
+        if t > start + 1500 and not pressed:
+            pressed.append(t)
             raise KeyboardInterrupt  # a Ctrl-C on the USB console, mid-pass
         return 0
 
@@ -119,9 +121,11 @@ def test_a_micro_bit_pin_name_is_safe_mode_code_3(pico: Rp2Lean) -> None:
     ns = pico.boot()
     assert ns["V"][V_ERR] == 3
     start = utime.clock[0]
+    pressed: list[int] = []
 
     def stop(t: int) -> int:
-        if t > start + 2000:
+        if t > start + 2000 and not pressed:
+            pressed.append(t)
             raise KeyboardInterrupt
         return 0
 

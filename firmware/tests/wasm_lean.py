@@ -31,3 +31,22 @@ import lean_checks  # noqa: E402
 print(sys.implementation)
 if not lean_checks.run_all('/tmp/run', '/lib/'):
     raise SystemExit(1)
+
+# the protocol vectors on the same sources (lean_vectors.py)
+import json  # noqa: E402
+
+import lean_vectors  # noqa: E402
+
+
+def _load(ns, roles):
+    for r in roles:
+        try:
+            with open('/lib/' + r + '.py') as f:
+                exec(f.read(), ns)
+        except OSError:
+            pass  # a file these sources do not have (yet)
+
+
+with open('/lib/v2.json') as f:
+    _doc = json.load(f)
+print('lean vectors:', lean_vectors.run_all(_doc, lean_vectors.space(_load)))

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import struct
 import time
+from pathlib import Path
 
 import pytest
 
-from meterlink.firmware import FIELDS, lean_bundle, render_config
+from meterlink.firmware import FIELDS, NRF51_NAMES, lean_bundle, render_config
 from meterlink.hil.pico import EmulatedPico
 from meterlink.protocol import FrameType, LinkDecoder, LinkFrame, Reading, Status, decode_frame
 
@@ -23,6 +24,7 @@ KEY = bytes(range(16))
 DEV = 0x0A0B0C0E
 REGISTER = 3000
 PULSE, DIR = 16, 17
+NAMES = dict(NRF51_NAMES)  # role -> on-board file (the same names on both boards)
 
 
 def test_lean_rp2_boots_counts_and_stops_on_ctrl_c(pico: EmulatedPico) -> None:
@@ -70,3 +72,32 @@ def test_lean_rp2_boots_counts_and_stops_on_ctrl_c(pico: EmulatedPico) -> None:
     newest = max((struct.unpack_from("<15I", r) for r in records if len(r) == 62),
                  key=lambda s: s[0])  # fmt: skip
     assert newest[int(FIELDS["S_FLAGS"])] & 1 and newest[int(FIELDS["S_REG"])] == REGISTER + 45
+
+
+def test_lean_rp2_protocol_vectors_on_the_chip(pico: EmulatedPico) -> None:
+    """firmware/tests/lean_vectors.py (CRC, AES, CMAC, keys, SLIP writer and receiver,
+    varints, every valid and invalid frame, the downlink counter rule, LoRa airtimes) on
+    the chunks of lean_bundle("rp2"), loaded by its main.py's ld() on MicroPython v1.27.0
+    on the RP2040, as CPython and the WebAssembly port run it on the sources."""
+    root = Path(__file__).resolve().parents[2]
+    files = {n: d for n, d in lean_bundle("rp2").items() if n != "main.py"}
+    main = lean_bundle("rp2")["main.py"].decode()
+    files["ml_ld.py"] = ("import gc\n" + main[main.index("def ld(") : main.index("\ntry:")]
+                         + "\n").encode()  # fmt: skip
+    files["fields.py"] = (root / "firmware/meterlink/firmware/mp/fields.py").read_bytes()
+    files["lean_vectors.py"] = (root / "firmware/tests/lean_vectors.py").read_bytes()
+    files["v2.json"] = (root / "protocol/vectors/v2.json").read_bytes()
+    pico.flash(files)
+    out = pico.exec(
+        "import json, lean_vectors\n"
+        "def load(ns, roles):\n"
+        "    exec(open('ml_ld.py').read(), ns)\n"
+        "    for r in roles:\n"
+        f"        if {NAMES!r}.get(r) in {sorted(files)!r}:\n"
+        f"            ns['ld']({NAMES!r}[r])\n"
+        "print(lean_vectors.run_all(json.load(open('v2.json')), lean_vectors.space(load)))\n",
+        timeout=300,
+    )
+    # without the downlink handler (lean/downlink.py) the uplink side only
+    cases = 137 if "downlink" in NAMES and NAMES["downlink"] in files else 28
+    assert out.strip() == f"({cases}, 42)", out

@@ -10,7 +10,8 @@ replaced by its one-line body, arguments put in for its parameters, an alias by 
 value, and each `from glue import ...` line by the board imports the inlined code needs
 (where the line stood), so the on-board file reads as if written for that board.
 
-A glue file for inlining holds only: imports (the board modules; an imported name can
+A statement `x = name(x)` whose glue gives `x` back on the board disappears. A glue
+file for inlining holds only: imports (the board modules; an imported name can
 be glued itself, as the micro:bit's `uart`), `NAME = EXPR` aliases, and functions whose
 body is one `return EXPR` or one simple statement. Arguments must be names or constants
 (a parameter used twice must not run its argument twice).
@@ -146,7 +147,16 @@ def inline(source: str, glue: Glue, bound: set[str], where: str) -> tuple[str, s
                                     "constants as arguments")  # fmt: skip
                 args.append(ast.get_source_segment(source, a) or "")
             text = _substitute(entry, args)
-            whole = isinstance(parents.get(id(node)), _WHOLE)
+            parent = parents.get(id(node))
+            if (isinstance(parent, ast.Assign) and len(parent.targets) == 1
+                    and isinstance(parent.targets[0], ast.Name)
+                    and parent.targets[0].id == text):  # fmt: skip
+                # `x = g(x)` where g gives x back on this board: no statement at all
+                edits.append((pos(parent.lineno, parent.col_offset),
+                              pos(parent.end_lineno or parent.lineno,
+                                  parent.end_col_offset or 0), ""))  # fmt: skip
+                continue
+            whole = isinstance(parent, _WHOLE)
             if entry.statement and id(node) not in statements:
                 raise GlueError(f"{where}:{node.lineno}: {name}() is a statement")
             if not entry.statement and not isinstance(entry.node, _ATOMS) and not whole:

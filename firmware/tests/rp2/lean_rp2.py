@@ -44,7 +44,9 @@ class Rp2Lean:
         assert form in FORMS, form
         self.form = form
         self.saved = {n: sys.modules.get(n) for n in ("machine", "glue")}
+        self.ticks_ms = utime.ticks_ms
         self.machine = fake_machine()
+        utime.ticks_ms = self.machine.ticked(utime.ticks_ms)  # interrupts run as time passes
         sys.modules["machine"] = self.machine
         self.machine.reset_all()
         self.ns: dict[str, Any] = {}
@@ -59,6 +61,7 @@ class Rp2Lean:
         self.glue = glue
 
     def close(self) -> None:
+        utime.ticks_ms = self.ticks_ms
         for name, module in self.saved.items():
             if module is None:
                 sys.modules.pop(name, None)
@@ -103,11 +106,14 @@ class Rp2Lean:
 
     def run_until(self, t: int) -> None:
         """Main-loop passes as run() makes them (step, then the glue's idle) until the
-        fake clock reaches t."""
+        fake clock reaches t; the pin interrupts and timers run between them."""
         step, idle, v = self.ns["step"], self.ns["idle"], self.ns["V"]
+        service = self.machine.service
         while utime.clock[0] < t:
             step()
+            service()
             idle(v)
+            service()
 
 
 __all__ = ["FORMS", "Rp2Lean", "fake_machine"]

@@ -3,7 +3,9 @@
 # (a level or a function of the fake clock, tests/nrf51/utime.py), UART0 as two
 # byte buffers, ADC3 (VSYS) as a value, lightsleep(ms) advancing the clock
 # unless a level changes first (a pulse edge ends it, as its IRQ does on the
-# chip), and reset() ending the phase as on the nRF51 fake.
+# chip), Pin.irq handlers and one-shot Timers run by service() (the test's
+# stand-in for the scheduler: between main-loop passes), and reset() ending the
+# phase as on the nRF51 fake.
 import utime
 
 levels = {}  # GPIO number -> 0/1 or a function of the clock
@@ -13,6 +15,8 @@ on_write = [None]  # called with each chunk written, if set
 vsys = [3.6]  # volts on VSYS
 sleeps = []  # the ms of each lightsleep() call
 irqs = {}  # GPIO number -> trigger mask set by Pin.irq
+handlers = {}  # GPIO number -> (Pin, handler, the level last seen)
+timers = []  # [due time, callback, Timer] of the armed one-shot timers
 
 
 class Reset(Exception):
@@ -57,6 +61,55 @@ class Pin:
 
     def irq(self, handler=None, trigger=12):
         irqs[self.n] = trigger
+        if handler is not None:
+            handlers[self.n] = [self, handler, level(self.n)]
+
+
+class Timer:
+    ONE_SHOT = 0
+    PERIODIC = 1
+
+    def __init__(self, *a, **kw):
+        pass
+
+    def init(self, mode=0, period=0, callback=None):
+        assert mode == 0, 'one-shot timers only'
+        for t in timers:
+            if t[2] is self:
+                timers.remove(t)
+                break
+        timers.append([utime.clock[0] + period, callback, self])
+
+
+_busy = [0]
+
+
+def service():
+    # what the scheduler would have run by now: the handlers of changed inputs
+    # (the edge's direction matches its trigger), then the timers that are due.
+    # Run on every tick of the fake clock (ticked(), below), as the chip runs
+    # them between bytecodes, whatever the main loop is doing.
+    if _busy[0]:
+        return
+    _busy[0] = 1
+    try:
+        _service()
+    finally:
+        _busy[0] = 0
+
+
+def _service():
+    for n in list(handlers):
+        h = handlers[n]
+        now = level(n)
+        if now != h[2]:
+            h[2] = now
+            if irqs[n] & (8 if now else 4):
+                h[1](h[0])
+    for t in list(timers):
+        if t[0] <= utime.clock[0]:
+            timers.remove(t)
+            t[1](t[2])
 
 
 class UART:
@@ -87,12 +140,23 @@ class ADC:
         return int(vsys[0] / 3 / 3.3 * 65535)
 
 
+def ticked(ticks_ms):
+    # ticks_ms of the fake clock, running service() at each tick
+    def ticks():
+        t = ticks_ms()
+        service()
+        return t
+    return ticks
+
+
 def reset_all():
     levels.clear()
     del tx[:]
     del rx[:]
     del sleeps[:]
     irqs.clear()
+    handlers.clear()
+    del timers[:]
     on_write[0] = None
     vsys[0] = 3.6
     utime.clock[0] = 1000

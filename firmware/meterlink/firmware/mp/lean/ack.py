@@ -9,7 +9,7 @@
 # at the first 100 ms check after the window.
 import struct
 from utime import ticks_ms, ticks_add, ticks_diff
-from glue import uart
+from glue import modem_read
 from fields import *  # the state indexes (inlined by the bundler)
 
 
@@ -25,7 +25,7 @@ def ack(ms):
     j = x = 0
     while ticks_diff(e, ticks_ms()) > 0:
         poll()
-        for c in uart.read() or ():
+        for c in modem_read() or ():
             if c == 0xC0:
                 if (j == 14 and not x and r[0] == 1 and r[1] == 0x28
                         and crc(r, 12) == r[12] << 8 | r[13]

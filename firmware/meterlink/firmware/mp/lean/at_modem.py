@@ -11,7 +11,7 @@
 # so AT+PRECV is sent again for the rest of the window. No byte from the
 # modem is special; pulses are polled while waiting.
 from utime import ticks_ms, ticks_add, ticks_diff
-from glue import uart
+from glue import uart, modem_read
 
 HEX = b'0123456789ABCDEF'
 L = bytearray(172)  # one line: +EVT:RXP2P:-130:-20: and 68 bytes in hex
@@ -32,7 +32,7 @@ def at_line(ms):
                 AQ[1] = 0
                 return -1
             poll()
-            d = uart.read() or b''
+            d = modem_read() or b''
             i = 0
             continue
         c = d[i]
@@ -155,7 +155,10 @@ def at_listen(ms):
             F[n] = a << 4 | b
             n += 1
             i += 2
-        if 10 < n:
+        if 10 < n and 'got' in globals():
+            # the SLIP window's downlink handler (ack.py's got(), which comes
+            # with the config and time downlinks); until then a payload heard
+            # here is not acted on, and an alarm is resent by its backoff
             got(n)
 
 

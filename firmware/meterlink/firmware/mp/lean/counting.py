@@ -9,7 +9,7 @@
 import struct
 from micropython import const
 from utime import ticks_ms, ticks_diff
-from glue import uart  # the radio modem's UART
+from glue import edge_poll  # pin interrupts (rp2)
 from fields import *  # the state indexes (inlined by the bundler)
 
 
@@ -54,6 +54,9 @@ def poll():
                 s[S_REG] += 1
                 v[V_FWD] += 1
             v[V_NPULSE] += 1
+
+
+poll = edge_poll(poll)  # rp2: run by the pulse input's edges (board glue)
 
 
 def hd(o, mt, v):

@@ -47,6 +47,16 @@ def reader(p):
     return p.read_digital
 
 
+def modem_read():
+    # what the modem sent, or None
+    return uart.read()
+
+
+def edge_poll(f):
+    # the debouncer f stays the main loop's poll() (no pin interrupts on 1.9.2)
+    return f
+
+
 def idle(v):
     # between main-loop passes (v: the volatile state): the next timer tick
     sleep_ms(1)

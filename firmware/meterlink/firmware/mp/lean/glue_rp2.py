@@ -5,12 +5,16 @@
 # is the maintenance stop (no maintenance input); between events the CPU
 # sleeps (machine.lightsleep), woken by the pulse input's edges.
 import machine
-from utime import sleep_ms
 from machine import ADC, Pin, UART
 from fields import *  # the state indexes (inlined by the bundler)
 
 FATAL = Exception  # main.py: a Ctrl-C on USB reaches the REPL (maintenance)
 uart = UART(0, 115200, tx=Pin(0), rx=Pin(1), rxbuf=256, timeout=0)
+
+
+def modem_read():
+    # what the modem sent, or None (without waiting: any() first)
+    return uart.read() if uart.any() else None
 
 
 def ctrl_c_off():
@@ -30,15 +34,40 @@ def pin_number(n):
     return int(n)
 
 
-def _wake(p):
-    pass  # the edge's interrupt has ended a lightsleep: that is all
+PINS = []  # the inputs input_pin() made: the pulse input first
 
 
 def input_pin(p):
-    # GPIO p as an input with a pull-down whose edges end a lightsleep
+    # GPIO p as an input with a pull-down
     p = Pin(p, Pin.IN, Pin.PULL_DOWN)
-    p.irq(_wake, Pin.IRQ_RISING | Pin.IRQ_FALLING)
+    PINS.append(p)
     return p
+
+
+_T = machine.Timer()
+_F = [int]  # the debouncer
+
+
+def _sample(x):
+    _F[0]()
+
+
+def edge_poll(f):
+    # the debouncer f (counting.py's poll) is run by the pulse input's edges
+    # (Pin.irq, both ways; an edge also ends a lightsleep) and once more by a
+    # timer 6 ms after each, which takes a level seen 5 ms apart; no pulse waits
+    # for the main loop, which may be sealing, sending or writing the flash.
+    # What the main loop calls as poll() does nothing (returned: int).
+    if not PINS:
+        return f  # safe mode: no pulse input, nothing counted
+    _F[0] = f
+
+    def edge(p):
+        f()
+        _T.init(mode=machine.Timer.ONE_SHOT, period=6, callback=_sample)
+
+    PINS[0].irq(edge, Pin.IRQ_RISING | Pin.IRQ_FALLING)
+    return int
 
 
 def no_pull(p):
@@ -57,9 +86,9 @@ def battery():
 
 def idle(v):
     # between main-loop passes: while a level waits for its second sample
-    # (the debouncer, 5 ms), the next millisecond; otherwise sleep to the next
-    # 100 ms check, ended early by a pulse edge (docs/firmware.md, "Energy")
+    # (the debouncer, 5 ms: edge_poll's timer), 6 ms; otherwise to the next
+    # 100 ms check; a pulse edge ends either (docs/firmware.md, "Energy")
     if v[V_CAND]:
-        sleep_ms(1)
+        machine.lightsleep(6)  # the timer's sample is due by then
     else:
         machine.lightsleep(100)

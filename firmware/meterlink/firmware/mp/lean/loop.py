@@ -1,7 +1,7 @@
 # nRF51 build: one pass of the main loop (run.py runs it).
 from micropython import const
 from utime import ticks_ms, ticks_diff, ticks_add
-from glue import held, uart
+from glue import held, modem_read
 from fields import *  # the state indexes (inlined by the bundler)
 
 
@@ -12,7 +12,7 @@ def step():
     # at most one status or alarm frame)
     v = V
     poll()
-    uart.read()  # dropped: what the radio sent outside a receive window
+    modem_read()  # dropped: what the radio sent outside a receive window
     t = ticks_ms()
     iv = v[V_INTERVAL] * 1000
     f = 0

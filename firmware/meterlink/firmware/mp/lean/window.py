@@ -11,7 +11,7 @@
 # bytes less heap (docs/firmware.md, "Downlinks").
 import struct
 from utime import ticks_ms, ticks_add, ticks_diff
-from glue import uart
+from glue import modem_read
 from fields import *  # the state indexes (inlined by the bundler)
 
 
@@ -32,7 +32,7 @@ def listen(ms):
     x = 0
     while ticks_diff(e, ticks_ms()) > 0:
         poll()
-        for c in uart.read() or ():  # link data only: no byte is special here
+        for c in modem_read() or ():  # link data only: no byte is special here
             if c == 0xC0:
                 j -= 2  # the payload's length
                 if 10 < j < 65 and not x and crc(F, j, 0xF1D1) == F[j] << 8 | F[j + 1]:
@@ -54,13 +54,14 @@ def listen(ms):
 
 def got(n):
     # the radio payload F[0:n] (11..64 bytes), if its MIC is right over its
-    # whole counter (with this module's key: a frame for another module, whose
-    # key is its own, fails it; the device id is in the MAC) (protocol 3.3, 3.4), which it is put
-    # in: the body and MIC moved up 2 bytes, the counter at F[5:9], so the body
-    # is F[9:n-2]. An ack (no body, the low 16 bits of the counter on air) is
-    # taken for the alarm frame waiting for one, and ends its sends
+    # whole counter (protocol 3.3, 3.4; with this module's key: a frame for
+    # another module, whose key is its own, fails it, the device id being in
+    # the MAC), which it is put in: the body and MIC moved up 2 bytes, the
+    # counter at F[5:9], so the body is F[9:n-2]. An ack (no body, the low 16
+    # bits of the counter on air) is taken for the alarm frame waiting for
+    # one, and ends its sends
     t = F[0]
-    c = V[V_AFC] if V[V_ALEN] and F[5] << 8 | F[6] == V[V_AFC] & 65535 else -1
+    c = V[V_AFC] if V[V_ALEN] and n == 11 and F[5] << 8 | F[6] == V[V_AFC] & 65535 else -1
     if HAS_CONFIG_DOWNLINK:
         if t == 0x29:
             c = fresh()
