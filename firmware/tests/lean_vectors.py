@@ -238,10 +238,10 @@ def link_stream(ns, v):
     # DATA frames with 11..64 bytes of payload (an ack .. the largest
     # downlink), in order
     got = []
-    keep = ns['got'], ns['modem_read']
+    keep = ns['got'], ns.get('modem_read')
     chunks = [h2b(v['input'])]
     ns['got'] = lambda n: got.append(bytes(ns['F'][0:n]))
-    ns['modem_read'] = lambda: chunks.pop() if chunks else None
+    ns['modem_read'] = lambda: chunks.pop() if chunks else None  # the glue's read
     try:
         ns['listen'](30)
     finally:
@@ -264,7 +264,7 @@ def airtime(ns, v):
 
 def run_all(doc, ns):
     # every case the namespace has the code for; the number run: the vectors'
-    # own count (137 with the downlink handler got(), of lean/ack.py with
+    # own count (137 with the downlink handler got(), of lean/window.py with
     # config and time downlinks; without it the uplink side, 28), then the
     # airtimes
     n = 0

@@ -9,7 +9,7 @@
 # at the first 100 ms check after the window.
 import struct
 from utime import ticks_ms, ticks_add, ticks_diff
-from glue import uart, modem_read
+from glue import modem_read
 from fields import *  # the state indexes (inlined by the bundler)
 
 

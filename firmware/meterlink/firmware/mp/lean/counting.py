@@ -9,7 +9,7 @@
 import struct
 from micropython import const
 from utime import ticks_ms, ticks_diff
-from glue import uart, edge_poll  # the radio modem's UART; pin interrupts
+from glue import edge_poll  # pin interrupts (rp2)
 from fields import *  # the state indexes (inlined by the bundler)
 
 

@@ -6,7 +6,6 @@
 # the values the module applies (protocol 4.5); a time is kept with the ticks
 # it arrived at. The overrides a config sets (S_OV..S_OV+4, 0: none) are
 # persisted with the counter, and replace config.txt's values at every boot.
-import struct
 from utime import ticks_ms
 from fields import *  # the state indexes (inlined by the bundler)
 
@@ -80,7 +79,7 @@ def fresh():
 
 def downlink(n, c):
     # a config (type 0x29) or time (0x2A) downlink for this module, counter
-    # c, its MIC checked (ack.py's got()); the body F[9:n-2] still encrypted
+    # c, its MIC checked (window.py's got()); the body F[9:n-2] still encrypted
     s = S
     v = V
     seal(F[0], c, n - 11)  # the body decrypted, to F[7:n-4]

@@ -1,7 +1,7 @@
 # nRF51 build: one pass of the main loop (run.py runs it).
 from micropython import const
 from utime import ticks_ms, ticks_diff, ticks_add
-from glue import held, uart, modem_read
+from glue import held, modem_read
 from fields import *  # the state indexes (inlined by the bundler)
 
 

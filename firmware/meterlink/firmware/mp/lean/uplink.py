@@ -1,9 +1,10 @@
 # nRF51 build: uplink sessions: the body (counting.py), sealed (seal.py),
 # sent as a SLIP link frame (protocol 5). An alarm frame is kept (A,
 # state.py) and sent again, the same bytes, with backoff until an ack
-# arrives in the receive window after it (ack.py), at most 8 times
-# (protocol 6). A receive window (ack.py) follows an alarm frame, and every
-# uplink in a build with the config or time downlink.
+# arrives in the receive window after it, at most 8 times (protocol 6). A
+# receive window (ack.py's, or window.py's with downlinks or the AT modem)
+# follows an alarm frame, and every uplink in a build with the config or time
+# downlink.
 from micropython import const
 from utime import ticks_ms, ticks_add
 from glue import uart

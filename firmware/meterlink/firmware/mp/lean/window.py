@@ -11,7 +11,7 @@
 # bytes less heap (docs/firmware.md, "Downlinks").
 import struct
 from utime import ticks_ms, ticks_add, ticks_diff
-from glue import uart, modem_read
+from glue import modem_read
 from fields import *  # the state indexes (inlined by the bundler)
 
 
@@ -54,13 +54,14 @@ def listen(ms):
 
 def got(n):
     # the radio payload F[0:n] (11..64 bytes), if its MIC is right over its
-    # whole counter (with this module's key: a frame for another module, whose
-    # key is its own, fails it; the device id is in the MAC) (protocol 3.3, 3.4), which it is put
-    # in: the body and MIC moved up 2 bytes, the counter at F[5:9], so the body
-    # is F[9:n-2]. An ack (no body, the low 16 bits of the counter on air) is
-    # taken for the alarm frame waiting for one, and ends its sends
+    # whole counter (protocol 3.3, 3.4; with this module's key: a frame for
+    # another module, whose key is its own, fails it, the device id being in
+    # the MAC), which it is put in: the body and MIC moved up 2 bytes, the
+    # counter at F[5:9], so the body is F[9:n-2]. An ack (no body, the low 16
+    # bits of the counter on air) is taken for the alarm frame waiting for
+    # one, and ends its sends
     t = F[0]
-    c = V[V_AFC] if V[V_ALEN] and F[5] << 8 | F[6] == V[V_AFC] & 65535 else -1
+    c = V[V_AFC] if V[V_ALEN] and n == 11 and F[5] << 8 | F[6] == V[V_AFC] & 65535 else -1
     if HAS_CONFIG_DOWNLINK:
         if t == 0x29:
             c = fresh()
