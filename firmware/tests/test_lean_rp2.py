@@ -22,11 +22,13 @@ from lean_rp2 import FORMS, Rp2Lean
 
 from meterlink.firmware import FIELDS, lean_bundle, render_config
 from meterlink.protocol import (
+    Ack,
     FrameType,
     LinkDecoder,
     Reading,
     Status,
     decode_frame,
+    encode_frame,
 )
 
 KEY = bytes(range(16))
@@ -144,6 +146,7 @@ class Rak3172:
 
     def __init__(self, machine: Any) -> None:
         self.machine = machine
+        self.heard: list[bytes] = []  # downlinks to deliver in the next windows
         self.lines: list[str] = []
         self.sent: list[bytes] = []
         self.buf = b""
@@ -159,6 +162,8 @@ class Rak3172:
             if text.startswith("AT+PSEND="):
                 self.sent.append(bytes.fromhex(text[9:]))
                 answer.append("+EVT:TXP2P DONE")
+            elif text.startswith("AT+PRECV=") and self.heard:
+                answer.append("+EVT:RXP2P:-90:5:" + self.heard.pop(0).hex().upper())
             elif text.startswith("AT+PRECV="):
                 answer.append("+EVT:RXP2P RECEIVE TIMEOUT")
             self.machine.rx.append("".join(a + "\r\n" for a in answer).encode())
@@ -221,3 +226,32 @@ def test_an_alarm_waits_for_the_budget_instead_of_being_dropped(pico: Rp2Lean) -
     pico.run_until(utime.clock[0] + 500)
     alarms = [f for f in frames(pico) if f.frame_type == FrameType.ALARM]
     assert len(alarms) == 1 and alarms[0].body.raised & 4
+
+
+def test_an_alarm_over_the_at_modem_is_acked_in_its_window(pico: Rp2Lean) -> None:
+    """The AT window hands +EVT:RXP2P payloads to the SLIP window's got(): the ack of
+    the alarm frame ends its sends after the first."""
+    write_config(modem=1, interval=600, backflow_pulses=3, rx_window_ms=500)
+    pico.phase1()
+    pico.phase2()
+    modem = Rak3172(pico.machine)
+    ns = pico.phase3()
+    t0 = utime.clock[0]
+    pico.machine.levels[DIR] = 1
+    pico.machine.levels[PULSE] = pulses(t0 + 100, 60, 30, 4)
+    acked = []
+
+    def write(chunk: bytes) -> None:
+        if chunk.startswith(b"AT+PSEND="):
+            frame = decode_frame(bytes.fromhex(chunk[9:].strip().decode()), KEY)
+            if frame.frame_type == FrameType.ALARM and not acked:
+                acked.append(frame.counter)
+                modem.heard.append(encode_frame(FrameType.ACK, DEV, frame.counter, Ack(), KEY))
+        Rak3172.write(modem, chunk)
+
+    pico.machine.on_write[0] = write
+    pico.run_until(t0 + 12_000)
+    alarms = [f for f in (decode_frame(p, KEY) for p in modem.sent)
+              if f.frame_type == FrameType.ALARM]
+    assert len(alarms) == 1 and acked == [alarms[0].counter]  # sent once: acked
+    assert ns["V"][int(FIELDS["V_ALEN"])] == 0

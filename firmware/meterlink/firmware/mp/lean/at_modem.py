@@ -3,7 +3,7 @@
 # the modem UART. Loaded last of the run phase's code: it sets the modem's
 # P2P parameters when loaded (AT+NWM=0, AT+P2P=freq:sf:125:0:8:power, from
 # state.py's RADIO). With modem=1, uplink.py's link() sends each payload with
-# at_send() (AT+PSEND=<hex>, then +EVT:TXP2P DONE) and ack.py's listen() opens
+# at_send() (AT+PSEND=<hex>, then +EVT:TXP2P DONE) and window.py's listen() opens
 # the receive window with at_listen() once the frame has left the antenna
 # (not at all if it did not): AT+PRECV=<ms left>, each
 # +EVT:RXP2P:<rssi>:<snr>:<hex> decoded into F and handed to got(), the same
@@ -155,11 +155,8 @@ def at_listen(ms):
             F[n] = a << 4 | b
             n += 1
             i += 2
-        if 10 < n and 'got' in globals():
-            # the SLIP window's downlink handler (ack.py's got(), which comes
-            # with the config and time downlinks); until then a payload heard
-            # here is not acted on, and an alarm is resent by its backoff
-            got(n)
+        if 10 < n:
+            got(n)  # the SLIP window's handler (window.py): ack, config, time
 
 
 if RADIO[0]:  # modem=1
