@@ -15,7 +15,8 @@ SRC = ['']  # directory of the lean sources, with a trailing '/'
 KEY = mp_checks.KEY
 DEV = mp_checks.DEV
 BOOT = ('crc', 'aes', 'boot')
-RUN = ('state', 'counting', 'loop', 'ack', 'aes', 'uplink', 'seal', 'run', 'crc')
+RUN = ('state', 'counting', 'loop', 'ack', 'aes', 'uplink', 'seal', 'nrf51_battery', 'run',
+       'crc')  # meterlink.firmware.NRF51_RUN
 
 
 def setup(fs, src):
@@ -63,7 +64,9 @@ def uplinks(key=KEY):
 
 def run_until(ns, t):
     while utime.clock[0] < t:
-        ns['step']()
+        k = ns['step']()  # as run() does
+        if k:
+            ns['up'](k - 1)
         utime.sleep_ms(1)
 
 

@@ -84,7 +84,8 @@ _FULL = {
 # names are fewer bytes in main.py's heap); symbols.symbol_map() maps them back.
 NRF51_CONFIG = "config"
 NRF51_BOOT = ("crc", "aes", "boot")
-NRF51_RUN = ("state", "counting", "loop", "ack", "aes", "uplink", "seal", "run", "crc")
+NRF51_RUN = ("state", "counting", "loop", "ack", "aes", "uplink", "seal", "nrf51_battery", "run",
+             "crc")
 NRF51_ROLES = (NRF51_CONFIG, *NRF51_BOOT, *(r for r in NRF51_RUN if r not in NRF51_BOOT))
 _ONBOARD_PREFIX = "ml_n"  # as lean/main.py's ld() builds the names
 # The letters of the files the board has run since 1.0. main.py's chr(n) interns each
@@ -140,7 +141,7 @@ _PROFILE = {"nrf51": _LEAN, "rp2": _FULL | {"board_rp2.py": "board.py"}}
 _LOWERED_BOARDS = ("nrf51",)
 # A source file only one feature uses -> that feature: bundled (and, for the nRF51,
 # in its load order) only when the feature is on.
-FEATURE_FILES: dict[str, str] = {}
+FEATURE_FILES: dict[str, str] = {"lean/nrf51_battery.py": "low_battery_alarm"}
 
 
 def _main_names(features: frozenset[str]) -> dict[str, str]:

@@ -3,7 +3,8 @@ filesystem) with the fake micro:bit, utime and machine of this folder. `form` is
 "source" (the files of mp/lean/ as written, `from fields import *` and all) or "bundle"
 (the on-board files bundle("nrf51") makes from them, loaded by main.py's own ld(), chunk
 by chunk): the same checks run on both, so the code the bundle is made from and what the
-bundle holds are both tested."""
+bundle holds are both tested. The source form has every feature on (fields.py's flags are
+all 1); the bundle form is made with `features` (None: the nRF51's own set)."""
 
 from __future__ import annotations
 
@@ -27,21 +28,25 @@ FORMS = ("source", "bundle")
 
 
 class LeanBoard:
-    def __init__(self, form: str) -> None:
+    def __init__(self, form: str, features: frozenset[str] | set[str] | None = None) -> None:
         assert form in FORMS, form
+        assert form == "bundle" or features is None, "the source form has every feature"
         self.form = form
         self.ns: dict[str, Any] = {}
+        self.files: dict[str, bytes] = {}
         if form == "bundle":
-            files = bundle("nrf51")
+            self.files = bundle("nrf51", features)
             for role in (*NRF51_BOOT, *NRF51_RUN, NRF51_CONFIG):
-                Path(NRF51_NAMES[role]).write_bytes(files[NRF51_NAMES[role]])
+                if NRF51_NAMES[role] in self.files:  # a feature's file: with it only
+                    Path(NRF51_NAMES[role]).write_bytes(self.files[NRF51_NAMES[role]])
 
     def _namespace(self, roles: tuple[str, ...]) -> dict[str, Any]:
         ns: dict[str, Any] = {"__name__": "__main__"}
         if self.form == "bundle":
             exec(nrf51_loader(), ns)
             for role in roles:
-                ns["ld"](NRF51_NAMES[role])
+                if NRF51_NAMES[role] in self.files:
+                    ns["ld"](NRF51_NAMES[role])
         else:
             for role in roles:
                 path = MP_DIR / "lean" / f"{role}.py"
@@ -77,9 +82,11 @@ class LeanBoard:
         """main loop passes (run.py's loop body) until the fake clock reaches t."""
         import utime
 
-        step = self.ns["step"]
+        step, up = self.ns["step"], self.ns["up"]
         while utime.clock[0] < t:
-            step()
+            k = step()  # as run() does
+            if k:
+                up(k - 1)
             utime.sleep_ms(1)
 
 

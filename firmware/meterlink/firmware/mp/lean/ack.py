@@ -5,7 +5,6 @@
 # watched here (16 bytes of code too many for the run phase's loading):
 # loop.py sees it at the first 100 ms check after the window.
 import struct
-from micropython import const
 from utime import ticks_ms, ticks_add, ticks_diff
 from fields import *  # the state indexes (inlined by the bundler)
 

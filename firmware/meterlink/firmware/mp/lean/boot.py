@@ -66,11 +66,12 @@ def boot():
     f = open('cf', 'rb')
     c = f.read()
     f.close()
-    if len(c) != 62:
+    if len(c) != 71:
         os.remove('cf')  # not whole (a cut): read config.txt again
         return
     g = struct.unpack_from('<11I', c, 0)  # error, id, gen, register, weight,
-    # unit, interval, leak_intervals, rx_window_ms, backflow_pulses, history
+    # unit, interval, leak_intervals, rx_window_ms, backflow_pulses, history;
+    # then the key (44), the pins (60) and the burst thresholds (63)
     S = array('L', [0] * S_N)
     V = array('L', [0] * V_N)
     a, ea = rec(0)
@@ -100,6 +101,7 @@ def boot():
         V[V_ERR] = e & 4
         for i in range(6):
             V[V_WEIGHT + i] = g[4 + i]
+        V[V_BURST], V[V_BURSTN] = struct.unpack_from('<2I', c, 63)
     V[V_WANT] = 1  # the boot status frame
     S[S_FLAGS] = 0
     V[V_FC] = S[S_RSV]
@@ -113,11 +115,11 @@ def boot():
     f.close()
     f = open('rt', 'wb')
     f.write(struct.pack('<15I', *S))
-    f.write(struct.pack('<32I', *V))
+    f.write(struct.pack('<%dI' % V_N, *V))
     S = V = None
     keys(f, c[44:60])
-    f.write(c[60:62])  # the pins
-    f.write(bytes((g[10],)))  # the history length
+    f.write(c[60:62])  # the pulse and direction pins
+    f.write(bytes((g[10], c[62])))  # the history length, the tamper pin
     f.close()
     os.remove('cf')
 

@@ -2,10 +2,13 @@
 # on rp2 and on the host), written in binary to the file 'cf' for phase 2
 # (boot.py), which runs after a reset on an empty heap. Whatever config.txt
 # holds, 'cf' is written: a bad one gives its safe-mode error code
-# (protocol 4.7), never an exception.
+# (protocol 4.7), never an exception. 'cf': the error code, ten 32-bit values,
+# the root key, the pulse, direction and tamper pins, the burst thresholds
+# (71 bytes; boot.py reads it).
 import struct
 import microbit
 import micropython
+from fields import *  # the feature flags (lowered by the bundler)
 
 
 def read():
@@ -30,15 +33,18 @@ def read():
     except OSError:
         pass
     ml_cfg = None
-    p = [255, 255]  # pulse and direction pin numbers (255: none)
+    p = [255, 255, 255]  # pulse, direction and tamper pin numbers (255: none)
     if not e:
         for i in (0, 1, 2):
             n = g[('pin_pulse', 'pin_dir', 'pin_tamper')[i]]
             # a pin this board does not have, or pin8, the maintenance input
             if n and (n[:3] != 'pin' or n == 'pin8' or not hasattr(microbit, n)):
                 e = 3
-            elif n and i < 2:
+            elif n:
                 p[i] = int(n[3:])
+            if HAS_LOW_BATTERY_ALARM:
+                if n == 'pin16':  # the low-battery input (nrf51_battery.py)
+                    e = 3
     f = open('cf', 'wb')
     f.write(struct.pack('<I', e))
     for k in ('id', 'gen', 'register', 'weight', 'unit', 'interval', 'leak_intervals',
@@ -46,4 +52,6 @@ def read():
         f.write(struct.pack('<I', g.get(k, 0)))
     f.write(g.get('key', bytes(16)))
     f.write(bytes(p))
+    for k in ('burst_pulses', 'burst_intervals'):
+        f.write(struct.pack('<I', g.get(k, 0)))
     f.close()

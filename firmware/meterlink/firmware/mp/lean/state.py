@@ -17,7 +17,7 @@ F = bytearray(80)  # the frame being built (a first try at a body may overrun 51
 B = bytearray(62)  # a record being written
 A = bytearray(48)  # the alarm frame awaiting its ack
 R = bytearray(16)  # a link frame being received (an ack)
-Q = [None, None, None]  # pulse reader, direction reader (or None), history
+Q = [None, None, None, None]  # pulse, direction readers (or None), history, tamper
 K = [None, None, None, None]  # K_enc, K_mic schedules, CMAC subkeys K1, K2
 
 
@@ -27,7 +27,7 @@ K = [None, None, None, None]  # K_enc, K_mic schedules, CMAC subkeys K1, K2
 # read as far as they go): boot again, from 'cf' or config.txt, instead of
 # failing here at every boot.
 f = open('rt', 'rb')
-d = f.read(188)  # read in parts: the heap has no room for one 575-byte piece
+d = f.read(4 * (S_N + V_N))  # in parts: the heap has no room for one 580-byte piece
 for i in range(len(d) // 4):
     if i < S_N:
         S[i] = struct.unpack_from('<I', d, 4 * i)[0]
@@ -37,17 +37,17 @@ K[0] = f.read(176)  # the key schedules of K_enc, K_mic
 K[1] = f.read(176)
 K[2] = f.read(16)  # the CMAC subkeys
 K[3] = f.read(16)
-d = f.read(4)
+d = f.read(5)  # the pulse and direction pins, the history length, the tamper pin
 f.close()
 os.remove('rt')
-if len(d) != 3 or len(K[1]) != 176:  # not whole (a cut): boot again
+if len(d) != 4 or len(K[1]) != 176:  # not whole (a cut): boot again
     machine.reset()
-Q[0] = int  # no pulse input (safe mode): poll() reads 0, counts nothing
-for i in (0, 1):
+Q[0] = Q[3] = int  # no pulse input (safe mode): poll() reads 0, counts nothing
+for i in (0, 1, 3):
     p = d[i]  # bound even in safe mode (no pins: 255)
     if p < 255:
         p = getattr(microbit, 'pin' + str(p))
         p.set_pull(p.NO_PULL)
         Q[i] = p.read_digital
 Q[2] = array('L', [0] * d[2])
-del f, d, i, p
+del f, d, i, p, array

@@ -5,7 +5,6 @@
 # (protocol 6). Only alarm frames
 # open a receive window here: config and time downlinks are rp2-only
 # (docs/firmware.md).
-from micropython import const
 from utime import ticks_ms, ticks_add
 from microbit import uart
 from fields import *  # the state indexes (inlined by the bundler)
