@@ -103,7 +103,7 @@ def instrumented(files: dict[str, bytes]) -> dict[str, bytes]:
     uplink = NRF51_NAMES["uplink"]
     source = "".join(split_chunks(files[uplink].decode()))
     size = re.search(r"def link\((\w)\):", source)  # link(n): names are shortened
-    write = re.search(r"uart\.write\(\w\[0:\w\+1\]\)", source)
+    write = re.search(r"(?:microbit\.)?uart\.write\(\w\[0:\w\+1\]\)", source)
     assert size and write, source
     probe = f"gc.collect();print('heap link',{size[1]},gc.mem_free());"
     out[uplink] = chunked(source.replace(write[0], probe + write[0])).encode()

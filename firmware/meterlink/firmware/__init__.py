@@ -84,8 +84,7 @@ _FULL = {
 # names are fewer bytes in main.py's heap); symbols.symbol_map() maps them back.
 NRF51_CONFIG = "config"
 NRF51_BOOT = ("crc", "aes", "boot")
-NRF51_RUN = ("state", "counting", "loop", "ack", "aes", "uplink", "seal", "nrf51_battery", "run",
-             "crc")
+NRF51_RUN = ("state", "counting", "loop", "ack", "aes", "uplink", "seal", "run", "crc")
 NRF51_ROLES = (NRF51_CONFIG, *NRF51_BOOT, *(r for r in NRF51_RUN if r not in NRF51_BOOT))
 _ONBOARD_PREFIX = "ml_n"  # as lean/main.py's ld() builds the names
 # The letters of the files the board has run since 1.0. main.py's chr(n) interns each
@@ -140,8 +139,11 @@ _PROFILE = {"nrf51": _LEAN, "rp2": _FULL | {"board_rp2.py": "board.py"}}
 # others (rp2's full profile) have every feature built in: only their default set.
 _LOWERED_BOARDS = ("nrf51",)
 # A source file only one feature uses -> that feature: bundled (and, for the nRF51,
-# in its load order) only when the feature is on.
-FEATURE_FILES: dict[str, str] = {"lean/nrf51_battery.py": "low_battery_alarm"}
+# in its load order) only when the feature is on. None on the nRF51: its battery() was
+# such a file, and loading one more file cost more heap than the feature itself (the
+# run phase failed to load with low_battery_alarm alone), so it is in counting.py; the
+# mechanism stays for the boards' own files (firmware/tests/test_bundle_features.py).
+FEATURE_FILES: dict[str, str] = {}
 
 
 def _main_names(features: frozenset[str]) -> dict[str, str]:

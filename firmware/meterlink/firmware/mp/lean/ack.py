@@ -20,7 +20,7 @@ def ack(ms):
     j = x = 0
     while ticks_diff(e, ticks_ms()) > 0:
         poll()
-        for c in rx() or ():
+        for c in microbit.uart.read() or ():
             if c == 0xC0:
                 if (j == 14 and not x and r[0] == 1 and r[1] == 0x28
                         and crc(r, 12) == r[12] << 8 | r[13]

@@ -8,7 +8,7 @@
 # through board.py, for the same reason.
 import struct
 from utime import ticks_ms, ticks_diff
-from microbit import uart
+import microbit
 from fields import *  # the state indexes (inlined by the bundler)
 
 
@@ -55,11 +55,14 @@ def poll():
             v[V_NPULSE] += 1
 
 
-def rx():
-    # what the UART (the radio modem) sent, or None. Never a way to the REPL:
-    # Ctrl-C is off (main.py) and no byte sequence is special here
-    # (maintenance needs the maintenance input, docs/protocol.md section 5).
-    return uart.read()
+if HAS_LOW_BATTERY_ALARM:
+    def battery():
+        # the board glue the low-battery alarm calls: percent, 9 (below the
+        # alarm's 10 %) or 100. The micro:bit cannot measure its own supply:
+        # pin16 is the output of a supply supervisor on the module's board
+        # (active high below the cell's 10 % voltage; docs/firmware.md,
+        # "Battery on the micro:bit"); unwired, the pull-down keeps it low.
+        return 9 if microbit.pin16.read_digital() else 100
 
 
 def hd(o, mt, v):

@@ -6,7 +6,7 @@
 # open a receive window here: config and time downlinks are rp2-only
 # (docs/firmware.md).
 from utime import ticks_ms, ticks_add
-from microbit import uart
+import microbit
 from fields import *  # the state indexes (inlined by the bundler)
 
 
@@ -61,4 +61,4 @@ def link(n):
         o[j] = x
         j += 1
     o[j] = 0xC0
-    uart.write(o[0:j + 1])
+    microbit.uart.write(o[0:j + 1])
