@@ -43,7 +43,10 @@ os.remove('rt')
 if len(d) != 4 or len(K[1]) != 176:  # not whole (a cut): boot again
     machine.reset()
 Q[0] = Q[3] = int  # no pulse input (safe mode): poll() reads 0, counts nothing
-for i in (0, 1, 3):
+i = (0, 1)  # the pulse and direction inputs, and with tamper_alarm its input
+if HAS_TAMPER_ALARM:
+    i = (0, 1, 3)
+for i in i:
     p = d[i]  # bound even in safe mode (no pins: 255)
     if p < 255:
         p = getattr(microbit, 'pin' + str(p))
