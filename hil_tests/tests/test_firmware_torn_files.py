@@ -12,7 +12,14 @@ import time
 import pytest
 
 from meterlink.boardlink import files as board_files
-from meterlink.firmware import NRF51_BOOT, NRF51_NAMES, bundle, nrf51_loader, render_config
+from meterlink.firmware import (
+    FIELDS,
+    NRF51_BOOT,
+    NRF51_NAMES,
+    bundle,
+    nrf51_loader,
+    render_config,
+)
 from meterlink.hil import EmulatedBoard
 from meterlink.hil.board import FLASH_TRIES
 from meterlink.hil.microbit_fs import read_fs
@@ -58,9 +65,17 @@ def boot_phase_files(board: EmulatedBoard) -> dict[str, bytes]:
     load = "".join(f"ld({NRF51_NAMES[role]!r})\n" for role in NRF51_BOOT)
     board.exec(nrf51_loader() + load + "boot()\n", timeout=60)
     made = {"cf": cf, "st1": board.read_file("st1"), "rt": board.read_file("rt")}
-    assert (len(made["cf"]), len(made["st1"]), len(made["rt"])) == (62, 62, 575), made
+    assert (len(made["cf"]), len(made["st1"]), len(made["rt"])) == (CF, 62, RT), made
     board.flash({"main.py": files["main.py"]})
     return made
+
+
+# the sizes boot phases 1 and 2 write: 'cf' (lean/config.py: error code, ten values, the
+# key, three pins, the burst thresholds) and 'rt' (S and V as fields.py sizes them, the
+# working keys, the pins and history length)
+CF = 71
+SV = 4 * (int(FIELDS["S_N"]) + int(FIELDS["V_N"]))
+RT = SV + 176 * 2 + 16 * 2 + 4
 
 
 def put_state(board: EmulatedBoard, files: dict[str, bytes]) -> None:
@@ -82,12 +97,14 @@ def test_torn_boot_phase_files_never_stop_the_module(board: EmulatedBoard) -> No
     # were QEMU's unerased flash breaking MicroPython's sweep: test_emulated_flash.py)
     put_state(board, {})
     base = board.power_cut()
-    # rt is read in parts: S and V (188 bytes), two key schedules (176 each), two CMAC
-    # subkeys (16 each), pins and history length (3); cut inside and at each boundary
-    rt_cuts = sorted({0, 1, 4, 60, 122, 187, 188, 189, 300, 363, 364, 365, 500, 539, 540,
-                      541, 556, 557, 571, 572, 573, 574})  # fmt: skip
+    # rt is read in parts: S and V (SV bytes), two key schedules (176 each), two CMAC
+    # subkeys (16 each), pins, history length and tamper pin (4); cut inside and at each
+    # boundary
+    bounds = [SV, SV + 176, SV + 352, SV + 368, SV + 384]
+    rt_cuts = sorted({0, 1, 4, 60, 122, SV + 112, RT - 1, RT - 2}
+                     | {b + d for b in bounds for d in (-1, 0, 1)})  # fmt: skip
     cases = (
-        [(f"cf[:{n}]", {"cf": cf[:n]}) for n in (0, 1, 4, 31, 60, 61)]
+        [(f"cf[:{n}]", {"cf": cf[:n]}) for n in (0, 1, 4, 31, 60, 61, 62, 63, CF - 1)]
         + [(f"st1[:{n}] beside cf", {"cf": cf, "st1": st[:n]}) for n in (0, 1, 30, 61)]
         + [(f"rt[:{n}] beside cf, st1", {"cf": cf, "st1": st, "rt": rt[:n]}) for n in rt_cuts]
     )
