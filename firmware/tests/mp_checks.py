@@ -264,7 +264,7 @@ def check_boot_status_then_readings():
     c = boot()
     run_until(c, 1000 + 4 * 2000 + 500)
     f = uplinks()
-    assert f[0][0] == 2 and f[0][3][14] == 1 and f[0][3][10] == 256, f[0]  # boot status
+    assert f[0][0] == 2 and f[0][3][14] == 1 and f[0][3][10] == 257, f[0]  # boot status
     r = [x for x in f if x[0] == 0]
     assert len(r) == 4, len(r)
     assert [x[3][7] for x in r] == [0, 1, 2, 3]

@@ -3,8 +3,10 @@ really contains: each optional feature is looked for in `bundle(board)` itself, 
 code that implements it, and found exactly on the boards the table names.
 
 The evidence is read from the bundles as they are built today (the full profile for rp2,
-the lean nRF51 profile); when the one-codebase bundler changes their shape, a look-up
-here fails with a message saying so, and this test is to be brought along."""
+the lean nRF51 profile, whose `if HAS_X:` blocks the bundler keeps or drops per feature);
+when the bundler changes their shape, a look-up here fails with a message saying so, and
+this test is to be brought along. Each feature the nRF51 can take is also looked for in a
+bundle made with it alone, and not found in one made without it."""
 
 from __future__ import annotations
 
@@ -13,8 +15,20 @@ from collections.abc import Callable
 
 import pytest
 
-from meterlink.firmware import FIRMWARE_VERSION, SUPPORTED_BOARDS, bundle, bundle_features
-from meterlink.firmware.features import BOARD_FEATURES, RELEASED_FEATURES, released_features
+from meterlink.firmware import (
+    FIRMWARE_VERSION,
+    SUPPORTED_BOARDS,
+    bundle,
+    bundle_features,
+    is_loaded,
+    split_chunks,
+)
+from meterlink.firmware.features import (
+    BOARD_FEATURES,
+    POSSIBLE_FEATURES,
+    RELEASED_FEATURES,
+    released_features,
+)
 from meterlink.protocol import FrameType
 from meterlink.protocol.features import ALL_FEATURES
 from meterlink.protocol.module_config import PIN_FIELDS
@@ -22,8 +36,12 @@ from meterlink.protocol.module_config import PIN_FIELDS
 Files = dict[str, str]
 
 
-def _files(board: str) -> Files:
-    return {name: data.decode() for name, data in bundle(board).items()}
+def _files(board: str, features: set[str] | frozenset[str] | None = None) -> Files:
+    return {name: data.decode() for name, data in bundle(board, features).items()}
+
+
+# Features the nRF51 can take whose code is not in mp/lean/ yet.
+NO_NRF51_CODE_YET: set[str] = set()
 
 
 def run_time_config(files: Files) -> set[str]:
@@ -32,10 +50,10 @@ def run_time_config(files: Files) -> set[str]:
     writer = [t for t in files.values() if "open('cf','wb')" in t]
     if writer:  # the lean profile: boot phase 1 writes what the run phase gets to `cf`
         [text] = writer
-        loop = re.search(r"for \w+ in\s*\(([^)]*)\):\s*\w+\.write", text)
+        loops = re.findall(r"for \w+ in\s*\(([^)]*)\):\s*\w+\.write", text)
         pins = re.search(r"=\[(255(?:,\s*255)*)\]", text)
-        assert loop and pins, "the nRF51 `cf` writer changed shape: update this test"
-        names = set(re.findall(r"'(\w+)'", loop.group(1)))
+        assert loops and pins, "the nRF51 `cf` writer changed shape: update this test"
+        names = {n for loop in loops for n in re.findall(r"'(\w+)'", loop)}
         if ".get('key'" in text:
             names.add("key")
         return names | set(PIN_FIELDS[:pins.group(1).count("255")])
@@ -56,31 +74,62 @@ def _handles(frame_type: int) -> Callable[[Files], bool]:
     return lambda files: bool(re.search(pattern, _downlink_decoder(files), re.I))
 
 
+def _lean(files: Files) -> str:
+    """The nRF51 build's run-phase code (its chunks joined), or "" for the full profile."""
+    if "ml_boot.py" in files:
+        return ""
+    return "".join("".join(split_chunks(t)) for n, t in files.items() if is_loaded(n))
+
+
+def _either(full: Callable[[Files], bool], lean: str) -> Callable[[Files], bool]:
+    """The full profile's evidence, or the regular expression `lean` in the nRF51 code."""
+    return lambda files: bool(re.search(lean, _lean(files))) if _lean(files) else full(files)
+
+
 EVIDENCE: dict[str, tuple[str, Callable[[Files], bool]]] = {
     "config_downlink": ("the downlink decoder takes frame type CONFIG",
                         _handles(FrameType.CONFIG)),
     "time_downlink": ("the downlink decoder takes frame type TIME", _handles(FrameType.TIME)),
-    "burst_alarm": ("the burst thresholds reach the running firmware",
-                    lambda f: {"burst_pulses", "burst_intervals"} <= run_time_config(f)),
-    "tamper_alarm": ("the tamper pin reaches the running firmware",
-                     lambda f: "pin_tamper" in run_time_config(f)),
-    "low_battery_alarm": ("the firmware reads the battery",
-                          lambda f: any("battery()" in t for t in f.values())),
+    "burst_alarm": ("the burst thresholds reach the running firmware (nrf51: the interval "
+                    "end raises flag 2)",
+                    _either(lambda f: {"burst_pulses", "burst_intervals"} <= run_time_config(f),
+                            r"\w\|=2\b")),
+    "tamper_alarm": ("the tamper pin reaches the running firmware (nrf51: the 100 ms check "
+                     "reads it)", _either(lambda f: "pin_tamper" in run_time_config(f),
+                                          r"if Q\[3\]\(\):\w\|=8")),
+    "low_battery_alarm": ("the firmware reads the battery (nrf51: the supervisor's pin16)",
+                          _either(lambda f: any("battery()" in t for t in f.values()),
+                                  r"pin16\.read_digital\(\)")),
     "daily_status": ("a day (86400 s) is counted",
                      lambda f: any("86400" in t for t in f.values())),
-    "safe_mode_repeat": ("safe mode has a status period",
-                         lambda f: any("_SAFE_MS" in t for t in f.values())),
+    "safe_mode_repeat": ("safe mode has a status period (nrf51: 300 s in run())",
+                         _either(lambda f: any("_SAFE_MS" in t for t in f.values()),
+                                 r"def run\(\):(\n .*)*>=300000")),
     "at_modem": ("the AT modem's send command is there",
                  lambda f: any("AT+PSEND" in t for t in f.values())),
-    "duty_cycle_budget": ("the duty-cycle budget (ml_air) is there and asked before sending",
-                          lambda f: any(n.startswith("ml_air") for n in f)
-                          and any("ml_air.ok(" in t for t in f.values())),
+    "duty_cycle_budget": ("the duty-cycle budget (ml_air; lean: air.py's budget()) is there "
+                          "and asked before sending",
+                          _either(lambda f: any(n.startswith("ml_air") for n in f)
+                                  and any("ml_air.ok(" in t for t in f.values()),
+                                  r"(?s)^(?=.*def budget\()(?=.*if not budget\()")),
 }
 
 
 def test_every_feature_has_its_evidence() -> None:
     assert set(EVIDENCE) == ALL_FEATURES
     assert set(BOARD_FEATURES) == set(SUPPORTED_BOARDS)
+
+
+@pytest.mark.parametrize("feature", sorted(POSSIBLE_FEATURES["nrf51"]))
+def test_each_nrf51_feature_is_in_a_bundle_with_it_alone_and_not_without(feature: str) -> None:
+    alone = {n for n, (_, has) in EVIDENCE.items() if has(_files("nrf51", {feature}))}
+    without = {n for n, (_, has) in EVIDENCE.items()
+               if has(_files("nrf51", POSSIBLE_FEATURES["nrf51"] - {feature}))}
+    if feature in NO_NRF51_CODE_YET:
+        assert feature not in alone | without
+        return
+    assert alone == {feature}
+    assert feature not in without
 
 
 @pytest.mark.parametrize("board", SUPPORTED_BOARDS)
@@ -104,7 +153,8 @@ def test_the_nrf51_build_has_no_downlink_handler_and_its_window_takes_only_an_ac
     assert {int(h, 0) for h in headers} == {(2 << 4) | FrameType.ACK}
     assert run_time_config(files) == {"id", "gen", "register", "weight", "unit", "interval",
                                       "leak_intervals", "rx_window_ms", "backflow_pulses",
-                                      "history", "key", "pin_pulse", "pin_dir"}
+                                      "history", "key", "pin_pulse", "pin_dir", "pin_tamper",
+                                      "burst_pulses", "burst_intervals"}
 
 
 def test_the_features_of_the_current_release_are_recorded() -> None:

@@ -132,10 +132,10 @@ def test_unknown_board_names_the_supported_ones() -> None:
 
 
 def test_version_comes_from_fields_py_into_both_bundles() -> None:
-    assert FIRMWARE_VERSION == 256
-    assert "FW_VERSION = const(256)" in (MP_DIR / "fields.py").read_text()
-    assert b"(10, 256)" in bundle("rp2")["ml_body.py"]  # the status frame's fw field
-    assert b"10,256," in bundle("nrf51")[NRF51_NAMES["counting"]]
+    assert FIRMWARE_VERSION == 257  # 1.1: the nRF51 gained burst and tamper
+    assert "FW_VERSION = const(257)" in (MP_DIR / "fields.py").read_text()
+    assert b"(10, 257)" in bundle("rp2")["ml_body.py"]  # the status frame's fw field
+    assert b"10,257," in bundle("nrf51")[NRF51_NAMES["counting"]]
     for board in ("nrf51", "rp2"):
         assert all(b"FW_VERSION" not in data for data in bundle(board).values())
 

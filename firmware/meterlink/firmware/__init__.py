@@ -142,7 +142,10 @@ _PROFILE = {"nrf51": _LEAN, "rp2": _FULL | {"board_rp2.py": "board.py"}}
 # others (rp2's full profile) have every feature built in: only their default set.
 _LOWERED_BOARDS = ("nrf51",)
 # A source file only some features use -> that feature, or those features: bundled
-# (and, for the nRF51, in its load order) only when one of them is on.
+# (and, for the nRF51, in its load order) only when one of them is on. The nRF51's
+# battery() was such a file, but loading one more file cost more heap than the feature
+# itself (the run phase failed to load with low_battery_alarm alone), so it is in
+# counting.py.
 FEATURE_FILES: dict[str, str | tuple[str, ...]] = {
     "lean/window.py": ("config_downlink", "time_downlink", "at_modem"),  # listen(), got()
     "lean/downlink.py": ("config_downlink", "time_downlink"),
@@ -157,6 +160,8 @@ def _file_wanted(src: str, features: frozenset[str]) -> bool:
     if needs is None:
         return True
     return bool(features & ({needs} if isinstance(needs, str) else set(needs)))
+
+
 # rp2 made from the lean sources (lean_bundle("rp2")), as bundle("rp2") will be once
 # rp2 runs them (issue 13): the nRF51's files, its glue file flashed as the module
 # `glue` (not inlined: the Pico has the heap), every feature it ships.

@@ -3,7 +3,8 @@ filesystem) with the fake micro:bit, utime and machine of this folder. `form` is
 "source" (the files of mp/lean/ as written, `from fields import *` and all) or "bundle"
 (the on-board files bundle("nrf51") makes from them, loaded by main.py's own ld(), chunk
 by chunk): the same checks run on both, so the code the bundle is made from and what the
-bundle holds are both tested."""
+bundle holds are both tested. The source form has every feature on (fields.py's flags are
+all 1); the bundle form is made with `features` (None: the nRF51's own set)."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ FORMS = ("source", "bundle")
 
 
 class LeanBoard:
-    def __init__(self, form: str, features: frozenset[str] | None = None) -> None:
+    def __init__(self, form: str, features: frozenset[str] | set[str] | None = None) -> None:
         """`features`: the bundle's (None: the nRF51's own list); the sources as written
         have every feature on."""
         assert form in FORMS, form
@@ -82,9 +83,11 @@ class LeanBoard:
         """main loop passes (run.py's loop body) until the fake clock reaches t."""
         import utime
 
-        step = self.ns["step"]
+        step, up = self.ns["step"], self.ns["up"]
         while utime.clock[0] < t:
-            step()
+            k = step()  # as run() does
+            if k:
+                up(k - 1)
             utime.sleep_ms(1)
 
 

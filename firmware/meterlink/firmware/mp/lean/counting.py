@@ -7,9 +7,8 @@
 # instance dict cost heap) and the micro:bit is used directly rather than
 # through board.py, for the same reason.
 import struct
-from micropython import const
 from utime import ticks_ms, ticks_diff
-from glue import edge_poll  # pin interrupts (rp2)
+from glue import edge_poll, battery  # pin interrupts (rp2), the supply (low_battery_alarm)
 from fields import *  # the state indexes (inlined by the bundler)
 
 
@@ -81,11 +80,13 @@ def body(kind):
     if kind == 1:
         p = (1, s[S_REG], 7, max(s[S_ISEQ], 1) - 1, 8, v[V_ACT], 12, v[V_RAISED], 13, s[S_REV])
     elif kind == 2:
+        b = 100  # battery, %: no measurement
+        if HAS_LOW_BATTERY_ALARM:
+            b = battery()  # board glue
         # reason: 2 safe mode, 1 the boot status (V_WANT 1), 0 another. V_WANT
         # is cleared here, so that a downlink in this frame's own receive
         # window can ask for the next status
-        p = (9, 100, 10, FW_VERSION, 11, s[S_RESETS], 14, 2 if v[V_ERR] % 4 else 2 - v[V_WANT],
-             15, v[V_ERR])
+        p = (9, b, 10, FW_VERSION, 11, s[S_RESETS], 14, 2 if v[V_ERR] % 4 else v[V_WANT] & 1, 15, v[V_ERR])
         v[V_WANT] = 0
         if not v[V_ERR]:
             p = p[:8]

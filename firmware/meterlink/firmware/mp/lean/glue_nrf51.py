@@ -27,6 +27,21 @@ def bad_pin(n):
     return n[:3] != 'pin' or n == 'pin8' or not hasattr(microbit, n)
 
 
+def battery_pin(n):
+    # a pin the low-battery alarm takes (pin16, the supply supervisor's output),
+    # so no meter input may be wired to it
+    return n == 'pin16'
+
+
+def battery():
+    # percent: 9 (below the alarm's 10 %) or 100. The micro:bit cannot measure
+    # its own supply: pin16 is the output of a supply supervisor on the
+    # module's board (active high below the cell's 10 % voltage;
+    # docs/firmware.md, "Battery on the micro:bit"); unwired, the pull-down
+    # keeps it low
+    return 9 if microbit.pin16.read_digital() else 100
+
+
 def pin_number(n):
     # the number of a good pin name ('pin0' -> 0), as 'cf' stores it
     return int(n[3:])
