@@ -6,10 +6,13 @@
 # import this file as `glue`.
 import microbit
 import micropython
-from microbit import uart  # the REPL UART, shared with the radio modem
 from utime import sleep_ms
 
 FATAL = BaseException  # main.py: a Ctrl-C too ends in the wait and reset
+# the REPL UART, shared with the radio modem; as microbit.uart where used, so
+# that the run phase's namespace holds no name more (a name over main.py's
+# grown table makes it grow again late: a 520-byte block the heap lacks)
+uart = microbit.uart
 
 
 def ctrl_c_off():
@@ -64,7 +67,7 @@ def reader(p):
 
 def modem_read():
     # what the modem sent, or None
-    return uart.read()
+    return microbit.uart.read()
 
 
 def edge_poll(f):
