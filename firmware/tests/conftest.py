@@ -5,11 +5,13 @@ The modules the bundler makes from mp/lean/ for the rp2 build (SHARED_MODULES: m
 ml_cipher) are written to a temporary folder, SHARED, as bundle("rp2") has them."""
 
 import atexit
+import importlib.util
 import os
 import shutil
 import sys
 import tempfile
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -25,6 +27,19 @@ for name in SHARED_MODULES:
 for p in (MP, SHARED, HERE / "fake", HERE / "cpython", HERE / "nrf51", HERE):
     if str(p) not in sys.path:
         sys.path.insert(0, str(p))
+
+
+def glue_module(board: str) -> ModuleType:
+    """mp/lean/glue_<board>.py as a module: what the plain lean sources import as `glue`
+    (the bundler inlines it for the nRF51)."""
+    spec = importlib.util.spec_from_file_location("glue", MP / "lean" / f"glue_{board}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+sys.modules["glue"] = glue_module("nrf51")  # the plain sources run on the fake micro:bit
 
 
 @pytest.fixture(autouse=True)

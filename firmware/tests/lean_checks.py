@@ -15,7 +15,8 @@ SRC = ['']  # directory of the lean sources, with a trailing '/'
 KEY = mp_checks.KEY
 DEV = mp_checks.DEV
 BOOT = ('crc', 'aes', 'boot')
-RUN = ('state', 'counting', 'loop', 'ack', 'aes', 'uplink', 'seal', 'run', 'crc')
+RUN = ('state', 'counting', 'loop', 'ack', 'window', 'downlink', 'aes', 'seal', 'uplink', 'run',
+       'air', 'at_modem', 'crc')
 
 
 def setup(fs, src):
@@ -111,6 +112,31 @@ def check_lean_aes_and_cmac_vectors():
     for n, t in mp_checks.RFC4493_TAGS:
         assert bytes(ns['cmac'](bytearray(m), n)) == h2b(t), n
     assert ns['crc'](b'123456789', 9) == 0x29B1
+
+
+def check_lean_config_and_time_downlinks():
+    # the sources as written have every feature: a config applied and answered, a
+    # stale one dropped, a time kept (downlinks sealed by mp_checks.downlink)
+    import fields
+    config()
+    ns = boot()
+    s = ns['S']
+    v = ns['V']
+    run_until(ns, utime.clock[0] + 300)  # the boot status
+    microbit.rx.append(mp_checks.downlink(9, 5, b'\xa2\x04\x05\x17\x04'))
+    ns['listen'](30)  # interval 5, backflow_pulses 4
+    assert s[fields.S_DLC] == 5 and s[fields.S_OV] == 5 and s[fields.S_OV + 4] == 4
+    assert v[fields.V_INTERVAL] == 5 and v[fields.V_BACKFLOW] == 4
+    microbit.rx.append(mp_checks.downlink(9, 5, b'\xa1\x04\x06'))  # stale: dropped
+    microbit.rx.append(mp_checks.downlink(9, 6, b'\xa1\x04\x06', key=bytes(16)))  # MIC
+    ns['listen'](30)
+    assert s[fields.S_DLC] == 5 and v[fields.V_INTERVAL] == 5
+    microbit.rx.append(mp_checks.downlink(10, 6, b'\xa1\x18\x1e\x1a\x69\x2d\xa8\xc0'))
+    ns['listen'](30)
+    assert v[fields.V_TIME] == 1764600000 and s[fields.S_DLC] == 6
+    run_until(ns, utime.clock[0] + 300)  # the answer to the config
+    st = [x[3] for x in uplinks() if x[0] == 2]
+    assert len(st) == 2 and st[1][14] == 0 and st[1][4] == 5 and st[1][23] == 4, st
 
 
 def check_lean_torn_rt_boots_again():

@@ -45,12 +45,15 @@ def run_time_config(files: Files) -> set[str]:
 
 
 def _downlink_decoder(files: Files) -> str:
-    """The file that decodes downlink bodies (the bounded CBOR map reader), or ""."""
-    return next((t for t in files.values() if "def dmap(" in t), "")
+    """The file that decodes downlink bodies (the bounded CBOR map reader: ml_dl's dmap,
+    lean/downlink.py's downlink), or ""."""
+    return next((t for t in files.values() if "def dmap(" in t or "def downlink(" in t), "")
 
 
 def _handles(frame_type: int) -> Callable[[Files], bool]:
-    return lambda files: bool(re.search(rf"==\s*{frame_type}\b", _downlink_decoder(files)))
+    # the frame type (ml_dl), or the payload's first byte, version 2 and the type (lean)
+    pattern = rf"==\s*(?:{frame_type}|0x{0x20 | frame_type:02x})\b"
+    return lambda files: bool(re.search(pattern, _downlink_decoder(files), re.I))
 
 
 EVIDENCE: dict[str, tuple[str, Callable[[Files], bool]]] = {
@@ -94,10 +97,10 @@ def test_the_table_is_what_the_bundle_contains(board: str) -> None:
 def test_the_nrf51_build_has_no_downlink_handler_and_its_window_takes_only_an_ack() -> None:
     files = _files("nrf51")
     assert _downlink_decoder(files) == ""
-    window = [t for t in files.values() if "def ack(" in t]
+    window = [t for t in files.values() if "def ack(" in t or "def listen(" in t]
     assert len(window) == 1
-    # the link frame's first payload byte is the header: version 2, frame type ACK
-    headers = set(re.findall(r"\[1\]==(0x[0-9A-Fa-f]{2}|\d+)", window[0]))
+    # the payload's first byte is the header: version 2, frame type ACK only
+    headers = set(re.findall(r"==\s*(0x2[0-9A-Fa-f])\b", window[0]))
     assert {int(h, 0) for h in headers} == {(2 << 4) | FrameType.ACK}
     assert run_time_config(files) == {"id", "gen", "register", "weight", "unit", "interval",
                                       "leak_intervals", "rx_window_ms", "backflow_pulses",

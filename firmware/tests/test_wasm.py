@@ -49,10 +49,15 @@ def test_runner_fails_when_the_script_raises(tmp_path: Path) -> None:
     assert r.returncode == 1 and "wrong" in r.stderr
 
 
-def test_nrf51_build_sources_pass_on_micropython_1_27() -> None:
-    """lean_checks.py on the sources of mp/lean/ (the code the nRF51 bundle is made from),
-    with the fake micro:bit and clock of tests/nrf51."""
-    r = run(HERE / "wasm_lean.py", MP, MP / "lean", SHARED, HERE / "fake", HERE, HERE / "nrf51")
+def test_nrf51_build_sources_pass_on_micropython_1_27(tmp_path: Path) -> None:
+    """lean_checks.py and the protocol vectors (lean_vectors.py) on the sources of
+    mp/lean/ (the code every board's bundle is made from), with the fake micro:bit and
+    clock of tests/nrf51."""
+    shutil.copy(VECTORS, tmp_path / "v2.json")
+    r = run(HERE / "wasm_lean.py", MP, MP / "lean", SHARED, HERE / "fake", HERE, HERE / "nrf51",
+            tmp_path)  # fmt: skip
     assert r.returncode == 0, r.stdout + r.stderr
     assert "version=(1, 27" in r.stdout
-    assert "FAIL" not in r.stdout and "lean checks: 4 failed: 0" in r.stdout
+    assert "FAIL" not in r.stdout and "lean checks: 5 failed: 0" in r.stdout
+    cases = 137 if (MP / "lean" / "downlink.py").exists() else 28
+    assert f"lean vectors: ({cases}, 42)" in r.stdout

@@ -248,10 +248,12 @@ def wait_frames(pico: EmulatedPico, decoder: LinkDecoder, n: int, timeout: float
         time.sleep(0.05)
 
 
-def test_energy_budget_per_board(nrf51_days: tuple[Nrf51Day, Nrf51Day], pico: EmulatedPico) -> None:
-    interval = 60
+def rp2_segments(pico: EmulatedPico, files: dict[str, bytes], interval: int
+                 ) -> tuple[GuestTime, GuestTime, GuestTime]:  # fmt: skip
+    """The rp2 build `files` on the emulated Pico, guest time uncapped: 30 s idle after a
+    reading's receive window, one whole interval with its uplink, 60 pulses at 2 Hz."""
     text = render_config(id=0x0E0E0E0E, key=KEY, gen=1, interval=interval, pin_pulse=str(PULSE))
-    pico.flash({**bundle("rp2"), "config.txt": text.encode()})
+    pico.flash({**files, "config.txt": text.encode()})
     pico.set_speed(0)  # guest time as fast as the host runs it: sleeps cost no wall time
     pico.take_modem_bytes()
     pico.reset()
@@ -278,17 +280,55 @@ def test_energy_budget_per_board(nrf51_days: tuple[Nrf51Day, Nrf51Day], pico: Em
     a = pico.guest_time()
     pico.pulses(PULSE, 60, 20, 480)
     pulses = between(a, pico.guest_time())
-    print(f"\nsegments: idle {idle}, interval {whole}, pulses {pulses}")
+    pico.set_speed(1)
+    return idle, whole, pulses
+
+
+def rp2_day(idle: GuestTime, whole: GuestTime, pulses: GuestTime
+            ) -> tuple[float, float, float, float, float]:  # fmt: skip
+    """(awake s/day, average mA, idle share awake, s awake per pulse, s per uplink) of the
+    household's day built from rp2_segments()."""
     idle_rate = idle.active_s / idle.guest_s
     per_pulse = max(0.0, (pulses.active_s - idle_rate * pulses.guest_s) / 60)
     per_uplink = max(0.0, whole.active_s - idle_rate * whole.guest_s)
     awake = idle_rate * DAY_S + PULSES_PER_DAY * per_pulse + UPLINKS_PER_DAY * per_uplink
-    asleep = DAY_S - awake
-    mcu_mas = awake * RP2040_RUN_MA + asleep * RP2040_LIGHTSLEEP_MA
+    mcu_mas = awake * RP2040_RUN_MA + (DAY_S - awake) * RP2040_LIGHTSLEEP_MA
+    return awake, (mcu_mas + radio_day_mas()) / DAY_S, idle_rate, per_pulse, per_uplink
+
+
+def radio_day_mas() -> float:
     air = lora_airtime_s(UPLINK_PAYLOAD)
     tx_s, rx_s = UPLINKS_PER_DAY * air, UPLINKS_PER_DAY * RX_WINDOW_S
-    radio_mas = tx_s * LORA_TX_MA + rx_s * LORA_RX_MA + (DAY_S - tx_s - rx_s) * LORA_SLEEP_MA
-    rp2_ma = (mcu_mas + radio_mas) / DAY_S
+    return tx_s * LORA_TX_MA + rx_s * LORA_RX_MA + (DAY_S - tx_s - rx_s) * LORA_SLEEP_MA
+
+
+def test_rp2_energy_full_profile_and_lean_sources(pico: EmulatedPico) -> None:
+    """The same day for rp2's full profile (bundle("rp2")) and its form made from the lean
+    sources (lean_bundle("rp2"): the one debouncer run by pin interrupts and a 6 ms timer,
+    lightsleep(100) between events), measured back to back on one emulated Pico."""
+    from meterlink.firmware import lean_bundle
+
+    rows = []
+    builds = (("rp2 full profile", bundle("rp2")), ("rp2 lean sources", lean_bundle("rp2")))
+    for name, files in builds:
+        segments = rp2_segments(pico, files, 60)
+        print(f"\n{name} segments: {segments}")
+        rows.append((name, *rp2_day(*segments)))
+    print()
+    for name, awake, ma, idle_rate, per_pulse, per_uplink in rows:
+        print(f"{name:18} awake {awake:7.0f} s/day, {ma:.3f} mA; idle {idle_rate * 100:.2f} % "
+              f"awake, {per_pulse * 1e3:.2f} ms per pulse, {per_uplink * 1e3:.0f} ms per uplink")
+    assert all(0 < r[3] < 1 for r in rows)
+
+
+def test_energy_budget_per_board(nrf51_days: tuple[Nrf51Day, Nrf51Day], pico: EmulatedPico) -> None:
+    interval = 60
+    idle, whole, pulses = rp2_segments(pico, bundle("rp2"), interval)
+    print(f"\nsegments: idle {idle}, interval {whole}, pulses {pulses}")
+    awake, rp2_ma, idle_rate, per_pulse, per_uplink = rp2_day(idle, whole, pulses)
+    asleep = DAY_S - awake
+    air = lora_airtime_s(UPLINK_PAYLOAD)
+    radio_mas = radio_day_mas()
     # the same day if the MCU were dormant between events (wake on the pulse edge)
     dormant_ma = (awake * RP2040_RUN_MA + asleep * RP2040_DORMANT_MA + radio_mas) / DAY_S
     # nRF51: awake at its run current, asleep in System ON idle; the same radio day

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from meterlink.boardlink import files as board_files
-from meterlink.firmware import NRF51_BOOT, NRF51_NAMES, bundle, nrf51_loader, render_config
+from meterlink.firmware import FIELDS, NRF51_BOOT, NRF51_NAMES, bundle, nrf51_loader, render_config
 from meterlink.hil import EmulatedBoard
 from meterlink.hil.board import FLASH_TRIES
 from meterlink.hil.microbit_fs import read_fs
@@ -22,6 +22,8 @@ pytestmark = pytest.mark.hil
 
 KEY = bytes(range(16))
 DEV = 0x0A0B0C0D
+SV = 4 * (int(FIELDS["S_N"]) + int(FIELDS["V_N"]))  # rt's first part: the S and V arrays
+RT_SIZE = SV + 2 * 176 + 2 * 16 + 3
 CONFIG = render_config(
     id=DEV, key=KEY, gen=1, register=42, interval=5, rx_window_ms=300, pin_pulse="pin0"
 )
@@ -58,7 +60,7 @@ def boot_phase_files(board: EmulatedBoard) -> dict[str, bytes]:
     load = "".join(f"ld({NRF51_NAMES[role]!r})\n" for role in NRF51_BOOT)
     board.exec(nrf51_loader() + load + "boot()\n", timeout=60)
     made = {"cf": cf, "st1": board.read_file("st1"), "rt": board.read_file("rt")}
-    assert (len(made["cf"]), len(made["st1"]), len(made["rt"])) == (62, 62, 575), made
+    assert (len(made["cf"]), len(made["st1"]), len(made["rt"])) == (62, 62, RT_SIZE), made
     board.flash({"main.py": files["main.py"]})
     return made
 
@@ -82,10 +84,10 @@ def test_torn_boot_phase_files_never_stop_the_module(board: EmulatedBoard) -> No
     # were QEMU's unerased flash breaking MicroPython's sweep: test_emulated_flash.py)
     put_state(board, {})
     base = board.power_cut()
-    # rt is read in parts: S and V (188 bytes), two key schedules (176 each), two CMAC
+    # rt is read in parts: S and V (SV bytes), two key schedules (176 each), two CMAC
     # subkeys (16 each), pins and history length (3); cut inside and at each boundary
-    rt_cuts = sorted({0, 1, 4, 60, 122, 187, 188, 189, 300, 363, 364, 365, 500, 539, 540,
-                      541, 556, 557, 571, 572, 573, 574})  # fmt: skip
+    rt_cuts = sorted({0, 1, 4, 60, 122, *(SV + d for d in (-1, 0, 1, 112, 175, 176, 177, 312,
+                      351, 352, 353, 368, 369)), *range(RT_SIZE - 4, RT_SIZE)})  # fmt: skip
     cases = (
         [(f"cf[:{n}]", {"cf": cf[:n]}) for n in (0, 1, 4, 31, 60, 61)]
         + [(f"st1[:{n}] beside cf", {"cf": cf, "st1": st[:n]}) for n in (0, 1, 30, 61)]

@@ -17,13 +17,16 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from meterlink.firmware.features import BOARD_FEATURES, check_features
 from meterlink.firmware.features import bundle_features as bundle_features  # what it ships
+from meterlink.firmware.lowering import FLAGS, lower_features
 from meterlink.firmware.minify import rename_locals, shrink
 
 __all__ = [
     "BOARD_PINS",
     "CHUNK_BYTES",
     "CONFIG_KEYS",
+    "FEATURE_FILES",
     "FIELDS",
     "FIRMWARE_VERSION",
     "MAINTENANCE_PIN",
@@ -40,7 +43,9 @@ __all__ = [
     "chunked",
     "full_profile_nrf51",
     "is_loaded",
+    "lean_bundle",
     "lower_fields",
+    "lowered_source",
     "nrf51_loader",
     "parse_config",
     "render_config",
@@ -80,7 +85,9 @@ _FULL = {
 # names are fewer bytes in main.py's heap); symbols.symbol_map() maps them back.
 NRF51_CONFIG = "config"
 NRF51_BOOT = ("crc", "aes", "boot")
-NRF51_RUN = ("state", "counting", "loop", "ack", "aes", "uplink", "seal", "run", "crc")
+# air and at_modem: feature files (FEATURE_FILES), loaded after what they call
+NRF51_RUN = ("state", "counting", "loop", "ack", "window", "downlink", "aes", "seal", "uplink",
+             "run", "air", "at_modem", "crc")
 NRF51_ROLES = (NRF51_CONFIG, *NRF51_BOOT, *(r for r in NRF51_RUN if r not in NRF51_BOOT))
 _ONBOARD_PREFIX = "ml_n"  # as lean/main.py's ld() builds the names
 # The letters of the files the board has run since 1.0. main.py's chr(n) interns each
@@ -131,12 +138,45 @@ SHARED_MODULES: dict[str, tuple[tuple[str, tuple[str, ...] | None], ...]] = {
     ),
 }
 _PROFILE = {"nrf51": _LEAN, "rp2": _FULL | {"board_rp2.py": "board.py"}}
-# Names in lean/main.py the bundler fills in: the load orders and config.py's name.
-_MAIN_NAMES = {
-    "RUN_FILES": repr("".join(_LETTER[r] for r in NRF51_RUN).encode()),
-    "BOOT_FILES": repr("".join(_LETTER[r] for r in NRF51_BOOT).encode()),
-    "config": NRF51_NAMES[NRF51_CONFIG].removesuffix(".py"),
+# Boards whose sources test the feature flags (`if HAS_X:`, lowered per bundle). The
+# others (rp2's full profile) have every feature built in: only their default set.
+_LOWERED_BOARDS = ("nrf51",)
+# A source file only some features use -> that feature, or those features: bundled
+# (and, for the nRF51, in its load order) only when one of them is on.
+FEATURE_FILES: dict[str, str | tuple[str, ...]] = {
+    "lean/window.py": ("config_downlink", "time_downlink", "at_modem"),  # listen(), got()
+    "lean/downlink.py": ("config_downlink", "time_downlink"),
+    "lean/air.py": "duty_cycle_budget",  # airtime and the EU868 sub-band's budget
+    "lean/at_modem.py": "at_modem",  # the AT-command LoRa modem (modem=1)
 }
+
+
+def _file_wanted(src: str, features: frozenset[str]) -> bool:
+    """Whether source file `src` belongs in a bundle with `features` (FEATURE_FILES)."""
+    needs = FEATURE_FILES.get(src)
+    if needs is None:
+        return True
+    return bool(features & ({needs} if isinstance(needs, str) else set(needs)))
+# rp2 made from the lean sources (lean_bundle("rp2")), as bundle("rp2") will be once
+# rp2 runs them (issue 13): the nRF51's files, its glue file flashed as the module
+# `glue` (not inlined: the Pico has the heap), every feature it ships.
+_LEAN_PROFILE = {"nrf51": _LEAN, "rp2": _LEAN | {"lean/glue_rp2.py": "glue.py"}}
+
+
+def _main_names(features: frozenset[str]) -> dict[str, str]:
+    """Names in lean/main.py the bundler fills in: the load orders (the files of the
+    features left out are not loaded) and config.py's name."""
+    def order(roles: tuple[str, ...]) -> str:
+        kept = [r for r in roles if _file_wanted(f"lean/{r}.py", features)]
+        return repr("".join(_LETTER[r] for r in kept).encode())
+
+    return {
+        "RUN_FILES": order(NRF51_RUN),
+        "BOOT_FILES": order(NRF51_BOOT),
+        "config": NRF51_NAMES[NRF51_CONFIG].removesuffix(".py"),
+    }
+
+
 # Boards whose filesystem and heap need the sources shrunk (see minify.shrink) and
 # their local names shared (minify.rename_locals).
 _MINIFIED = ("nrf51",)
@@ -152,17 +192,78 @@ def _read_fields() -> dict[str, str]:
     return found
 
 
-FIELDS: dict[str, str] = _read_fields()
+FIELDS: dict[str, str] = _read_fields()  # the feature flags as in the plain source: all 1
 FIRMWARE_VERSION: int = int(FIELDS["FW_VERSION"])
 _FIELDS_IMPORT = re.compile(r"^[ \t]*from fields import [^\n]*\n", re.M)
 _FIELD_NAME = re.compile(r"\b(" + "|".join(sorted(FIELDS, key=len, reverse=True)) + r")\b")
+if set(FLAGS) - set(FIELDS):
+    raise RuntimeError(f"mp/fields.py lacks the feature flags {sorted(set(FLAGS) - set(FIELDS))}")
 
 
-def lower_fields(source: str) -> str:
+def _fields_for(features: frozenset[str]) -> dict[str, str]:
+    return FIELDS | {flag: str(int(feature in features)) for flag, feature in FLAGS.items()}
+
+
+def lower_fields(source: str, fields: dict[str, str] | None = None) -> str:
     """`source` with its `from fields import ...` lines blanked (line numbers kept) and
     each field name replaced by its number (as MicroPython's compiler does with a const
-    in its own module): fields.py itself is never flashed."""
-    return _FIELD_NAME.sub(lambda m: FIELDS[m.group(1)], _FIELDS_IMPORT.sub("\n", source))
+    in its own module): fields.py itself is never flashed. `fields` defaults to FIELDS."""
+    values = FIELDS if fields is None else fields
+    return _FIELD_NAME.sub(lambda m: values[m.group(1)], _FIELDS_IMPORT.sub("\n", source))
+
+
+# Boards whose glue (mp/lean/glue_<board>.py) is inlined into the shared sources
+# (meterlink.firmware.glue); on the others it is a module, `glue`, on the board.
+_INLINED_GLUE = ("nrf51",)
+
+
+def _glued(board: str, features: frozenset[str]) -> dict[str, str]:
+    """The lean sources of `board` with `features`: the feature blocks lowered, then the
+    board glue inlined; by source path (lean/...). Empty for a board whose glue is a
+    module."""
+    if board not in _INLINED_GLUE:
+        return {}
+    from meterlink.firmware.glue import glue_for, inline
+
+    glue = glue_for(MP_DIR / "lean" / f"glue_{board}.py")
+
+    def kept(roles: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(r for r in roles if _file_wanted(f"lean/{r}.py", features))
+
+    phases = (kept(NRF51_BOOT), kept(NRF51_RUN))  # loaded into one namespace, in order
+    done: dict[str, tuple[str, set[str]]] = {}
+
+    def lower(role: str) -> tuple[str, set[str]]:
+        # board modules bound before this file in every phase that loads it
+        if role not in done:
+            bound: set[str] | None = None
+            for p in sorted((p for p in phases if role in p), key=lambda p: p.index(role)):
+                if bound == set():
+                    break  # (and no cycle: crc.py is first in one phase, last in the other)
+                here = set().union(*(lower(r)[1] for r in p[: p.index(role)]))
+                bound = here if bound is None else bound & here
+            src = f"lean/{role}.py"
+            text = lower_features((MP_DIR / src).read_text(), features, f"mp/{src}")
+            done[role] = inline(text, glue, bound or set(), src)
+        return done[role]
+
+    out = {f"lean/{role}.py": lower(role)[0] for role in kept(NRF51_ROLES)}
+    main = lower_features((MP_DIR / "lean/main.py").read_text(), features, "mp/lean/main.py")
+    out["lean/main.py"] = inline(main, glue, set(), "lean/main.py")[0]
+    return out
+
+
+def lowered_source(src: str, features: frozenset[str] | set[str], board: str = "",
+                   glued: dict[str, str] | None = None) -> str:  # fmt: skip
+    """mp/`src` as a bundle with `features` holds it before minifying: the `if HAS_X:`
+    blocks lowered (meterlink.firmware.lowering), the board glue inlined where `board`
+    inlines it (meterlink.firmware.glue; `glued`: _glued()'s result, if at hand), then
+    the fields inlined; the source's line numbers kept."""
+    chosen = frozenset(features)
+    if glued is None:
+        glued = _glued(board, chosen) if board and src.startswith("lean/") else {}
+    text = glued.get(src) or lower_features((MP_DIR / src).read_text(), chosen, f"mp/{src}")
+    return lower_fields(text, _fields_for(chosen))
 
 
 def _statement_names(node: ast.stmt) -> set[str]:
@@ -187,7 +288,7 @@ def shared_source(name: str) -> str:
         "# build's sources (mp/lean/), for the rp2 build. Edit them there.\n",
     ]
     for src, names in SHARED_MODULES[name]:
-        text = lower_fields((MP_DIR / src).read_text())
+        text = lowered_source(src, BOARD_FEATURES["rp2"])
         taken: set[str] = set()
         after = -1  # the last line taken: a run of statements gets one heading
         for node in ast.parse(text).body:
@@ -211,58 +312,92 @@ def shared_source(name: str) -> str:
     return "".join(out)
 
 
-def bundle(board: str) -> dict[str, bytes]:
-    """On-board file name -> contents for `board` ("nrf51" or "rp2")."""
-    if board not in SUPPORTED_BOARDS:
-        raise ValueError(
-            f"unknown board {board!r}; supported boards: {', '.join(SUPPORTED_BOARDS)}"
-        )
+def bundle(board: str, features: frozenset[str] | set[str] | None = None) -> dict[str, bytes]:
+    """On-board file name -> contents for `board` ("nrf51" or "rp2"), made with the
+    optional `features` (meterlink.protocol.features; None: the board's own set,
+    BOARD_FEATURES[board]). Raises ValueError for an unknown board, an unknown feature
+    or one the board cannot take."""
+    chosen = _chosen(board, features)
     # one at a time: ast.parse in two threads at once failed once on CPython 3.11
     # ("AST constructor recursion depth mismatch")
     with _BUNDLE_LOCK:
-        return dict(_bundle(board))
+        return dict(_lowered(board, chosen)[0])
+
+
+def lean_bundle(board: str, features: frozenset[str] | set[str] | None = None
+                ) -> dict[str, bytes]:  # fmt: skip
+    """What bundle(board) holds made from the lean sources (mp/lean/): for nrf51 the same
+    as bundle("nrf51"); for rp2, which still ships the full profile, its lean form (the
+    shared sources with glue_rp2.py as the module `glue`, shrunk, chunked and loaded as on
+    the nRF51), with `features` (None: every feature rp2 ships)."""
+    if board not in _LEAN_PROFILE:
+        raise ValueError(f"unknown board {board!r}; supported boards: {', '.join(_LEAN_PROFILE)}")
+    chosen = BOARD_FEATURES[board] if features is None else check_features(board, features)
+    with _BUNDLE_LOCK:
+        return dict(_lowered(board, chosen, True)[0])
 
 
 _BUNDLE_LOCK = threading.Lock()
 
 
-def _bundle(board: str) -> dict[str, bytes]:
-    return _lowered(board)[0]
+def _chosen(board: str, features: frozenset[str] | set[str] | None) -> frozenset[str]:
+    if board not in SUPPORTED_BOARDS:
+        raise ValueError(
+            f"unknown board {board!r}; supported boards: {', '.join(SUPPORTED_BOARDS)}"
+        )
+    if features is None:
+        return BOARD_FEATURES[board]
+    chosen = check_features(board, features)
+    if board not in _LOWERED_BOARDS and chosen != BOARD_FEATURES[board]:
+        raise ValueError(
+            f"board {board!r} runs the full profile, which has every feature built in: "
+            "its features cannot be chosen until it runs the lean sources; bundle it "
+            "without `features`"
+        )
+    return chosen
 
 
 @cache
-def _lowered(board: str) -> tuple[dict[str, bytes], dict[str, Any]]:
+def _lowered(board: str, features: frozenset[str], lean: bool = False
+             ) -> tuple[dict[str, bytes], dict[str, Any]]:  # fmt: skip
     """The bundle and its symbol map (symbols.symbol_map), made in one pass."""
     from meterlink.firmware.symbols import FileSymbols, map_file
 
     files: dict[str, bytes] = {}
     symbols: dict[str, FileSymbols] = {}
-    for src, name in _PROFILE[board].items():
-        lowered = lower_fields((MP_DIR / src).read_text())  # same lines as the source
+    main_names = _main_names(features)
+    glued = _glued(board, features)
+    lean = lean or board in _LOWERED_BOARDS
+    for src, name in (_LEAN_PROFILE if lean else _PROFILE)[board].items():
+        if not _file_wanted(src, features):
+            continue  # the file of a feature this bundle leaves out
+        lowered = lowered_source(src, features, board, glued)  # same lines as the source
         text = lowered
-        if board in _MINIFIED:
+        if board in _MINIFIED or lean:
             renamed: dict[str, dict[str, str]] = {}
-            text = rename_locals(shrink(text, _MAIN_NAMES if name == "main.py" else None), renamed)
+            text = rename_locals(shrink(text, main_names if name == "main.py" else None), renamed)
             symbols[name] = map_file(src, lowered, text, renamed, loaded=name in _LOADED)
         files[name] = (chunked(text) if name in _LOADED else text).encode()
-    if board == "rp2":
+    if board == "rp2" and not lean:
         files |= {shared: shared_source(shared).encode() for shared in SHARED_MODULES}
     return files, {
         "board": board,
         "firmware_version": FIRMWARE_VERSION,
+        "features": sorted(features),
         "files": symbols,
-        "fields": {name: int(value) for name, value in FIELDS.items()},
+        "fields": {name: int(value) for name, value in _fields_for(features).items()},
     }
 
 
-def symbol_map(board: str) -> dict[str, Any]:
-    """What the bundler renamed for `board`, as JSON-ready data: on-board file name ->
-    source file, per function its source line and local names, per chunk its first
-    line, and the inlined field numbers (meterlink.firmware.symbols.translate uses it).
-    Empty "files" for a board whose bundle is not renamed (rp2)."""
-    bundle(board)  # checks the board name
+def symbol_map(board: str, features: frozenset[str] | set[str] | None = None) -> dict[str, Any]:
+    """What the bundler renamed for `board` (with `features`, as bundle()), as JSON-ready
+    data: on-board file name -> source file, per function its source line and local
+    names, per chunk its first line, and the inlined field numbers
+    (meterlink.firmware.symbols.translate uses it). Empty "files" for a board whose
+    bundle is not renamed (rp2)."""
+    chosen = _chosen(board, features)
     with _BUNDLE_LOCK:
-        return _lowered(board)[1]
+        return _lowered(board, chosen)[1]
 
 
 CHUNK_BYTES = 360  # statements are grouped into chunks up to this size

@@ -1,31 +1,45 @@
-"""Which optional features (`meterlink.protocol.features`) each board's bundle ships.
+"""The one list of optional features (`meterlink.protocol.features`) each board's bundle
+is made with, and which features a board can take at all.
 
-Stated from the sources in `mp/` as they are bundled today:
-- rp2 runs the full firmware (`ml_main`, `ml_boot`, `ml_dl`, `ml_at`, `ml_air`): burst,
-  tamper and low-battery alarms, config and time downlinks (`ml_dl`), the daily status,
-  the safe-mode status every 300 s, the AT modem (`ml_at`) and the duty-cycle budget
-  (`ml_air`): every feature.
-- nrf51 runs the nRF51 build (`mp/lean/`): its receive window (`lean/ack.py`) takes an
-  ack and nothing else, there is no burst, tamper or low-battery alarm, no daily status, the
-  safe-mode status is sent once, the modem is the transparent one and no duty-cycle
-  budget is kept (docs/firmware.md, "nRF51 build"): none of them.
+`bundle(board)` (meterlink.firmware) is made from `BOARD_FEATURES[board]`: each feature
+is an `if HAS_X:` block in the on-board sources, lowered per board at bundle time
+(meterlink.firmware.lowering), and a file only one feature uses is bundled only with it
+(meterlink.firmware.FEATURE_FILES). `bundle(board, features)` makes another set, within
+`POSSIBLE_FEATURES[board]`. `bundle_features()` is the one way to ask what a board ships;
+provisioning records it in the key file, and the gateway refuses a command a module's
+features cannot take.
 
-`firmware/tests/test_features.py` holds this table to the bundle's contents. When the
-bundler chooses features per board (issue 13, the one-codebase work), it generates this
-table instead; `bundle_features()` stays the one way to ask.
+- rp2 runs the full firmware (`ml_main`, `ml_boot`, `ml_dl`, `ml_at`, `ml_air`), which
+  has every feature built in (no flags yet: only its default set can be bundled).
+- nrf51 runs the nRF51 build (`mp/lean/`); the AT modem is not for it (its one UART
+  serves the transparent modem and the programming cable).
+
+`firmware/tests/test_features.py` holds this table to the bundle's contents.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 
 from meterlink.protocol.features import ALL_FEATURES
 
-__all__ = ["BOARD_FEATURES", "RELEASED_FEATURES", "bundle_features", "released_features"]
+__all__ = [
+    "BOARD_FEATURES",
+    "POSSIBLE_FEATURES",
+    "RELEASED_FEATURES",
+    "bundle_features",
+    "check_features",
+    "released_features",
+]
 
 BOARD_FEATURES: Mapping[str, frozenset[str]] = MappingProxyType({
     "nrf51": frozenset(),
+    "rp2": ALL_FEATURES,
+})
+# What each board's sources can be bundled with (a feature outside it is refused).
+POSSIBLE_FEATURES: Mapping[str, frozenset[str]] = MappingProxyType({
+    "nrf51": ALL_FEATURES - {"at_modem"},
     "rp2": ALL_FEATURES,
 })
 
@@ -49,3 +63,22 @@ def bundle_features(board: str) -> frozenset[str]:
 def released_features(board: str, firmware_version: int) -> frozenset[str] | None:
     """What the bundle of `firmware_version` for `board` shipped; None if not known."""
     return RELEASED_FEATURES.get(firmware_version, {}).get(board)
+
+
+def check_features(board: str, features: Iterable[str]) -> frozenset[str]:
+    """`features` as a set, if `board` can take each of them; else ValueError naming the
+    board and the feature."""
+    possible = POSSIBLE_FEATURES.get(board)
+    if possible is None:
+        raise ValueError(f"unknown board {board!r}; supported boards: "
+                         f"{', '.join(BOARD_FEATURES)}")
+    chosen = frozenset(features)
+    unknown = sorted(chosen - ALL_FEATURES)
+    if unknown:
+        raise ValueError(f"unknown feature {unknown[0]!r} for board {board!r}; the features "
+                         f"are: {', '.join(sorted(ALL_FEATURES))}")
+    impossible = sorted(chosen - possible)
+    if impossible:
+        raise ValueError(f"board {board!r} cannot take feature {impossible[0]!r}; it can "
+                         f"take: {', '.join(sorted(possible))}")
+    return chosen

@@ -27,13 +27,17 @@ FORMS = ("source", "bundle")
 
 
 class LeanBoard:
-    def __init__(self, form: str) -> None:
+    def __init__(self, form: str, features: frozenset[str] | None = None) -> None:
+        """`features`: the bundle's (None: the nRF51's own list); the sources as written
+        have every feature on."""
         assert form in FORMS, form
         self.form = form
         self.ns: dict[str, Any] = {}
+        self.roles = (*NRF51_BOOT, *NRF51_RUN, NRF51_CONFIG)
         if form == "bundle":
-            files = bundle("nrf51")
-            for role in (*NRF51_BOOT, *NRF51_RUN, NRF51_CONFIG):
+            files = bundle("nrf51", features=features)
+            self.roles = tuple(r for r in self.roles if NRF51_NAMES[r] in files)
+            for role in self.roles:
                 Path(NRF51_NAMES[role]).write_bytes(files[NRF51_NAMES[role]])
 
     def _namespace(self, roles: tuple[str, ...]) -> dict[str, Any]:
@@ -41,7 +45,8 @@ class LeanBoard:
         if self.form == "bundle":
             exec(nrf51_loader(), ns)
             for role in roles:
-                ns["ld"](NRF51_NAMES[role])
+                if role in self.roles:  # the files of the features it has
+                    ns["ld"](NRF51_NAMES[role])
         else:
             for role in roles:
                 path = MP_DIR / "lean" / f"{role}.py"

@@ -68,5 +68,10 @@ V_INTERVAL = const(26)
 V_LEAK = const(27)
 V_RXW = const(28)
 V_BACKFLOW = const(29)
-V_WANT = const(31)  # a status frame is due
-V_N = const(32)
+V_BURST = const(30)  # burst_pulses (burst_alarm)
+V_WANT = const(31)  # a status frame is due: 1 the boot status (reason 1), 2 another (0)
+V_BURSTN = const(32)  # burst_intervals (burst_alarm)
+# 36..39: the downlinks (lean/downlink.py)
+V_TIME = const(36)  # the last time downlink (protocol 4.6): unix time, and the ticks
+V_TTICKS = const(37)  # it arrived at
+V_N = const(40)  # the size of V (and of its part of 'rt')

@@ -1,27 +1,31 @@
-# nRF51 build: the receive window after an alarm frame (protocol 5, 4.4):
-# an ack from the gateway whose counter is the alarm frame's ends the alarm
-# session. Anything else heard (other link types, other devices, config and
-# time downlinks, bad CRC or MIC) is ignored. The maintenance input is not
-# watched here (16 bytes of code too many for the run phase's loading):
-# loop.py sees it at the first 100 ms check after the window.
+# The receive window after an alarm frame in a build without downlinks or the
+# AT modem (the nRF51 as shipped; with them window.py's listen() is used):
+# only the ack of the alarm frame waiting for one ends its sends (protocol
+# 4.4). Anything else heard (other link types, other devices, bad CRC, MIC or
+# escapes) is ignored, and nothing is a way to the REPL: Ctrl-C is off and no
+# byte sequence is special (maintenance needs the maintenance input,
+# docs/protocol.md section 5). The maintenance input is not watched here (16
+# bytes of code too many for the nRF51 run phase's loading): loop.py sees it
+# at the first 100 ms check after the window.
 import struct
-from micropython import const
 from utime import ticks_ms, ticks_add, ticks_diff
+from glue import modem_read
 from fields import *  # the state indexes (inlined by the bundler)
 
 
 
 def ack(ms):
-    # listen for ms milliseconds, counting pulses; R holds the link frame
-    # being received: type, payload (an ack is 11 bytes), CRC. The ack's
-    # MIC covers the whole 32-bit counter: it is written over R[6:10] once
-    # the 16 bits on air match (protocol 3.4)
+    # listen for ms milliseconds, counting pulses; F (free while the window is
+    # open: the alarm frame is kept in A) holds the link frame being received:
+    # type, payload (an ack is 11 bytes), CRC. The ack's MIC covers the whole
+    # 32-bit counter: it is written over F[6:10] once the 16 bits on air match
+    # (protocol 3.4)
     e = ticks_add(ticks_ms(), ms)
-    r = R
+    r = F
     j = x = 0
     while ticks_diff(e, ticks_ms()) > 0:
         poll()
-        for c in rx() or ():
+        for c in modem_read() or ():
             if c == 0xC0:
                 if (j == 14 and not x and r[0] == 1 and r[1] == 0x28
                         and crc(r, 12) == r[12] << 8 | r[13]

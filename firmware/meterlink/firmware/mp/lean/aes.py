@@ -23,6 +23,7 @@ while 1:
     SB[p] = x ^ 0x63
     if p == 1:
         break
+del p, q, x, r  # no names left behind in the one namespace (main.py's table)
 H = b'\x00\x05\x0a\x0f\x04\x09\x0e\x03\x08\x0d\x02\x07\x0c\x01\x06\x0b'  # ShiftRows
 T = bytearray(16)
 X = bytearray(16)

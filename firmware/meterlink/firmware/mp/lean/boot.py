@@ -6,7 +6,7 @@
 # main.py with crc.py (crc) and aes.py (enc, SB) into one namespace.
 import os
 import struct
-import microbit
+from glue import held
 from array import array
 from fields import *  # the state indexes (inlined by the bundler)
 
@@ -57,15 +57,26 @@ def ks(k):
     return w
 
 
+if HAS_DUTY_CYCLE_BUDGET:
+    def radio(c):
+        # 'cf' without the radio fields config.py wrote last (kept in RADIO for
+        # 'rt'), or b'' if they are not whole (a cut: read config.txt again)
+        global RADIO
+        RADIO = c[62:]
+        return c[:62] if len(RADIO) == 16 else b''
+
+
 def boot():
     # 1 if the maintenance input is held: 'cf' is removed (the next boot
     # reads config.txt again) and main.py stops at the REPL
-    if microbit.pin8.read_digital():
+    if held():
         os.remove('cf')
         return 1
     f = open('cf', 'rb')
     c = f.read()
     f.close()
+    if HAS_DUTY_CYCLE_BUDGET:
+        c = radio(c)
     if len(c) != 62:
         os.remove('cf')  # not whole (a cut): read config.txt again
         return
@@ -86,10 +97,11 @@ def boot():
     V[V_DEV] = g[1]
     if not V[V_ERR]:
         if e or S[S_GEN] != g[2]:
-            # first boot of this provisioning: keep only the record sequence
-            # and the counter reservation
+            # first boot of this provisioning: keep only the record sequence,
+            # the counter reservation and the last downlink counter (an old
+            # config downlink must stay stale: protocol 3.4)
             for i in range(S_GEN, S_N):
-                if i != S_RSV:
+                if i != S_RSV and i != S_DLC:
                     S[i] = 0
             S[S_GEN] = g[2]
             S[S_REG] = g[3]
@@ -113,9 +125,11 @@ def boot():
     f.close()
     f = open('rt', 'wb')
     f.write(struct.pack('<15I', *S))
-    f.write(struct.pack('<32I', *V))
+    f.write(struct.pack('<%dI' % V_N, *V))
     S = V = None
     keys(f, c[44:60])
+    if HAS_DUTY_CYCLE_BUDGET:
+        f.write(RADIO)
     f.write(c[60:62])  # the pins
     f.write(bytes((g[10],)))  # the history length
     f.close()

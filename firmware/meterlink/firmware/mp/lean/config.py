@@ -4,14 +4,14 @@
 # holds, 'cf' is written: a bad one gives its safe-mode error code
 # (protocol 4.7), never an exception.
 import struct
-import microbit
-import micropython
+from fields import *  # the feature flags (lowered by the bundler)
+from glue import ctrl_c_off, held, bad_pin, pin_number
 
 
 def read():
     # 1 if the maintenance input is held (main.py stops at the REPL)
-    micropython.kbd_intr(-1)  # no Ctrl-C from the UART (the radio)
-    if microbit.pin8.read_digital():
+    ctrl_c_off()  # no Ctrl-C from the UART (the radio)
+    if held():
         return 1
     import ml_cfg
     e = 1  # missing
@@ -34,11 +34,11 @@ def read():
     if not e:
         for i in (0, 1, 2):
             n = g[('pin_pulse', 'pin_dir', 'pin_tamper')[i]]
-            # a pin this board does not have, or pin8, the maintenance input
-            if n and (n[:3] != 'pin' or n == 'pin8' or not hasattr(microbit, n)):
+            # a pin this board does not have (nRF51: or pin8, the maintenance input)
+            if n and bad_pin(n):
                 e = 3
             elif n and i < 2:
-                p[i] = int(n[3:])
+                p[i] = pin_number(n)
     f = open('cf', 'wb')
     f.write(struct.pack('<I', e))
     for k in ('id', 'gen', 'register', 'weight', 'unit', 'interval', 'leak_intervals',
@@ -46,4 +46,12 @@ def read():
         f.write(struct.pack('<I', g.get(k, 0)))
     f.write(g.get('key', bytes(16)))
     f.write(bytes(p))
+    if HAS_DUTY_CYCLE_BUDGET:
+        # the radio, last: modem (0 transparent, 1 AT), lora_freq, lora_sf,
+        # lora_power, in ml_cfg's order, its defaults where config.txt did not
+        # say (safe mode: the status frame still keeps the budget)
+        import ml_cfg
+        for k, lo, hi, d in ml_cfg.INTS:
+            if k in ('modem', 'lora_freq', 'lora_sf', 'lora_power'):
+                f.write(struct.pack('<I', g.get(k, d)))
     f.close()

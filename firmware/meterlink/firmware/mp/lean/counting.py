@@ -9,7 +9,7 @@
 import struct
 from micropython import const
 from utime import ticks_ms, ticks_diff
-from microbit import uart
+from glue import edge_poll  # pin interrupts (rp2)
 from fields import *  # the state indexes (inlined by the bundler)
 
 
@@ -56,11 +56,7 @@ def poll():
             v[V_NPULSE] += 1
 
 
-def rx():
-    # what the UART (the radio modem) sent, or None. Never a way to the REPL:
-    # Ctrl-C is off (main.py) and no byte sequence is special here
-    # (maintenance needs the maintenance input, docs/protocol.md section 5).
-    return uart.read()
+poll = edge_poll(poll)  # rp2: run by the pulse input's edges (board glue)
 
 
 def hd(o, mt, v):
@@ -85,9 +81,17 @@ def body(kind):
     if kind == 1:
         p = (1, s[S_REG], 7, max(s[S_ISEQ], 1) - 1, 8, v[V_ACT], 12, v[V_RAISED], 13, s[S_REV])
     elif kind == 2:
-        p = (9, 100, 10, FW_VERSION, 11, s[S_RESETS], 14, 2 if v[V_ERR] % 4 else 1, 15, v[V_ERR])
+        # reason: 2 safe mode, 1 the boot status (V_WANT 1), 0 another. V_WANT
+        # is cleared here, so that a downlink in this frame's own receive
+        # window can ask for the next status
+        p = (9, 100, 10, FW_VERSION, 11, s[S_RESETS], 14, 2 if v[V_ERR] % 4 else 2 - v[V_WANT],
+             15, v[V_ERR])
+        v[V_WANT] = 0
         if not v[V_ERR]:
             p = p[:8]
+        if HAS_CONFIG_DOWNLINK:
+            if v[V_ERR] % 4 == 0:
+                p = reported(p)  # the thresholds in force (downlink.py)
     else:
         p = (1, s[S_REG], 2, v[V_WEIGHT], 3, v[V_UNIT], 4, v[V_INTERVAL], 5, None,
              6, min(65535, max(0, ticks_diff(ticks_ms(), v[V_T0])) // 1000), 7, s[S_ISEQ] - 1,

@@ -11,5 +11,5 @@ def crc(b, n, c=0xFFFF):
     return c
 
 
-import micropython  # first file of phase 2, last of phase 3: no Ctrl-C from the UART
-micropython.kbd_intr(-1)
+from glue import ctrl_c_off  # first file of phase 2, last of phase 3:
+ctrl_c_off()  # no Ctrl-C from the UART

@@ -1,6 +1,7 @@
 # nRF51 build: one pass of the main loop (run.py runs it).
 from micropython import const
 from utime import ticks_ms, ticks_diff, ticks_add
+from glue import held, modem_read
 from fields import *  # the state indexes (inlined by the bundler)
 
 
@@ -11,7 +12,7 @@ def step():
     # at most one status or alarm frame)
     v = V
     poll()
-    rx()
+    modem_read()  # dropped: what the radio sent outside a receive window
     t = ticks_ms()
     iv = v[V_INTERVAL] * 1000
     f = 0
@@ -40,7 +41,7 @@ def step():
         return
     elif ticks_diff(t, v[V_TCHECK]) >= 100:
         v[V_TCHECK] = t
-        if microbit.pin8.read_digital():  # the maintenance input: stop
+        if held():  # the maintenance input: stop
             raise KeyboardInterrupt
         if v[V_REVN] + v[V_REVPREV] < v[V_BACKFLOW]:
             m = 0
@@ -54,15 +55,24 @@ def step():
     if m == 5:
         up(0)  # the reading frame
     elif v[V_WANT]:  # the boot status first, whatever an alarm waits for
-        v[V_WANT] = 0
+        # body() clears V_WANT once the frame is built; with no duty-cycle
+        # budget nothing is built (up() returns 0) and it waits
         up(2)
     elif v[V_ALEN]:  # an alarm frame waits for its ack: resend when due
         if ticks_diff(t, v[V_ANEXT]) >= 0:
             if v[V_TRIES] >= 8 or v[V_FC] - v[V_AFC] > 63:  # 64 later counters: replay
                 done()
             else:
-                up(3)
+                if HAS_DUTY_CYCLE_BUDGET:
+                    if not up(3):  # no budget: delayed, never dropped
+                        v[V_ANEXT] = ticks_add(t, 1000)
+                else:
+                    up(3)
     elif v[V_PEND]:  # newly raised alarms: an alarm frame
         v[V_RAISED] = v[V_PEND]
         v[V_PEND] = 0
-        up(1)
+        if HAS_DUTY_CYCLE_BUDGET:
+            if not up(1):
+                v[V_PEND] = v[V_RAISED]  # waits for the budget
+        else:
+            up(1)

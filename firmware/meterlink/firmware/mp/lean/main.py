@@ -35,6 +35,7 @@
 import gc
 import os
 import machine
+from glue import FATAL
 
 
 def ld(n):
@@ -69,7 +70,7 @@ try:
     else:
         import config
         config.read() or machine.reset()
-except BaseException as e:  # a KeyboardInterrupt too
+except FATAL as e:  # nRF51: a KeyboardInterrupt too
     try:
         import sys
         import utime

@@ -1,6 +1,7 @@
 # nRF51 build: the main loop (step, loop.py), safe mode, and the stop for
 # maintenance (the maintenance input, docs/protocol.md section 5).
 from utime import ticks_ms, sleep_ms
+from glue import held, idle
 from fields import *  # the state indexes (inlined by the bundler)
 
 
@@ -11,15 +12,15 @@ def run():
         V[V_T0] = V[V_TCHECK] = ticks_ms()  # the interval and check clocks
         while V[V_ERR] % 4 == 0:  # no error, or the store was corrupt
             step()
-            # the CPU waits for the board's next timer tick: pulses high and
-            # low for 15 ms are still all counted (10 ms are not), and the CPU
-            # sleeps most of the time (the battery; on the emulator, 3% of a
-            # host core instead of 85%)
-            sleep_ms(1)
+            # the board glue's wait (nRF51: the next timer tick, so pulses
+            # high and low for 15 ms are still all counted, 10 ms are not, and
+            # the CPU sleeps most of the time; rp2: lightsleep to the next
+            # 100 ms check, ended by a pulse edge)
+            idle(V)
         # safe mode: no counting; the status frame with the error code once
         # (rp2 repeats it every 300 s), then a wait for the maintenance input
         up(2)
-        while not microbit.pin8.read_digital():
+        while not held():
             sleep_ms(20)
     except KeyboardInterrupt:  # raised by step() on the maintenance input
         pass

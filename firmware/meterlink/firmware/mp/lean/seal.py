@@ -1,5 +1,5 @@
 # nRF51 build: CMAC (RFC 4493) and sealing (protocol 3) with the working
-# keys K (state.py), on aes.py's cipher.
+# keys K (state.py), on aes.py's cipher; AES-CTR for both directions.
 import struct
 from fields import *  # the state indexes (inlined by the bundler)
 
@@ -23,12 +23,15 @@ def cmac(m, n, o=0):
 def seal(vt, fc, n):
     # header, AES-CTR over the body F[9:9+n], MIC over the 9-byte header with
     # the whole counter; then F[0:11+n] is the payload as sent, without the
-    # counter's high 16 bits (protocol 2); its length
+    # counter's high 16 bits (protocol 2); its length. The key stream's
+    # direction (protocol 3.2) is the type's bit 3: 0 for the uplink types, 1
+    # for the downlink ones (0x28 and up), so this also opens a downlink body
+    # (its header already in F[0:9]): then found decrypted at F[7:7+n]
     d = V[V_DEV]
     struct.pack_into('>BII', F, 0, vt, d, fc)
     a = X
     for i in range(0, n, 16):
-        struct.pack_into('>BIBIIBB', a, 0, 1, 0, 0, d, fc, 0, i // 16 + 1)
+        struct.pack_into('>BIBIIBB', a, 0, 1, 0, vt >> 3 & 1, d, fc, 0, i // 16 + 1)
         enc(K[0], a)
         for j in range(min(16, n - i)):
             F[9 + i + j] ^= a[j]

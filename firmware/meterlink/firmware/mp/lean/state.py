@@ -5,18 +5,17 @@
 import os
 import struct
 import machine
-import microbit
+from glue import input_pin, no_pull, reader
 from array import array
-import micropython
+from glue import ctrl_c_off
 from fields import *  # the state indexes (inlined by the bundler)
-micropython.kbd_intr(-1)  # first: no Ctrl-C from the UART (the radio)
+ctrl_c_off()  # first: no Ctrl-C from the UART (the radio)
 
 S = array('L', [0] * S_N)
 V = array('L', [0] * V_N)
-F = bytearray(80)  # the frame being built (a first try at a body may overrun 51)
+F = bytearray(80)  # the frame being built (a first try at a body may overrun 51), or received
 B = bytearray(62)  # a record being written
 A = bytearray(48)  # the alarm frame awaiting its ack
-R = bytearray(16)  # a link frame being received (an ack)
 Q = [None, None, None]  # pulse reader, direction reader (or None), history
 K = [None, None, None, None]  # K_enc, K_mic schedules, CMAC subkeys K1, K2
 
@@ -27,7 +26,7 @@ K = [None, None, None, None]  # K_enc, K_mic schedules, CMAC subkeys K1, K2
 # read as far as they go): boot again, from 'cf' or config.txt, instead of
 # failing here at every boot.
 f = open('rt', 'rb')
-d = f.read(188)  # read in parts: the heap has no room for one 575-byte piece
+d = f.read(4 * (S_N + V_N))  # read in parts: the heap has no room for the whole file in one piece
 for i in range(len(d) // 4):
     if i < S_N:
         S[i] = struct.unpack_from('<I', d, 4 * i)[0]
@@ -37,17 +36,24 @@ K[0] = f.read(176)  # the key schedules of K_enc, K_mic
 K[1] = f.read(176)
 K[2] = f.read(16)  # the CMAC subkeys
 K[3] = f.read(16)
+if HAS_DUTY_CYCLE_BUDGET:
+    RADIO = f.read(16)  # modem, lora_freq, lora_sf, lora_power (boot.py)
 d = f.read(4)
 f.close()
 os.remove('rt')
+if HAS_DUTY_CYCLE_BUDGET:
+    if len(RADIO) != 16:
+        d = b''  # not whole: boot again (below)
 if len(d) != 3 or len(K[1]) != 176:  # not whole (a cut): boot again
     machine.reset()
+if HAS_DUTY_CYCLE_BUDGET:
+    RADIO = struct.unpack('<4I', RADIO)
 Q[0] = int  # no pulse input (safe mode): poll() reads 0, counts nothing
 for i in (0, 1):
     p = d[i]  # bound even in safe mode (no pins: 255)
     if p < 255:
-        p = getattr(microbit, 'pin' + str(p))
-        p.set_pull(p.NO_PULL)
-        Q[i] = p.read_digital
+        p = input_pin(p)
+        no_pull(p)
+        Q[i] = reader(p)
 Q[2] = array('L', [0] * d[2])
-del f, d, i, p
+del f, d, i, p, array

@@ -1,19 +1,24 @@
 # nRF51 build: uplink sessions: the body (counting.py), sealed (seal.py),
 # sent as a SLIP link frame (protocol 5). An alarm frame is kept (A,
 # state.py) and sent again, the same bytes, with backoff until an ack
-# arrives in the receive window after it (ack.py), at most 8 times
-# (protocol 6). Only alarm frames
-# open a receive window here: config and time downlinks are rp2-only
-# (docs/firmware.md).
+# arrives in the receive window after it, at most 8 times (protocol 6). A
+# receive window (ack.py's, or window.py's with downlinks or the AT modem)
+# follows an alarm frame, and every uplink in a build with the config or time
+# downlink.
 from micropython import const
 from utime import ticks_ms, ticks_add
-from microbit import uart
+from glue import uart
 from fields import *  # the state indexes (inlined by the bundler)
 
 
 def up(kind):
     # one uplink: 0 reading, 1 alarm, 2 status, 3 the alarm frame again
+    # 0 when the duty-cycle budget has no room for it now (nothing sent,
+    # loop.py defers it), else 1
     v = V
+    if HAS_DUTY_CYCLE_BUDGET:
+        if not budget(v[V_ALEN] if kind == 3 else 51):
+            return 0
     if kind < 3:
         if kind == 1:
             # an alarm frame carries the register: committed first, so that no
@@ -42,12 +47,31 @@ def up(kind):
         w = v[V_RXW] if v[V_TRIES] >= 8 else 1000 << v[V_TRIES]
         v[V_ANEXT] = ticks_add(ticks_ms(), w)
     link(n)
-    if kind & 1:
-        ack(v[V_RXW])
+    # the receive window: with downlinks after every uplink (protocol 6.3),
+    # else after an alarm frame only, for its ack (window.py's listen() with
+    # the AT modem, else ack.py's ack-only ack())
+    if HAS_CONFIG_DOWNLINK:
+        listen(v[V_RXW])
+    else:
+        if HAS_TIME_DOWNLINK:
+            listen(v[V_RXW])
+        else:
+            if HAS_AT_MODEM:
+                if kind & 1:
+                    listen(v[V_RXW])
+            else:
+                if kind & 1:
+                    ack(v[V_RXW])
+    if HAS_DUTY_CYCLE_BUDGET:
+        return 1
 
 
 def link(n):
     # the radio payload F[0:n] as one DATA link frame on the UART
+    if HAS_AT_MODEM:
+        if RADIO[0]:  # modem=1: to the AT modem instead (at_modem.py)
+            at_send(n)
+            return
     c = crc(F, n, crc(b'\x01', 1))
     o = bytearray(2 * n + 8)
     o[0] = 0xC0
