@@ -20,6 +20,7 @@ from paho.mqtt import publish
 from meterlink.firmware import FIRMWARE_VERSION, lean_bundle, render_config
 from meterlink.firmware.features import BOARD_FEATURES
 from meterlink.hil.pico import EmulatedPico
+from meterlink.hil.pytest_plugin import serial_gateway_config
 from meterlink.protocol.keyfile import KeyEntry, key_file_document
 
 pytestmark = [pytest.mark.hil, pytest.mark.xdist_group("cpu-heavy")]
@@ -36,16 +37,7 @@ def test_a_config_command_is_applied_and_reported_by_the_lean_build(
     entry = KeyEntry(device_id=DEV, key=KEY, interval_s=3, board="rp2",
                      firmware_version=FIRMWARE_VERSION, features=BOARD_FEATURES["rp2"])
     keys.write_text(json.dumps(key_file_document([entry])))
-    (tmp_path / "outbox").mkdir()
-    config = tmp_path / "gateway.toml"
-    config.write_text(
-        f'[gateway]\nid = "gw-hil"\nkeys_file = "{keys}"\n\n'
-        f'[[serial]]\nname = "rx0"\nport = "{channel.add_receiver("rx0")}"\n\n'
-        f'[mqtt]\nhost = "{broker.host}"\nport = {broker.port}\n\n'
-        f'[outbox]\npath = "{tmp_path / "outbox" / "outbox.db"}"\n\n'
-        f"[http]\nport = 0\n"
-    )
-    gateway(config)
+    gateway(serial_gateway_config(tmp_path, keys, channel, broker))
     channel.attach_board(pico, rssi=-95)
     text = render_config(board="rp2", id=DEV, key=KEY, gen=1, register=100, interval=3,
                          rx_window_ms=2000, pin_pulse="16", backflow_pulses=10)  # fmt: skip

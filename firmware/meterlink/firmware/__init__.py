@@ -162,6 +162,11 @@ def _file_wanted(src: str, features: frozenset[str]) -> bool:
     return bool(features & ({needs} if isinstance(needs, str) else set(needs)))
 
 
+def _kept(roles: tuple[str, ...], features: frozenset[str]) -> tuple[str, ...]:
+    """The nRF51 roles, in order, whose files a bundle with `features` holds."""
+    return tuple(r for r in roles if _file_wanted(f"lean/{r}.py", features))
+
+
 # rp2 made from the lean sources (lean_bundle("rp2")), as bundle("rp2") will be once
 # rp2 runs them (issue 13): the nRF51's files, its glue file flashed as the module
 # `glue` (not inlined: the Pico has the heap), every feature it ships.
@@ -172,8 +177,7 @@ def _main_names(features: frozenset[str]) -> dict[str, str]:
     """Names in lean/main.py the bundler fills in: the load orders (the files of the
     features left out are not loaded) and config.py's name."""
     def order(roles: tuple[str, ...]) -> str:
-        kept = [r for r in roles if _file_wanted(f"lean/{r}.py", features)]
-        return repr("".join(_LETTER[r] for r in kept).encode())
+        return repr("".join(_LETTER[r] for r in _kept(roles, features)).encode())
 
     return {
         "RUN_FILES": order(NRF51_RUN),
@@ -232,10 +236,8 @@ def _glued(board: str, features: frozenset[str]) -> dict[str, str]:
 
     glue = glue_for(MP_DIR / "lean" / f"glue_{board}.py")
 
-    def kept(roles: tuple[str, ...]) -> tuple[str, ...]:
-        return tuple(r for r in roles if _file_wanted(f"lean/{r}.py", features))
-
-    phases = (kept(NRF51_BOOT), kept(NRF51_RUN))  # loaded into one namespace, in order
+    # loaded into one namespace, in order
+    phases = (_kept(NRF51_BOOT, features), _kept(NRF51_RUN, features))
     done: dict[str, tuple[str, set[str]]] = {}
 
     def lower(role: str) -> tuple[str, set[str]]:
@@ -252,7 +254,7 @@ def _glued(board: str, features: frozenset[str]) -> dict[str, str]:
             done[role] = inline(text, glue, bound or set(), src)
         return done[role]
 
-    out = {f"lean/{role}.py": lower(role)[0] for role in kept(NRF51_ROLES)}
+    out = {f"lean/{role}.py": lower(role)[0] for role in _kept(NRF51_ROLES, features)}
     main = lower_features((MP_DIR / "lean/main.py").read_text(), features, "mp/lean/main.py")
     out["lean/main.py"] = inline(main, glue, set(), "lean/main.py")[0]
     return out

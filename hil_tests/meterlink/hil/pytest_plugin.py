@@ -309,15 +309,10 @@ class ProvisioningGateway:
         return self_test(flashed, self.say)
 
 
-@pytest.fixture
-def provisioning_gateway(tmp_path: Path, channel: RadioChannel, broker: Mosquitto,
-                         gateway: GatewayFactory) -> ProvisioningGateway:
-    """A gateway for provisioning tests (ProvisioningGateway); attach the board to the
-    channel first, and give the request keys_out=provisioning_gateway.keys."""
-    from meterlink.provisioning.exports import export_key_file
-
-    keys = tmp_path / "keys.json"
-    export_key_file([], keys)
+def serial_gateway_config(tmp_path: Path, keys: Path, channel: RadioChannel,
+                          broker: Mosquitto) -> Path:
+    """A gateway.toml in tmp_path: the key file `keys`, one serial receiver on `channel`,
+    the local `broker`, an outbox in tmp_path/outbox, the status page on a free port."""
     (tmp_path / "outbox").mkdir(exist_ok=True)
     config = tmp_path / "gateway.toml"
     config.write_text(
@@ -327,4 +322,17 @@ def provisioning_gateway(tmp_path: Path, channel: RadioChannel, broker: Mosquitt
         f'[outbox]\npath = "{tmp_path / "outbox" / "outbox.db"}"\n\n'
         f"[http]\nport = 0\n"
     )
-    return ProvisioningGateway(keys, gateway(config))
+    return config
+
+
+@pytest.fixture
+def provisioning_gateway(tmp_path: Path, channel: RadioChannel, broker: Mosquitto,
+                         gateway: GatewayFactory) -> ProvisioningGateway:
+    """A gateway for provisioning tests (ProvisioningGateway); attach the board to the
+    channel first, and give the request keys_out=provisioning_gateway.keys."""
+    from meterlink.provisioning.exports import export_key_file
+
+    keys = tmp_path / "keys.json"
+    export_key_file([], keys)
+    return ProvisioningGateway(keys, gateway(serial_gateway_config(tmp_path, keys, channel,
+                                                                   broker)))
