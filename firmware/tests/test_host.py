@@ -93,7 +93,7 @@ def test_nrf51_names_and_load_orders_come_from_the_named_lists() -> None:
     boot = "".join(NRF51_NAMES[r][4] for r in NRF51_BOOT if NRF51_NAMES[r] in files)
     # the files of 1.0, seal.py now before uplink.py (the run phase did not load with the
     # downlink work the other way round: MemoryError for a 496-byte block in seal.py)
-    assert run == "dplaxsvmk" and boot == "kxb"
+    assert run == "dplvaxsmk" and boot == "kxb"
     assert f"for n in b'{run}':ld('ml_n'+chr(n))" in main
     assert f"for n in b'{boot}':ld('ml_n'+chr(n))" in main
     assert f"import {NRF51_NAMES['config'].removesuffix('.py')};" in main

@@ -86,7 +86,7 @@ _FULL = {
 NRF51_CONFIG = "config"
 NRF51_BOOT = ("crc", "aes", "boot")
 # air and at_modem: feature files (FEATURE_FILES), loaded after what they call
-NRF51_RUN = ("state", "counting", "loop", "ack", "window", "downlink", "aes", "seal", "uplink",
+NRF51_RUN = ("state", "counting", "loop", "uplink", "ack", "window", "downlink", "aes", "seal",
              "run", "air", "at_modem", "crc")
 NRF51_ROLES = (NRF51_CONFIG, *NRF51_BOOT, *(r for r in NRF51_RUN if r not in NRF51_BOOT))
 _ONBOARD_PREFIX = "ml_n"  # as lean/main.py's ld() builds the names

@@ -68,18 +68,18 @@ def hd(o, mt, v):
     return o + n + 1
 
 
-def body(kind):
-    # reading (0), alarm (1) or status (2) body into F[9:]; its length. A
-    # reading carries as many deltas (LEB128, newest first) as fit in 51
-    # bytes: all of them, else one fewer, and so on. The age is clamped at 0:
-    # were the clock to step back, a negative value would be written as a
-    # malformed CBOR head (one frame under heavy load looked like that).
+def pairs(kind):
+    # the (key, value) pairs of a reading (0), alarm (1) or status (2) body,
+    # flat; the history's value is None (body() writes the deltas there).
+    # Apart from body() so that each compiles in a smaller block of the nRF51
+    # heap. The age is clamped at 0: were the clock to step back, a negative
+    # value would be written as a malformed CBOR head (one frame under heavy
+    # load looked like that).
     s = S
     v = V
-    h = Q[2]
     if kind == 1:
-        p = (1, s[S_REG], 7, max(s[S_ISEQ], 1) - 1, 8, v[V_ACT], 12, v[V_RAISED], 13, s[S_REV])
-    elif kind == 2:
+        return (1, s[S_REG], 7, max(s[S_ISEQ], 1) - 1, 8, v[V_ACT], 12, v[V_RAISED], 13, s[S_REV])
+    if kind == 2:
         b = 100  # battery, %: no measurement
         if HAS_LOW_BATTERY_ALARM:
             b = battery()  # board glue
@@ -93,10 +93,19 @@ def body(kind):
         if HAS_CONFIG_DOWNLINK:
             if v[V_ERR] % 4 == 0:
                 p = reported(p)  # the thresholds in force (downlink.py)
-    else:
-        p = (1, s[S_REG], 2, v[V_WEIGHT], 3, v[V_UNIT], 4, v[V_INTERVAL], 5, None,
-             6, min(65535, max(0, ticks_diff(ticks_ms(), v[V_T0])) // 1000), 7, s[S_ISEQ] - 1,
-             8, v[V_ACT])
+        return p
+    return (1, s[S_REG], 2, v[V_WEIGHT], 3, v[V_UNIT], 4, v[V_INTERVAL], 5, None,
+            6, min(65535, max(0, ticks_diff(ticks_ms(), v[V_T0])) // 1000), 7, s[S_ISEQ] - 1,
+            8, v[V_ACT])
+
+
+def body(kind):
+    # reading (0), alarm (1) or status (2) body into F[9:]; its length. A
+    # reading carries as many deltas (LEB128, newest first) as fit in 51
+    # bytes: all of them, else one fewer, and so on.
+    v = V
+    h = Q[2]
+    p = pairs(kind)
     k = v[V_HLEN]
     while 1:
         o = hd(9, 5, len(p) // 2)

@@ -67,7 +67,7 @@ def reader(p):
 
 def modem_read():
     # what the modem sent, or None
-    return microbit.uart.read()
+    return microbit.uart.read(32)
 
 
 def edge_poll(f):

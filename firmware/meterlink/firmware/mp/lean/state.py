@@ -10,6 +10,16 @@ from array import array
 from glue import ctrl_c_off
 from fields import *  # the state indexes (inlined by the bundler)
 ctrl_c_off()  # first: no Ctrl-C from the UART (the radio)
+# The run phase's namespace (main.py's, which every file is loaded into) ends
+# with about 45 names; growing its table as they come needs 424 contiguous
+# bytes late, when the heap has no such block: it is grown to that size first
+# (ints as keys: no new names). Done here rather than in main.py, whose code
+# stays in the heap while the firmware runs.
+i = globals()
+for d in range(40):
+    i[d] = 0
+for d in range(40):
+    del i[d]
 
 S = array('L', [0] * S_N)
 V = array('L', [0] * V_N)
