@@ -1,4 +1,4 @@
-"""rp2 on the lean sources (lean_bundle("rp2"); bundle("rp2") still ships the full profile)
+"""rp2 on the lean sources (bundle("rp2"); bundle("rp2") still ships the full profile)
 under CPython, with the Pico's glue (mp/lean/glue_rp2.py) and a fake machine
 (tests/rp2/machine.py), in both forms: the sources as written and the bundle made from
 them. GPIO-number pins, UART0, the lightsleep between passes ended by pulse edges,
@@ -20,7 +20,7 @@ import utime
 sys.path.insert(0, str(Path(__file__).parent / "rp2"))
 from lean_rp2 import FORMS, Rp2Lean
 
-from meterlink.firmware import FIELDS, lean_bundle, render_config
+from meterlink.firmware import FIELDS, bundle, render_config
 from meterlink.protocol import (
     Ack,
     FrameType,
@@ -66,7 +66,7 @@ def frames(pico: Rp2Lean, key: bytes = KEY) -> list[Any]:
 
 
 def test_the_lean_rp2_bundle_is_the_shared_sources_with_the_pico_glue() -> None:
-    files = lean_bundle("rp2")
+    files = bundle("rp2")
     assert "glue.py" in files and "board.py" not in files
     assert not any(name.startswith("ml_") and name[3:] in ("core", "main", "boot")
                    for name in files)  # fmt: skip

@@ -1,5 +1,5 @@
 """The protocol vectors (lean_vectors.py) against the lean sources under CPython: the
-files of mp/lean/ as written (every feature on), and the chunks of lean_bundle("rp2")
+files of mp/lean/ as written (every feature on), and the chunks of bundle("rp2")
 loaded by its main.py's ld() with the Pico's glue. The same script runs under
 MicroPython 1.27 (test_wasm.py) and on the emulated RP2040 (HIL)."""
 

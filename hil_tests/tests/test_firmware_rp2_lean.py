@@ -1,4 +1,4 @@
-"""rp2's form made from the lean sources (lean_bundle("rp2"): the shared mp/lean/ files
+"""rp2's form made from the lean sources (bundle("rp2"): the shared mp/lean/ files
 with the Pico's glue, mp/lean/glue_rp2.py; bundle("rp2") still ships the full profile)
 on the emulated RP2040 with MicroPython v1.27.0: the three boot phases with a
 machine.reset() between them, the boot status first, pulses on GPIO 16 counted (the
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from meterlink.firmware import FIELDS, NRF51_NAMES, lean_bundle, render_config
+from meterlink.firmware import FIELDS, NRF51_NAMES, bundle, render_config
 from meterlink.hil.pico import EmulatedPico
 from meterlink.protocol import FrameType, LinkDecoder, LinkFrame, Reading, Status, decode_frame
 
@@ -31,7 +31,7 @@ def test_lean_rp2_boots_counts_and_stops_on_ctrl_c(pico: EmulatedPico) -> None:
     config = render_config(board="rp2", id=DEV, key=KEY, gen=1, register=REGISTER,
                            interval=2, rx_window_ms=200, pin_pulse=str(PULSE),
                            pin_dir=str(DIR))  # fmt: skip
-    pico.flash({**lean_bundle("rp2"), "config.txt": config.encode()})
+    pico.flash({**bundle("rp2"), "config.txt": config.encode()})
     pico.take_modem_bytes()
     pico.reset()
     decoder = LinkDecoder()
@@ -77,11 +77,11 @@ def test_lean_rp2_boots_counts_and_stops_on_ctrl_c(pico: EmulatedPico) -> None:
 def test_lean_rp2_protocol_vectors_on_the_chip(pico: EmulatedPico) -> None:
     """firmware/tests/lean_vectors.py (CRC, AES, CMAC, keys, SLIP writer and receiver,
     varints, every valid and invalid frame, the downlink counter rule, LoRa airtimes) on
-    the chunks of lean_bundle("rp2"), loaded by its main.py's ld() on MicroPython v1.27.0
+    the chunks of bundle("rp2"), loaded by its main.py's ld() on MicroPython v1.27.0
     on the RP2040, as CPython and the WebAssembly port run it on the sources."""
     root = Path(__file__).resolve().parents[2]
-    files = {n: d for n, d in lean_bundle("rp2").items() if n != "main.py"}
-    main = lean_bundle("rp2")["main.py"].decode()
+    files = {n: d for n, d in bundle("rp2").items() if n != "main.py"}
+    main = bundle("rp2")["main.py"].decode()
     files["ml_ld.py"] = ("import gc\n" + main[main.index("def ld(") : main.index("\ntry:")]
                          + "\n").encode()  # fmt: skip
     files["fields.py"] = (root / "firmware/meterlink/firmware/mp/fields.py").read_bytes()

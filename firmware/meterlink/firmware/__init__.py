@@ -43,7 +43,6 @@ __all__ = [
     "chunked",
     "full_profile_nrf51",
     "is_loaded",
-    "lean_bundle",
     "lower_fields",
     "lowered_source",
     "nrf51_loader",
@@ -57,10 +56,9 @@ __all__ = [
 MP_DIR = Path(__file__).resolve().parent / "mp"  # the on-board sources
 SUPPORTED_BOARDS = ("nrf51", "rp2")
 
-# Source file -> on-board name, per board. rp2 runs the full firmware (ml_main and the
-# modules it imports per job, board.py from board_rp2.py). nrf51, with about 9 KB of
-# heap, runs the nRF51 build (mp/lean/), which talks to the micro:bit directly (no
-# board.py) and boots from lean/main.py (docs/firmware.md, "nRF51 build").
+# The full profile's files (ml_main and the modules it imports per job), which no
+# board ships any more: full_profile_nrf51() flashes them piecemeal for the on-board
+# tests that still exercise them, until those run on the lean sources (issue 13).
 _FULL = {
     name: name
     for name in (
@@ -137,10 +135,6 @@ SHARED_MODULES: dict[str, tuple[tuple[str, tuple[str, ...] | None], ...]] = {
         ("lean/boot.py", ("poll", "dbl", "ks")),  # enc()'s default poll, CMAC, keys
     ),
 }
-_PROFILE = {"nrf51": _LEAN, "rp2": _FULL | {"board_rp2.py": "board.py"}}
-# Boards whose sources test the feature flags (`if HAS_X:`, lowered per bundle). The
-# others (rp2's full profile) have every feature built in: only their default set.
-_LOWERED_BOARDS = ("nrf51",)
 # A source file only some features use -> that feature, or those features: bundled
 # (and, for the nRF51, in its load order) only when one of them is on.
 FEATURE_FILES: dict[str, str | tuple[str, ...]] = {
@@ -162,10 +156,10 @@ def _file_wanted(src: str, features: frozenset[str]) -> bool:
 def _kept(roles: tuple[str, ...], features: frozenset[str]) -> tuple[str, ...]:
     """The nRF51 roles, in order, whose files a bundle with `features` holds."""
     return tuple(r for r in roles if _file_wanted(f"lean/{r}.py", features))
-# rp2 made from the lean sources (lean_bundle("rp2")), as bundle("rp2") will be once
-# rp2 runs them (issue 13): the nRF51's files, its glue file flashed as the module
-# `glue` (not inlined: the Pico has the heap), every feature it ships.
-_LEAN_PROFILE = {"nrf51": _LEAN, "rp2": _LEAN | {"lean/glue_rp2.py": "glue.py"}}
+# Source file -> on-board name, per board: both boards run the lean sources (mp/lean/),
+# in the same files under the same names; rp2 also has its glue file as the module
+# `glue` (the nRF51's glue is inlined at each call site: meterlink.firmware.glue).
+_PROFILE = {"nrf51": _LEAN, "rp2": _LEAN | {"lean/glue_rp2.py": "glue.py"}}
 
 
 def _main_names(features: frozenset[str]) -> dict[str, str]:
@@ -179,11 +173,6 @@ def _main_names(features: frozenset[str]) -> dict[str, str]:
         "BOOT_FILES": order(NRF51_BOOT),
         "config": NRF51_NAMES[NRF51_CONFIG].removesuffix(".py"),
     }
-
-
-# Boards whose filesystem and heap need the sources shrunk (see minify.shrink) and
-# their local names shared (minify.rename_locals).
-_MINIFIED = ("nrf51",)
 
 
 def _read_fields() -> dict[str, str]:
@@ -326,19 +315,6 @@ def bundle(board: str, features: frozenset[str] | set[str] | None = None) -> dic
         return dict(_lowered(board, chosen)[0])
 
 
-def lean_bundle(board: str, features: frozenset[str] | set[str] | None = None
-                ) -> dict[str, bytes]:  # fmt: skip
-    """What bundle(board) holds made from the lean sources (mp/lean/): for nrf51 the same
-    as bundle("nrf51"); for rp2, which still ships the full profile, its lean form (the
-    shared sources with glue_rp2.py as the module `glue`, shrunk, chunked and loaded as on
-    the nRF51), with `features` (None: every feature rp2 ships)."""
-    if board not in _LEAN_PROFILE:
-        raise ValueError(f"unknown board {board!r}; supported boards: {', '.join(_LEAN_PROFILE)}")
-    chosen = BOARD_FEATURES[board] if features is None else check_features(board, features)
-    with _BUNDLE_LOCK:
-        return dict(_lowered(board, chosen, True)[0])
-
-
 _BUNDLE_LOCK = threading.Lock()
 
 
@@ -349,19 +325,11 @@ def _chosen(board: str, features: frozenset[str] | set[str] | None) -> frozenset
         )
     if features is None:
         return BOARD_FEATURES[board]
-    chosen = check_features(board, features)
-    if board not in _LOWERED_BOARDS and chosen != BOARD_FEATURES[board]:
-        raise ValueError(
-            f"board {board!r} runs the full profile, which has every feature built in: "
-            "its features cannot be chosen until it runs the lean sources; bundle it "
-            "without `features`"
-        )
-    return chosen
+    return check_features(board, features)
 
 
 @cache
-def _lowered(board: str, features: frozenset[str], lean: bool = False
-             ) -> tuple[dict[str, bytes], dict[str, Any]]:  # fmt: skip
+def _lowered(board: str, features: frozenset[str]) -> tuple[dict[str, bytes], dict[str, Any]]:
     """The bundle and its symbol map (symbols.symbol_map), made in one pass."""
     from meterlink.firmware.symbols import FileSymbols, map_file
 
@@ -369,19 +337,14 @@ def _lowered(board: str, features: frozenset[str], lean: bool = False
     symbols: dict[str, FileSymbols] = {}
     main_names = _main_names(features)
     glued = _glued(board, features)
-    lean = lean or board in _LOWERED_BOARDS
-    for src, name in (_LEAN_PROFILE if lean else _PROFILE)[board].items():
+    for src, name in _PROFILE[board].items():
         if not _file_wanted(src, features):
             continue  # the file of a feature this bundle leaves out
         lowered = lowered_source(src, features, board, glued)  # same lines as the source
-        text = lowered
-        if board in _MINIFIED or lean:
-            renamed: dict[str, dict[str, str]] = {}
-            text = rename_locals(shrink(text, main_names if name == "main.py" else None), renamed)
-            symbols[name] = map_file(src, lowered, text, renamed, loaded=name in _LOADED)
+        renamed: dict[str, dict[str, str]] = {}
+        text = rename_locals(shrink(lowered, main_names if name == "main.py" else None), renamed)
+        symbols[name] = map_file(src, lowered, text, renamed, loaded=name in _LOADED)
         files[name] = (chunked(text) if name in _LOADED else text).encode()
-    if board == "rp2" and not lean:
-        files |= {shared: shared_source(shared).encode() for shared in SHARED_MODULES}
     return files, {
         "board": board,
         "firmware_version": FIRMWARE_VERSION,
@@ -395,8 +358,7 @@ def symbol_map(board: str, features: frozenset[str] | set[str] | None = None) ->
     """What the bundler renamed for `board` (with `features`, as bundle()), as JSON-ready
     data: on-board file name -> source file, per function its source line and local
     names, per chunk its first line, and the inlined field numbers
-    (meterlink.firmware.symbols.translate uses it). Empty "files" for a board whose
-    bundle is not renamed (rp2)."""
+    (meterlink.firmware.symbols.translate uses it)."""
     chosen = _chosen(board, features)
     with _BUNDLE_LOCK:
         return _lowered(board, chosen)[1]
@@ -494,7 +456,7 @@ CONFIG_KEYS: tuple[str, ...] = tuple(_firmware_cfg().KEYS)
 
 # The input pins each board has, as config.txt names them (docs/firmware.md, "Boards
 # and pins"); the firmware checks the same at boot (mp/lean/config.py: the micro:bit's
-# pin names; mp/board_rp2.py: GPIO 0..28). pin8 of the micro:bit is the maintenance
+# pin names; mp/lean/glue_rp2.py: GPIO 0..28). pin8 of the micro:bit is the maintenance
 # input (docs/protocol.md section 5), never a meter input.
 BOARD_PINS: dict[str, frozenset[str]] = {
     "nrf51": frozenset(f"pin{n}" for n in (*range(8), *range(9, 17), 19, 20)),

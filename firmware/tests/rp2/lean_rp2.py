@@ -1,7 +1,7 @@
 """rp2's lean form under CPython: the shared sources of mp/lean/ with the Pico's glue
 (mp/lean/glue_rp2.py as `glue`) and the fake machine of this folder (GPIO, UART0, ADC3,
 lightsleep), in two forms as tests/nrf51/lean_board.py does for the nRF51: "source"
-(the files as written: every feature on, as rp2 ships) and "bundle" (lean_bundle("rp2"),
+(the files as written: every feature on, as rp2 ships) and "bundle" (bundle("rp2"),
 chunks loaded by its main.py's own ld(), its glue.py imported as `glue`)."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 import utime
 
-from meterlink.firmware import MP_DIR, NRF51_BOOT, NRF51_CONFIG, NRF51_NAMES, NRF51_RUN, lean_bundle
+from meterlink.firmware import MP_DIR, NRF51_BOOT, NRF51_CONFIG, NRF51_NAMES, NRF51_RUN, bundle
 
 HERE = Path(__file__).parent
 FORMS = ("source", "bundle")
@@ -51,7 +51,7 @@ class Rp2Lean:
         self.machine.reset_all()
         self.ns: dict[str, Any] = {}
         if form == "bundle":
-            self.files = lean_bundle("rp2")
+            self.files = bundle("rp2")
             for name, data in self.files.items():
                 Path(name).write_bytes(data)
             glue = _module("glue", Path("glue.py"))
