@@ -8,6 +8,7 @@ reading bodies against the codec."""
 from __future__ import annotations
 
 import binascii
+import struct
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -243,6 +244,8 @@ def test_reading_bodies_decode_with_the_codec(
     v[int(FIELDS["V_INTERVAL"])] = 900
     v[int(FIELDS["V_T0"])] = utime.clock[0] + 10**6  # the interval has just begun
     ns["S"], ns["V"] = s, v
+    ns["B"] = bytearray(62)  # the record as committed: a reading carries its register
+    struct.pack_into("<15I", ns["B"], 0, *s)
     ns["Q"] = [None, None, array("L", reversed(deltas))]  # oldest first, HPOS 0
     n = ns["body"](0)
     body = body_from_map(FrameType.READING, cbor_body.decode_body_map(bytes(ns["F"][9 : 9 + n])))
