@@ -1,11 +1,13 @@
-"""rp2 on the lean sources (bundle("rp2"); bundle("rp2") still ships the full profile)
+"""rp2's build (bundle("rp2"), made from the lean sources)
 under CPython, with the Pico's glue (mp/lean/glue_rp2.py) and a fake machine
 (tests/rp2/machine.py), in both forms: the sources as written and the bundle made from
 them. GPIO-number pins, UART0, the lightsleep between passes ended by pulse edges,
 maintenance by Ctrl-C (a KeyboardInterrupt ends the run phase with a clean commit),
 safe mode for a micro:bit pin name, the AT modem (P2P set when loaded, AT+PSEND, the
 window opened on TX done) and the duty-cycle budget skipping readings and deferring
-frames; every frame decoded by meterlink.protocol."""
+frames, no frame showing a register not yet committed; every frame decoded by
+meterlink.protocol. The tamper alarm, which the full profile had, is a strict xfail
+until the lean sources have it."""
 
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from meterlink.firmware import FIELDS, bundle, render_config
 from meterlink.protocol import (
     Ack,
     Alarm,
+    AlarmFlags,
     FrameType,
     LinkDecoder,
     Reading,
@@ -245,6 +248,26 @@ def test_the_at_modem_is_set_up_when_loaded_and_sends_frames_as_hex(pico: Rp2Lea
     precv = [i for i, line in enumerate(modem.lines) if line.startswith("AT+PRECV=")]
     sends = [i for i, line in enumerate(modem.lines) if line.startswith("AT+PSEND=")]
     assert len(precv) == len(sends) and all(p == s + 1 for p, s in zip(precv, sends, strict=True))
+
+
+@pytest.mark.xfail(strict=True, reason="the lean sources on main have no tamper alarm yet "
+                   "(an `if HAS_TAMPER_ALARM:` block of the nRF51 work, issue 13); the full "
+                   "profile's AT-modem HIL test (test_lora_at_firmware.py) checked it")
+def test_the_tamper_alarm_goes_out_through_the_at_modem(pico: Rp2Lean) -> None:
+    """What the full profile's AT test checked beyond test_lora_at_rp2.py (the shipped
+    build on the emulated Pico, which covers the AT set-up, the sends, the windows and
+    the acks): the tamper loop opening raises a confirmed alarm, sent with AT+PSEND."""
+    write_config(modem=1, lora_freq=868300000, lora_sf=8, pin_tamper="18")
+    pico.phase1()
+    pico.phase2()
+    modem = Rak3172(pico.machine)
+    pico.phase3()
+    t0 = utime.clock[0]
+    pico.machine.levels[18] = lambda t: 1 if t >= t0 + 1000 else 0  # the loop opens
+    pico.run_until(t0 + 4000)
+    alarms = [f.body for f in (decode_frame(p, KEY) for p in modem.sent)
+              if isinstance(f.body, Alarm)]  # fmt: skip
+    assert alarms and AlarmFlags.TAMPER in alarms[0].raised, alarms
 
 
 def test_the_duty_cycle_budget_skips_readings_and_their_deltas_ride_along(
