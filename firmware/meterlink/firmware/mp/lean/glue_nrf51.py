@@ -22,6 +22,10 @@ def held():
     return microbit.pin8.read_digital()
 
 
+def stopping():
+    pass  # the maintenance stop: Ctrl-C is off already (ctrl_c_off)
+
+
 def bad_pin(n):
     # config.txt pin name n (not empty) that this board cannot use as an input
     return n[:3] != 'pin' or n == 'pin8' or not hasattr(microbit, n)
