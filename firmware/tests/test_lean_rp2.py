@@ -76,7 +76,11 @@ def test_the_lean_rp2_bundle_is_the_shared_sources_with_the_pico_glue() -> None:
     assert not any(name.startswith("ml_") and name[3:] in ("core", "main", "boot")
                    for name in files)  # fmt: skip
     text = b"".join(files.values())
-    assert b"microbit" not in text and b"kbd_intr" not in text
+    assert b"microbit" not in text
+    # Ctrl-C on USB is the maintenance stop: turned off only once the stop has begun
+    assert b"kbd_intr" not in b"".join(d for n, d in files.items() if n != "glue.py")
+    assert files["glue.py"].count(b"kbd_intr") == 1
+    assert b"def stopping():micropython.kbd_intr(-1)" in files["glue.py"]
     assert b"lightsleep(100)" in files["glue.py"] and b"UART(0" in files["glue.py"]
     assert b"except FATAL as e" in files["main.py"] and b"FATAL=Exception" in files["glue.py"]
     assert files["ml_nt"] and files["ml_ni"]  # the AT modem and the duty-cycle budget
@@ -179,6 +183,56 @@ def test_ctrl_c_on_usb_stops_the_run_phase_with_a_clean_commit(pico: Rp2Lean) ->
     ns["run"]()  # returns: main.py then leaves the REPL to the technician
     assert ns["S"][S_FLAGS] == 1 and ns["V"][V_ERR] == 0
     assert frames(pico)[0].frame_type == FrameType.STATUS
+    assert committed_flags() == 1
+
+
+def committed_flags() -> int:
+    records = [Path(n).read_bytes() for n in ("st0", "st1") if Path(n).exists()]
+    newest = max((struct.unpack_from("<15I", r) for r in records if len(r) == 62),
+                 key=lambda rec: rec[0])  # fmt: skip
+    return int(newest[S_FLAGS])
+
+
+def test_the_rest_of_a_ctrl_c_burst_does_not_cut_the_clean_stop_short(pico: Rp2Lean) -> None:
+    """Tools stop the firmware with ten 0x03 at once, again each second until the prompt
+    comes: a Ctrl-C that lands in the clean stop's commit would leave the record without
+    the clean flag (an unexpected-reset alarm at the next boot). The stop turns Ctrl-C
+    off first (the REPL turns it on again for what it runs)."""
+    import micropython
+
+    write_config()
+    ns = pico.boot()
+    start = utime.clock[0]
+    micropython.interrupt_char[0] = 3  # as MicroPython runs main.py
+
+    began: list[int] = []
+
+    def burst(t: int) -> int:
+        if t > start + 1500 and micropython.interrupt_char[0] == 3:
+            began.append(t)
+            raise KeyboardInterrupt  # a Ctrl-C of the burst, while Ctrl-C is on
+        return 0
+
+    class Record:
+        def __init__(self, name: str, mode: str) -> None:
+            self.f = open(name, mode)  # noqa: SIM115
+
+        def write(self, data: bytes) -> int:
+            if began and micropython.interrupt_char[0] == 3:
+                raise KeyboardInterrupt  # the next Ctrl-C of the burst, mid-commit
+            return self.f.write(data)
+
+        def close(self) -> None:
+            self.f.close()
+
+    ns["open"] = lambda name, mode="r": Record(name, mode) if name[:2] == "st" else open(name, mode)  # noqa: SIM115
+    pico.machine.levels[PULSE] = burst
+    try:
+        ns["run"]()
+    except KeyboardInterrupt:
+        pytest.fail("a Ctrl-C of the burst cut the clean stop short")
+    assert began and micropython.interrupt_char[0] == -1
+    assert committed_flags() == 1
 
 
 def test_a_micro_bit_pin_name_is_safe_mode_code_3(pico: Rp2Lean) -> None:
