@@ -9,7 +9,7 @@
 import struct
 from micropython import const
 from utime import ticks_ms, ticks_diff
-from glue import edge_poll  # pin interrupts (rp2)
+from glue import edge_poll, committed  # pin interrupts (rp2)
 from fields import *  # the state indexes (inlined by the bundler)
 
 
@@ -78,13 +78,13 @@ def body(kind):
     s = S
     v = V
     h = Q[2]
-    # the register as last committed (B, commit()'s record; every reading and
-    # alarm is built after a commit): on rp2 a pulse interrupt may count on
-    # between commit() and here, and a frame must never show a register a
-    # power cut could take back
-    r = struct.unpack_from('<I', B, 4 * S_REG)[0]
+    # a reading or alarm carries the register as last committed (each is built
+    # after a commit; glue committed(): rp2 reads it from commit()'s record B,
+    # since a pulse interrupt may count on between commit() and here, and a
+    # frame must never show a register a power cut could take back; nRF51: S,
+    # the same there)
     if kind == 1:
-        p = (1, r, 7, max(s[S_ISEQ], 1) - 1, 8, v[V_ACT], 12, v[V_RAISED], 13, s[S_REV])
+        p = (1, committed(s, B), 7, max(s[S_ISEQ], 1) - 1, 8, v[V_ACT], 12, v[V_RAISED], 13, s[S_REV])
     elif kind == 2:
         # reason: 2 safe mode, 1 the boot status (V_WANT 1), 0 another. V_WANT
         # is cleared here, so that a downlink in this frame's own receive
@@ -98,7 +98,7 @@ def body(kind):
             if v[V_ERR] % 4 == 0:
                 p = reported(p)  # the thresholds in force (downlink.py)
     else:
-        p = (1, r, 2, v[V_WEIGHT], 3, v[V_UNIT], 4, v[V_INTERVAL], 5, None,
+        p = (1, committed(s, B), 2, v[V_WEIGHT], 3, v[V_UNIT], 4, v[V_INTERVAL], 5, None,
              6, min(65535, max(0, ticks_diff(ticks_ms(), v[V_T0])) // 1000), 7, s[S_ISEQ] - 1,
              8, v[V_ACT])
     k = v[V_HLEN]

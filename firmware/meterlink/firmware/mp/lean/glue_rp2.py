@@ -6,6 +6,7 @@
 # sleeps (machine.lightsleep), woken by the pulse input's edges.
 import machine
 import micropython
+import struct
 from machine import ADC, Pin, UART
 from fields import *  # the state indexes (inlined by the bundler)
 
@@ -24,6 +25,12 @@ def ctrl_c_off():
 
 def held():
     return 0  # no maintenance input: Ctrl-C on USB instead
+
+
+def committed(s, b):
+    # the register as commit() wrote it to the record b: the pulse interrupt may
+    # have counted on in s since
+    return struct.unpack_from('<I', b, 4 * S_REG)[0]
 
 
 def stopping():
