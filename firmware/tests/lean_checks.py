@@ -537,7 +537,9 @@ def check_radio_bytes_never_stop_the_main_loop():
 
 
 def reading(ns):
-    # the reading body the firmware builds now, decoded; its frame's size
+    # the reading body the firmware builds now (after a commit, as at an interval's
+    # end), decoded; its frame's size
+    ns['commit']()
     n = ns['body'](0)
     return cbor(bytes(ns['F'][9:9 + n])), 11 + n
 

@@ -127,11 +127,11 @@ def test_nrf51_build_reading_body_matches_the_vectors(lean_board: EmulatedBoard)
             f"V[8]=0\nV[9]={len(deltas)}\nV[10]={b['alarms']}\nV[24]={b['pulse_weight']}\n"
             f"V[25]={b['unit']}\nV[26]={b['interval_s']}\n"
             f"V[18]=ticks_add(ticks_ms(),-{b['age_s'] * 1000 + 500})\n"
-            "n=body(0)\nprint(hx(F[9:9+n]))"
+            "commit()\nn=body(0)\nprint(hx(F[9:9+n]))"  # after a commit, as at an interval's end
         )
     setup = (
         f"ld({NRF51_NAMES['counting']!r})\nfrom array import array\n"
-        "S=array('L',[0]*15)\nV=array('L',[0]*32)\nF=bytearray(80)\n"
+        "S=array('L',[0]*15)\nV=array('L',[0]*40)\nF=bytearray(80)\nB=bytearray(62)\n"
     )
     assert run(lean_board, setup, cases) == [v["plaintext"] for v in readings]
 
