@@ -130,7 +130,7 @@ def test_nrf51_build_reading_body_matches_the_vectors(lean_board: EmulatedBoard)
             "commit()\nn=body(0)\nprint(hx(F[9:9+n]))"  # after a commit, as at an interval's end
         )
     setup = (
-        f"ld({NRF51_NAMES['counting']!r})\nfrom array import array\n"
+        f"ld({NRF51_NAMES['counting']!r})\nld({NRF51_NAMES['crc']!r})\nfrom array import array\n"
         "S=array('L',[0]*15)\nV=array('L',[0]*40)\nF=bytearray(80)\nB=bytearray(62)\n"
     )
     assert run(lean_board, setup, cases) == [v["plaintext"] for v in readings]
