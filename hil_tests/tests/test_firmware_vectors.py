@@ -15,7 +15,15 @@ from typing import Any
 
 import pytest
 
-from meterlink.firmware import FIELDS, NRF51_NAMES, bundle, chunked, nrf51_loader, split_chunks
+from meterlink.firmware import (
+    FIELDS,
+    NRF51_NAMES,
+    bundle,
+    chunk_texts,
+    chunked,
+    nrf51_loader,
+    split_chunks,
+)
 from meterlink.hil import EmulatedBoard
 
 VECTORS = json.loads(
@@ -196,6 +204,8 @@ HEARD = (
     " f.close()\n"
 )
 OVERRIDE_KEYS = ("4", "20", "21", "22", "23")
+UNUSED = {"boot": ("def boot(", "def rec("), "ack": ("def ack(",), "window": ("def listen(",),
+          "counting": ("def body(", "def hd("), "downlink": ("def reported(",)}
 
 
 class Cases:
@@ -257,13 +267,15 @@ def downlink_cases() -> tuple[Cases, list[str]]:
 def downlink_board(board: EmulatedBoard) -> EmulatedBoard:
     files = bundle("nrf51", features=DOWNLINK_FEATURES)
     files = {NRF51_NAMES[r]: files[NRF51_NAMES[r]] for r in DOWNLINK_ROLES}
-    # boot.py without boot() (the boot phase itself, 948 bytes) and ack.py without ack()
-    # (the ack-only window): the heap has no room to compile them beside the downlink path
-    for role, unused in (("boot", "def boot("), ("ack", "def ack(")):
+    # without what got() does not call (boot(), the 948-byte boot phase, rec(), ack(), the
+    # ack-only window, listen(), body(), hd(), reported()): the heap has no room to compile
+    # them beside the downlink path
+    for role, unused in UNUSED.items():
         name = NRF51_NAMES[role]
-        kept = [c for c in split_chunks(files[name].decode()) if not c.startswith(unused)]
-        assert len(kept) < len(split_chunks(files[name].decode())), role
-        files[name] = "".join(f"{len(c):03d}{c}" for c in kept).encode()
+        statements = chunk_texts("".join(split_chunks(files[name].decode())), 0)
+        kept = [t for t in statements if not t.startswith(unused)]
+        assert len(kept) == len(statements) - len(unused), (role, unused)
+        files[name] = chunked("".join(kept)).encode()
     files["ml_nh"] = chunked(HEARD).encode()  # hr(), go(): loaded too (no room to parse them)
     files["ml_nq"] = downlink_cases()[0].file()
     board.flash(files)
@@ -272,8 +284,7 @@ def downlink_board(board: EmulatedBoard) -> EmulatedBoard:
     board.exec(STATE)  # downlink.py applies the overrides in S to V as it loads
     for role in DOWNLINK_ROLES:  # one at a time: the heap has no room to compile more
         board.exec(f"gc.collect()\nld({NRF51_NAMES[role]!r})", timeout=30)
-    # what got() does not call: heap for the cases
-    board.exec("del rec\ndel body\ndel hd\ndel listen\ndel reported\nimport gc\ngc.collect()")
+    board.exec("gc.collect()")
     return board
 
 
