@@ -47,7 +47,7 @@ def frame_sizes(tmp_path: Path) -> tuple[int, int]:
     import importlib.util
     from array import array
 
-    for p in (MP, MP_TESTS / "cpython", MP_TESTS / "nrf51"):
+    for p in (MP, MP_TESTS, MP_TESTS / "cpython", MP_TESTS / "nrf51"):
         if str(p) not in sys.path:
             sys.path.insert(0, str(p))
     if "glue" not in sys.modules:  # what the plain sources import (the bundle inlines it)
