@@ -37,10 +37,12 @@ from fields import (
     V_HLEN,
     V_HPOS,
     V_INTERVAL,
+    V_N,
     V_PEND,
     V_T0,
     V_TIME,
 )
+from lean_vectors import h2b, root
 
 SRC = ['']  # directory of the lean sources, with a trailing '/'
 KEY = bytes(range(16))
@@ -104,10 +106,6 @@ def config(**kw):
         f.write(''.join([k + '=' + str(v[k]) + '\n' for k in sorted(v)]))
 
 
-def h2b(s):
-    return bytes([int(s[i:i + 2], 16) for i in range(0, len(s), 2)])
-
-
 def pulses_wave(start, period, high, count):
     # level function: count pulses from start, high for `high` ms of each period
     def w(t):
@@ -150,15 +148,6 @@ def cut_at(ns, t):
 
 # ---- what the firmware sent, and the downlinks it hears
 
-class Out:
-    def __init__(self):
-        self.got = []
-
-    def write(self, b):
-        self.got.append(bytes(b))
-        return len(b)
-
-
 def codec(key):
     # the sources' own CRC, AES, CMAC and sealing in a namespace of their own,
     # with the working keys of root key `key`
@@ -166,10 +155,8 @@ def codec(key):
         ns = load(('crc', 'aes', 'boot', 'seal'))
         ns['poll'] = int
         ns['F'] = bytearray(80)
-        ns['V'] = [0] * 40
-        f = Out()
-        ns['keys'](f, key)
-        ns['K'] = f.got
+        ns['V'] = [0] * V_N
+        root(ns, key, 0)
         _CODEC[key] = ns
     return _CODEC[key]
 
