@@ -24,7 +24,6 @@ from meterlink.firmware import (
     bundle,
     bundle_features,
     chunked,
-    full_profile_nrf51,
     is_loaded,
     lowered_source,
     nrf51_loader,
@@ -121,12 +120,6 @@ def test_chunks_group_statements_up_to_the_limit() -> None:
     assert not is_loaded("main.py") and not is_loaded("ml_cfg.py")
     with pytest.raises(ValueError, match="at most 999"):
         chunked("x=" + "1" * 1000 + "\n")
-
-
-def test_full_profile_for_the_nrf51_shares_the_modules_with_its_board() -> None:
-    files = full_profile_nrf51()
-    assert "NAME='nrf51'" in files["board.py"].decode()
-    assert b"#" not in files["ml_core.py"]
 
 
 def test_unknown_board_names_the_supported_ones() -> None:
@@ -277,56 +270,16 @@ def test_nrf51_loader_is_main_pys_and_loads_chunks(tmp_path, monkeypatch) -> Non
     assert names["f"]() == 2  # type: ignore[operator]
 
 
-def test_rp2_shares_crc_and_aes_with_the_nrf51_build_sources() -> None:
-    """ml_record.py and ml_cipher.py, in the rp2 bundle, are the nRF51 build's own CRC,
-    record reading, AES and CMAC doubling (mp/lean/), and the rp2 modules no longer define
-    their own."""
-    import ast
-
-    import meterlink.firmware as fw
-
-    rp2 = fw.full_profile_nrf51()  # the full profile's modules, shrunk
-    rp2 |= {name: fw.shared_source(name).encode() for name in fw.SHARED_MODULES}
-    tree = {}
-    for name in ("ml_record.py", "ml_cipher.py"):
-        shared = rp2[name].decode()
-        assert "kbd_intr" not in shared and "microbit" not in shared  # not for the rp2
-        tree[name] = {
-            n.name: ast.dump(n) for n in ast.parse(shared).body if isinstance(n, ast.FunctionDef)
-        }
-    assert set(tree["ml_record.py"]) == {"crc", "rec"}
-    assert set(tree["ml_cipher.py"]) == {"enc", "dbl", "ks"}
-    for src, module, name in (("crc", "ml_record.py", "crc"), ("boot", "ml_record.py", "rec"),
-                              ("aes", "ml_cipher.py", "enc"),
-                              ("boot", "ml_cipher.py", "dbl"), ("boot", "ml_cipher.py", "ks")):
-        lean = ast.parse((MP_DIR / "lean" / f"{src}.py").read_text()).body
-        want = next(ast.dump(n) for n in lean if getattr(n, "name", "") == name)
-        assert tree[module][name] == want
-    for module in ("ml_core.py", "ml_aes.py", "ml_sec.py"):
-        defs = {n.name for n in ast.walk(ast.parse(rp2[module])) if isinstance(n, ast.FunctionDef)}
-        assert not defs & {"crc16", "crc", "_record", "rec", "dbl", "ks"}, module  # Key.enc stays
-        assert b"0x1021" not in rp2[module] and b"0x11b" not in rp2[module], module
-    assert b"0x63" not in rp2["ml_aes.py"]  # the S-box is ml_cipher's
 
 
-def test_shared_source_names_a_piece_its_source_lost(monkeypatch: pytest.MonkeyPatch) -> None:
-    import meterlink.firmware as fw
-
-    monkeypatch.setitem(fw.SHARED_MODULES, "ml_record.py", (("lean/crc.py", ("crc", "crc32")),))
-    fw.shared_source.cache_clear()
-    try:
-        with pytest.raises(RuntimeError, match=r"lean/crc\.py has no top-level crc32"):
-            fw.shared_source("ml_record.py")
-    finally:
-        monkeypatch.undo()
-        fw.shared_source.cache_clear()
-
-
-def test_rp2_modules_take_the_state_indexes_from_fields_py() -> None:
-    """The state record's field numbers are declared once, in fields.py: no full-profile
-    module declares one of its own (as ml_core, ml_body, ml_dl, ml_main once did)."""
-    own = {name.removeprefix("S_") for name in FIELDS if name.startswith("S_")}
-    for src in sorted(MP_DIR.glob("ml_*.py")):
-        declared = re.findall(r"^_?([A-Z][A-Z0-9_]*) = const\(", src.read_text(), re.M)
+def test_the_state_indexes_are_declared_once_in_fields_py() -> None:
+    """The state record's and the volatile array's field numbers are declared once, in
+    fields.py: no on-board source declares one of its own."""
+    own = {name for name in FIELDS if name[:2] in ("S_", "V_")}
+    for src in sorted(MP_DIR.rglob("*.py")):
+        if src.name == "fields.py":
+            continue
+        declared = re.findall(r"^\s*_?([A-Z][A-Z0-9_]*) = const\(", src.read_text(), re.M)
         assert not set(declared) & own, (src.name, set(declared) & own)
-    assert b"S_REG" not in full_profile_nrf51()["ml_core.py"]  # inlined, as on the nRF51
+    for board in ("nrf51", "rp2"):  # inlined, never flashed
+        assert all(b"S_REG" not in data for data in bundle(board).values())

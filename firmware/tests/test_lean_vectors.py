@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).parent / "rp2"))
 from lean_rp2 import Rp2Lean
 
 DOC = json.loads(VECTORS.read_text())
-# as the full profile's vector_checks count them (test_core.py); without downlink.py
+# every case of the protocol vectors, as the protocol tests count them; without downlink.py
 # (the config and time downlinks, branch fw-downlink) the uplink side only
 CASES = 137 if (MP_DIR / "lean" / "downlink.py").exists() else 28
 AIRTIMES = 42  # 7 frame sizes x SF 7..12

@@ -306,7 +306,7 @@ def test_rp2_energy(pico: EmulatedPico) -> None:
     """The household's day of rp2's build alone (bundle("rp2"), made from the lean
     sources: the one debouncer run by pin interrupts and a 6 ms timer, lightsleep(100)
     between events), without the nRF51 runs of test_energy_budget_per_board. (Measured
-    against the full profile it replaced, before that was deleted: docs/firmware.md,
+    against the full profile it replaced, when rp2 still shipped that: docs/firmware.md,
     "Energy".)"""
     segments = rp2_segments(pico, bundle("rp2"), 60)
     print(f"\nrp2 segments: {segments}")

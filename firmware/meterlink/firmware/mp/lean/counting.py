@@ -2,10 +2,10 @@
 # counting, commits and frame bodies, on the state in state.py. Like every
 # file of lean/ but config.py it is not imported but loaded by main.py into
 # one shared namespace, a top-level statement at a time (docs/firmware.md,
-# "nRF51 build"): names from the other files (S, V, F, B, Q from state.py,
-# crc from crc.py) are globals here. State lives in arrays rather than a class (attribute names and an
-# instance dict cost heap) and the micro:bit is used directly rather than
-# through board.py, for the same reason.
+# "How it runs"): names from the other files (S, V, F, B, Q from state.py,
+# crc from crc.py) are globals here. State lives in arrays rather than a
+# class (attribute names and an instance dict cost heap); what differs
+# between boards comes from the glue, for the same reason inlined on the nRF51.
 import struct
 from micropython import const
 from utime import ticks_ms, ticks_diff
