@@ -1,5 +1,5 @@
 """Config and time downlinks of the one on-board source (mp/lean/: ack.py, downlink.py)
-on an emulated board through the real gateway: bundle("rp2") (every feature on) on
+on an emulated board through the real gateway: bundle("rp2") (with both downlinks) on
 the emulated RP2040 with MicroPython v1.27.0, its UART0 modem on the radio channel, the
 gateway and Mosquitto. A config command published on MQTT reaches the module in the
 receive window after one of its uplinks; the module applies it and answers with a
