@@ -28,18 +28,22 @@ from meterlink.protocol import (
     Ack,
     Alarm,
     AlarmFlags,
+    Config,
     FrameType,
     LinkDecoder,
+    LinkType,
     Reading,
     Status,
     decode_frame,
     encode_frame,
+    encode_link,
 )
 
 KEY = bytes(range(16))
 DEV = 0x0A0B0C0D
 PULSE, DIR = 16, 17
-S_REG, S_FLAGS, V_ERR, V_FWD = (int(FIELDS[n]) for n in ("S_REG", "S_FLAGS", "V_ERR", "V_FWD"))
+S_REG, S_FLAGS, S_DLC, V_ERR, V_FWD, V_INTERVAL = (
+    int(FIELDS[n]) for n in ("S_REG", "S_FLAGS", "S_DLC", "V_ERR", "V_FWD", "V_INTERVAL"))
 
 
 @pytest.fixture(params=FORMS)
@@ -255,6 +259,25 @@ def test_a_micro_bit_pin_name_is_safe_mode_code_3(pico: Rp2Lean) -> None:
     got = frames(pico)
     assert len(got) == 1 and got[0].frame_type == FrameType.STATUS
     assert got[0].body.error == 3
+
+
+def test_a_rejected_config_is_answered_by_a_status_with_the_values_applied(
+    pico: Rp2Lean,
+) -> None:
+    """Protocol 4.5 on rp2's build: a config the module rejects (70,000 s, beyond its
+    1..65535) changes nothing and is answered by a status frame with the values in force,
+    its counter used up."""
+    write_config(interval=2)
+    ns = pico.boot()
+    pico.run_until(utime.clock[0] + 300)  # the boot status
+    bad = encode_frame(FrameType.CONFIG, DEV, 1, Config(interval_s=70_000), KEY)
+    pico.machine.rx.append(encode_link(LinkType.DATA, bad))
+    ns["listen"](30)
+    assert ns["S"][S_DLC] == 1 and ns["V"][V_INTERVAL] == 2
+    pico.run_until(utime.clock[0] + 500)
+    statuses = [f.body for f in frames(pico) if f.frame_type == FrameType.STATUS]
+    assert len(statuses) == 2 and statuses[1].reason == 0
+    assert statuses[1].interval_s == 2  # the value in force, not the one asked for
 
 
 class Rak3172:
