@@ -376,11 +376,13 @@ def test_a_cut_anywhere_in_a_write_loses_at_most_that_commit(commits: int, cut: 
 
 
 # ---- what the full profile did that this build does not (yet): the gaps, documented
+# (strict: a gap closed, by the nRF51 work's feature blocks, shows as a failure here, and
+# its xfail goes)
 
 
 @pytest.mark.xfail(reason="the tamper alarm (pin_tamper) is not in mp/lean/ on main: "
                    "config.py only checks the pin (branch fw-features has it)",
-                   strict=False)  # fmt: skip
+                   strict=True)  # fmt: skip
 def test_gap_a_tamper_loop_opening_raises_the_tamper_alarm(lean: LeanBoard) -> None:
     write_config(pin_tamper="pin2", interval=600, rx_window_ms=50)
     lean.boot()
@@ -392,7 +394,7 @@ def test_gap_a_tamper_loop_opening_raises_the_tamper_alarm(lean: LeanBoard) -> N
 
 
 @pytest.mark.xfail(reason="the burst alarm (burst_pulses, burst_intervals) is not in mp/lean/ "
-                   "on main (branch fw-features has it)", strict=False)  # fmt: skip
+                   "on main (branch fw-features has it)", strict=True)  # fmt: skip
 def test_gap_a_burst_raises_the_burst_alarm(lean: LeanBoard) -> None:
     write_config(burst_pulses=5, burst_intervals=2, interval=1, rx_window_ms=10)
     lean.boot()
@@ -405,7 +407,7 @@ def test_gap_a_burst_raises_the_burst_alarm(lean: LeanBoard) -> None:
 
 @pytest.mark.xfail(reason="the lean status frame carries none of protocol 4.4's optional "
                    "keys 8, 1, 13, 2, 3 (alarms, register, reverse, weight, unit), which "
-                   "the full profile sent when they fit", strict=False)  # fmt: skip
+                   "the full profile sent when they fit", strict=True)  # fmt: skip
 def test_gap_the_status_frame_carries_the_register_and_the_alarms(lean: LeanBoard) -> None:
     write_config(register=1234)
     lean.boot()

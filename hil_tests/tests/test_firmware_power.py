@@ -52,8 +52,10 @@ BOOT = re.compile(rb"boot (\d) (\d+) (\d+) (\d+)\r?\n")
 COMMITTED = re.compile(rb"c (\d+)\r?\n")
 
 
-def wait_boot_line(board: EmulatedBoard, cycle: int) -> tuple[re.Match[bytes], list[int]]:
-    """The next boot line, and the registers the board reported committed before it."""
+def wait_boot_line(board: EmulatedBoard, cycle: int
+                   ) -> tuple[re.Match[bytes] | None, list[int]]:  # fmt: skip
+    """The next boot line (None: the run phase did not load, main.py's error path), and
+    the registers the board reported committed before it."""
     got = b""
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -61,22 +63,35 @@ def wait_boot_line(board: EmulatedBoard, cycle: int) -> tuple[re.Match[bytes], l
         m = BOOT.search(got)
         if m:
             return m, [int(x) for x in COMMITTED.findall(got[: m.start()])]
+        if b"MemoryError" in got and got.rstrip().endswith(b"bytes"):
+            return None, [int(x) for x in COMMITTED.findall(got)]
     raise AssertionError(f"cycle {cycle}: no boot line in {got[-300:]!r}")
 
 
 def campaign(board: EmulatedBoard, cuts: int, seed: int) -> list[tuple[int, int, int]]:
     """Runs `cuts` cut/boot cycles; returns (pulses sent so far, register, counter) per
-    boot, and checks each boot against the one before."""
+    boot, and checks each boot against the one before. A boot whose run phase does not
+    load (MemoryError in ld(): main.py would wait 60 s and reset; seen about once in 100
+    boots of the shipped bundle too) is cut at once and not counted."""
     rnd = random.Random(seed)
     board.flash(counting_loop_firmware())
     board.reset()
     sent = 0
     seen: list[tuple[int, int, int]] = []
-    for i in range(cuts + 1):
+    unloaded = 0
+    earlier: list[int] = []  # commits reported before a boot that did not load
+    for i in range(2 * cuts + 2):
         m, committed = wait_boot_line(board, i)
+        committed, earlier = earlier + committed, []
+        if m is None:
+            unloaded += 1
+            earlier = committed
+            board.power_cut()
+            board.power_on()
+            continue
         err, seq, reg, fc = int(m[1]), int(m[2]), int(m[3]), int(m[4])
         assert err == 0, f"cycle {i}: the store was found corrupt"
-        assert (seq == 1) == (i == 0), f"cycle {i}: record sequence {seq}"  # 1: no store
+        assert (seq == 1) == (i == unloaded == 0), f"cycle {i}: record sequence {seq}"
         if seen:
             prev_sent, prev_reg, prev_fc = seen[-1]
             # this cycle started from prev_reg and saw sent - prev_sent pulses
@@ -87,13 +102,16 @@ def campaign(board: EmulatedBoard, cuts: int, seed: int) -> list[tuple[int, int,
             assert last <= reg <= last + COMMIT_EVERY, (i, committed, reg)
             assert fc >= prev_fc + 32, (i, prev_fc, fc)  # reservations never overlap
         seen.append((sent, reg, fc))
-        if i == cuts:
+        if len(seen) > cuts:
             break
         train = board.pulse_in_background("pin0", 10_000, high_ms=40, low_ms=40)
         time.sleep(rnd.uniform(0.3, 1.5))  # cut at a random instant of the train
         sent += train.cancel()
         board.power_cut()
         board.power_on()
+    if unloaded:
+        print(f"\nboard {seed}: {unloaded} boots whose run phase did not load (MemoryError)")
+    assert len(seen) > cuts, f"{unloaded} boots of {i + 1} did not load"
     return seen
 
 
