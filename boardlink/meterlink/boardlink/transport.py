@@ -15,7 +15,7 @@ from mpremote.transport_serial import SerialTransport
 # Ctrl-C, repeated: stops a script running at the REPL. The nRF51 firmware ignores it
 # (Ctrl-C is off while it runs, docs/protocol.md section 5): only the maintenance input
 # stops it. On rp2 the REPL is the USB console, apart from the modem: Ctrl-C there
-# stops the full profile (maintenance, docs/protocol.md section 5).
+# stops the firmware (maintenance, docs/protocol.md section 5).
 INTERRUPT = b"\x03" * 10
 
 # The board's UART receive buffer is small and QEMU's UART has no baud-rate timing: a
