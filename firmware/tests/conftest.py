@@ -1,30 +1,20 @@
-"""Puts the firmware sources, the fake boards (tests/fake: board.py for the full profile;
-tests/nrf51: microbit, utime, machine for the nRF51 build) and the check scripts on
-sys.path for the firmware's CPython tests (the on-board module names are top-level names).
-The modules the bundler makes from mp/lean/ for the rp2 build (SHARED_MODULES: ml_record,
-ml_cipher) are written to a temporary folder, SHARED, as bundle("rp2") has them."""
+"""Puts the firmware sources, the fakes of tests/nrf51 (microbit, utime, machine) and
+tests/cpython (micropython) and the check scripts on sys.path for the firmware's CPython
+tests (the on-board module names are top-level names), and mp/lean/glue_nrf51.py as
+`glue`: the one on-board source (mp/lean/) runs here as it is written."""
 
-import atexit
 import importlib.util
 import os
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-from meterlink.firmware import SHARED_MODULES, shared_source
-
 HERE = Path(__file__).parent
 MP = HERE.parent / "meterlink" / "firmware" / "mp"
 VECTORS = HERE.parents[1] / "protocol" / "vectors" / "v2.json"
-SHARED = Path(tempfile.mkdtemp(prefix="ml_shared_"))
-atexit.register(shutil.rmtree, SHARED, True)
-for name in SHARED_MODULES:
-    (SHARED / name).write_text(shared_source(name))
-for p in (MP, SHARED, HERE / "fake", HERE / "cpython", HERE / "nrf51", HERE):
+for p in (MP, HERE / "cpython", HERE / "nrf51", HERE):
     if str(p) not in sys.path:
         sys.path.insert(0, str(p))
 

@@ -103,7 +103,7 @@ def test_each_feature_has_its_flag_in_fields_py() -> None:
 @pytest.mark.parametrize(("board", "features", "words"), [
     ("nrf51", {"at_modem"}, "board 'nrf51' cannot take feature 'at_modem'"),
     ("nrf51", {"burst_alarm", "warp_drive"}, "unknown feature 'warp_drive' for board 'nrf51'"),
-    ("rp2", {"burst_alarm"}, "board 'rp2' runs the full profile"),
+    ("rp2", {"warp_drive"}, "unknown feature 'warp_drive' for board 'rp2'"),
     ("esp32", set(), "unknown board 'esp32'"),
 ])
 def test_a_feature_set_the_board_cannot_take_is_refused(
@@ -119,7 +119,7 @@ def test_the_default_bundle_is_the_boards_own_feature_list() -> None:
         assert bundle(board) == bundle(board, BOARD_FEATURES[board])
         assert BOARD_FEATURES[board] <= POSSIBLE_FEATURES[board]
         assert symbol_map(board)["features"] == sorted(BOARD_FEATURES[board])
-    assert bundle("rp2", ALL_FEATURES) == bundle("rp2")
+    assert bundle("rp2", ALL_FEATURES) != bundle("rp2", set())  # rp2 is lowered too
     # a source without a flag is what it was: lowering adds and moves nothing
     for path in sorted((MP_DIR / "lean").glob("*.py")):
         text = path.read_text()

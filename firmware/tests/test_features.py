@@ -2,11 +2,12 @@
 really contains: each optional feature is looked for in `bundle(board)` itself, by the
 code that implements it, and found exactly on the boards the table names.
 
-The evidence is read from the bundles as they are built today (the full profile for rp2,
-the lean nRF51 profile, whose `if HAS_X:` blocks the bundler keeps or drops per feature);
-when the bundler changes their shape, a look-up here fails with a message saying so, and
-this test is to be brought along. Each feature the nRF51 can take is also looked for in a
-bundle made with it alone, and not found in one made without it."""
+The evidence is read from the bundles as they are built today (both boards from the lean
+sources, mp/lean/, whose `if HAS_X:` blocks the bundler keeps or drops per feature); when
+the bundler changes their shape, a look-up here fails with a message saying so, and this
+test is to be brought along. Each feature the nRF51 can take is also looked for in a
+bundle made with it alone, and not found in one made without it: so the evidence is the
+feature's code, not its config field (`cf` has a fixed layout with every field)."""
 
 from __future__ import annotations
 
@@ -46,72 +47,66 @@ NO_NRF51_CODE_YET: set[str] = set()
 
 def run_time_config(files: Files) -> set[str]:
     """The config.txt fields the running firmware keeps (beyond the parse in ml_cfg.py,
-    which every build shares and which knows every field)."""
+    which every build shares and which knows every field): boot phase 1 writes what the
+    run phase gets to `cf`."""
     writer = [t for t in files.values() if "open('cf','wb')" in t]
-    if writer:  # the lean profile: boot phase 1 writes what the run phase gets to `cf`
-        [text] = writer
-        loops = re.findall(r"for \w+ in\s*\(([^)]*)\):\s*\w+\.write", text)
-        pins = re.search(r"=\[(255(?:,\s*255)*)\]", text)
-        assert loops and pins, "the nRF51 `cf` writer changed shape: update this test"
-        names = {n for loop in loops for n in re.findall(r"'(\w+)'", loop)}
-        if ".get('key'" in text:
-            names.add("key")
-        return names | set(PIN_FIELDS[:pins.group(1).count("255")])
-    boot = files.get("ml_boot.py")  # the full profile applies config.txt in ml_boot
-    assert boot is not None, "no `cf` writer and no ml_boot.py: update this test"
-    return set(re.findall(r"\bg(?:\[|\.get\()'(\w+)'", boot))
+    assert len(writer) == 1, "no `cf` writer, or more than one: update this test"
+    [text] = writer
+    loops = re.findall(r"for \w+ in\s*\(([^)]*)\):\s*\w+\.write", text)
+    pins = re.search(r"=\[(255(?:,\s*255)*)\]", text)
+    assert loops and pins, "the `cf` writer changed shape: update this test"
+    names = {n for loop in loops for n in re.findall(r"'(\w+)'", loop)}
+    if ".get('key'" in text:
+        names.add("key")
+    return names | set(PIN_FIELDS[:pins.group(1).count("255")])
 
 
 def _downlink_decoder(files: Files) -> str:
-    """The file that decodes downlink bodies (the bounded CBOR map reader: ml_dl's dmap,
-    lean/downlink.py's downlink), or ""."""
-    return next((t for t in files.values() if "def dmap(" in t or "def downlink(" in t), "")
+    """The file that decodes downlink bodies (lean/downlink.py's downlink()), or ""."""
+    return next((t for t in files.values() if "def downlink(" in t), "")
 
 
 def _handles(frame_type: int) -> Callable[[Files], bool]:
-    # the frame type (ml_dl), or the payload's first byte, version 2 and the type (lean)
+    # the payload's first byte: version 2 and the frame type
     pattern = rf"==\s*(?:{frame_type}|0x{0x20 | frame_type:02x})\b"
     return lambda files: bool(re.search(pattern, _downlink_decoder(files), re.I))
 
 
-def _lean(files: Files) -> str:
-    """The nRF51 build's run-phase code (its chunks joined), or "" for the full profile."""
-    if "ml_boot.py" in files:
-        return ""
+def _code(files: Files) -> str:
+    """The run-time code of a bundle: its loaded files' chunks, joined."""
     return "".join("".join(split_chunks(t)) for n, t in files.items() if is_loaded(n))
 
 
-def _either(full: Callable[[Files], bool], lean: str) -> Callable[[Files], bool]:
-    """The full profile's evidence, or the regular expression `lean` in the nRF51 code."""
-    return lambda files: bool(re.search(lean, _lean(files))) if _lean(files) else full(files)
+def _called(name: str, text: str) -> bool:
+    """Whether `text` calls function `name` (a call, not its `def`)."""
+    return bool(re.search(rf"(?<!def )(?<![\w.]){name}\(", text))
+
+
+def _in_code(pattern: str) -> Callable[[Files], bool]:
+    return lambda files: bool(re.search(pattern, _code(files)))
 
 
 EVIDENCE: dict[str, tuple[str, Callable[[Files], bool]]] = {
     "config_downlink": ("the downlink decoder takes frame type CONFIG",
                         _handles(FrameType.CONFIG)),
     "time_downlink": ("the downlink decoder takes frame type TIME", _handles(FrameType.TIME)),
-    "burst_alarm": ("the burst thresholds reach the running firmware (nrf51: the interval "
-                    "end raises flag 2)",
-                    _either(lambda f: {"burst_pulses", "burst_intervals"} <= run_time_config(f),
-                            r"\w\|=2\b")),
-    "tamper_alarm": ("the tamper pin reaches the running firmware (nrf51: the 100 ms check "
-                     "reads it)", _either(lambda f: "pin_tamper" in run_time_config(f),
-                                          r"if Q\[3\]\(\):\w\|=8")),
-    "low_battery_alarm": ("the firmware reads the battery (nrf51: the supervisor's pin16)",
-                          _either(lambda f: any("battery()" in t for t in f.values()),
-                                  r"pin16\.read_digital\(\)")),
+    "burst_alarm": ("the interval end raises flag 2 (burst)", _in_code(r"\w\|=2\b")),
+    "tamper_alarm": ("the 100 ms check reads the tamper input and raises flag 8",
+                     _in_code(r"if Q\[3\]\(\):\w\|=8")),
+    "low_battery_alarm": ("the firmware reads the battery (rp2: calls its glue's battery(); "
+                          "nRF51: the supervisor's pin16, the glue inlined)",
+                          lambda f: any(_called("battery", t) for t in f.values())
+                          or "pin16.read_digital()" in _code(f)),
     "daily_status": ("a day (86400 s) is counted",
                      lambda f: any("86400" in t for t in f.values())),
-    "safe_mode_repeat": ("safe mode has a status period (nrf51: 300 s in run())",
-                         _either(lambda f: any("_SAFE_MS" in t for t in f.values()),
-                                 r"def run\(\):(\n .*)*>=300000")),
+    "safe_mode_repeat": ("safe mode has a status period (300 s in run())",
+                         _in_code(r"def run\(\):(\n .*)*>=300000")),
     "at_modem": ("the AT modem's send command is there",
                  lambda f: any("AT+PSEND" in t for t in f.values())),
-    "duty_cycle_budget": ("the duty-cycle budget (ml_air; lean: air.py's budget()) is there "
-                          "and asked before sending",
-                          _either(lambda f: any(n.startswith("ml_air") for n in f)
-                                  and any("ml_air.ok(" in t for t in f.values()),
-                                  r"(?s)^(?=.*def budget\()(?=.*if not budget\()")),
+    "duty_cycle_budget": ("the duty-cycle budget (air.py's budget()) is there and asked "
+                          "before sending",
+                          lambda f: any("def budget(" in t for t in f.values())
+                          and any(_called("budget", t) for t in f.values())),
 }
 
 
@@ -157,12 +152,15 @@ def test_the_nrf51_build_has_no_downlink_handler_and_its_window_takes_only_an_ac
                                       "burst_pulses", "burst_intervals"}
 
 
-def test_the_features_of_the_current_release_are_recorded() -> None:
+@pytest.mark.parametrize("board", SUPPORTED_BOARDS)
+def test_the_features_of_the_current_release_are_recorded(board: str) -> None:
     """Modules registered before features were recorded get these at export: the entry
     for the version the bundles carry today must be today's table."""
     assert FIRMWARE_VERSION in RELEASED_FEATURES
-    for board in SUPPORTED_BOARDS:
-        assert released_features(board, FIRMWARE_VERSION) == bundle_features(board)
+    assert released_features(board, FIRMWARE_VERSION) == bundle_features(board)
+
+
+def test_the_release_table_says_nothing_of_an_unknown_version_or_board() -> None:
     assert released_features("nrf51", 0x0999) is None
     with pytest.raises(ValueError, match="unknown board 'esp32'"):
         bundle_features("esp32")

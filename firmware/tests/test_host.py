@@ -24,7 +24,6 @@ from meterlink.firmware import (
     bundle,
     bundle_features,
     chunked,
-    full_profile_nrf51,
     is_loaded,
     lowered_source,
     nrf51_loader,
@@ -40,23 +39,26 @@ KEY = bytes(range(16))
 
 def test_bundles_hold_main_and_prefixed_modules() -> None:
     assert SUPPORTED_BOARDS == ("nrf51", "rp2")
-    rp2 = bundle("rp2")
-    assert {"main.py", "board.py", "ml_core.py", "ml_sec.py"} <= set(rp2)
-    assert "NAME = 'rp2'" in rp2["board.py"].decode()
-    # nrf51 runs the lean profile, which uses the micro:bit directly (no board.py)
-    nrf51 = bundle("nrf51")
-    assert {"main.py", "ml_cfg.py", NRF51_NAMES["counting"], NRF51_NAMES["aes"]} <= set(nrf51)
-    assert "board.py" not in nrf51 and "ml_core.py" not in nrf51
+    # both boards run the lean sources, under the same on-board names; rp2 has its glue
+    # as a module (glue.py), the nRF51 has it inlined
+    rp2, nrf51 = bundle("rp2"), bundle("nrf51")
     for files in (rp2, nrf51):
-        assert all(n in ("main.py", "board.py") or n.startswith("ml_") for n in files)
+        assert {"main.py", "ml_cfg.py", NRF51_NAMES["counting"], NRF51_NAMES["aes"]} <= set(files)
+        assert "board.py" not in files and "ml_core.py" not in files
+        assert all(n in ("main.py", "glue.py") or n.startswith("ml_") for n in files)
+    assert "glue.py" in rp2 and "glue.py" not in nrf51
+    assert b"from glue import" not in b"".join(nrf51.values())
 
 
 def test_nrf51_bundle_is_shrunk_to_fit_the_filesystem() -> None:
-    small, full = bundle("nrf51"), bundle("rp2")
+    small = bundle("nrf51")
     # the micro:bit holds about 15,100 bytes; config.txt and the two records need ~600
     assert sum(map(len, small.values())) < 11_500
-    assert sum(map(len, small.values())) < 0.5 * sum(map(len, full.values()))
+    source = sum(len((MP_DIR / f"lean/{r}.py").read_bytes()) for r in (*NRF51_BOOT, *NRF51_RUN)
+                 if f"lean/{r}.py" not in FEATURE_FILES)  # fmt: skip
+    assert sum(map(len, small.values())) < 0.6 * source
     assert b"#" not in small[NRF51_NAMES["counting"]]  # comments dropped
+    assert b"#" not in bundle("rp2")[NRF51_NAMES["counting"]]  # rp2's is shrunk the same way
 
 
 @pytest.mark.parametrize("features", [None, ALL_FEATURES - {"at_modem"}], ids=["nrf51", "all"])
@@ -120,22 +122,16 @@ def test_chunks_group_statements_up_to_the_limit() -> None:
         chunked("x=" + "1" * 1000 + "\n")
 
 
-def test_full_profile_for_the_nrf51_shares_the_modules_with_its_board() -> None:
-    files = full_profile_nrf51()
-    assert "NAME='nrf51'" in files["board.py"].decode()
-    assert b"#" not in files["ml_core.py"]
-
-
 def test_unknown_board_names_the_supported_ones() -> None:
     with pytest.raises(ValueError, match="nrf51, rp2"):
         bundle("esp32")
 
 
 def test_version_comes_from_fields_py_into_both_bundles() -> None:
-    assert FIRMWARE_VERSION == 257  # 1.1: the nRF51 gained burst and tamper
+    assert FIRMWARE_VERSION == 257  # 1.1: the nRF51 gained the burst alarm
     assert "FW_VERSION = const(257)" in (MP_DIR / "fields.py").read_text()
-    assert b"(10, 257)" in bundle("rp2")["ml_body.py"]  # the status frame's fw field
-    assert b"10,257," in bundle("nrf51")[NRF51_NAMES["counting"]]
+    for board in ("nrf51", "rp2"):  # the status frame's fw field
+        assert b"10,257," in bundle(board)[NRF51_NAMES["counting"]]
     for board in ("nrf51", "rp2"):
         assert all(b"FW_VERSION" not in data for data in bundle(board).values())
 
@@ -274,56 +270,16 @@ def test_nrf51_loader_is_main_pys_and_loads_chunks(tmp_path, monkeypatch) -> Non
     assert names["f"]() == 2  # type: ignore[operator]
 
 
-def test_rp2_shares_crc_and_aes_with_the_nrf51_build_sources() -> None:
-    """ml_record.py and ml_cipher.py, in the rp2 bundle, are the nRF51 build's own CRC,
-    record reading, AES and CMAC doubling (mp/lean/), and the rp2 modules no longer define
-    their own."""
-    import ast
-
-    import meterlink.firmware as fw
-
-    rp2 = bundle("rp2")
-    tree = {}
-    for name in ("ml_record.py", "ml_cipher.py"):
-        shared = rp2[name].decode()
-        assert shared == fw.shared_source(name)
-        assert "kbd_intr" not in shared and "microbit" not in shared  # not for the rp2
-        tree[name] = {
-            n.name: ast.dump(n) for n in ast.parse(shared).body if isinstance(n, ast.FunctionDef)
-        }
-    assert set(tree["ml_record.py"]) == {"crc", "rec"}
-    assert set(tree["ml_cipher.py"]) == {"enc", "dbl", "ks"}
-    for src, module, name in (("crc", "ml_record.py", "crc"), ("boot", "ml_record.py", "rec"),
-                              ("aes", "ml_cipher.py", "enc"),
-                              ("boot", "ml_cipher.py", "dbl"), ("boot", "ml_cipher.py", "ks")):
-        lean = ast.parse((MP_DIR / "lean" / f"{src}.py").read_text()).body
-        want = next(ast.dump(n) for n in lean if getattr(n, "name", "") == name)
-        assert tree[module][name] == want
-    for module in ("ml_core.py", "ml_aes.py", "ml_sec.py"):
-        defs = {n.name for n in ast.walk(ast.parse(rp2[module])) if isinstance(n, ast.FunctionDef)}
-        assert not defs & {"crc16", "crc", "_record", "rec", "dbl", "ks"}, module  # Key.enc stays
-        assert b"0x1021" not in rp2[module] and b"0x11b" not in rp2[module], module
-    assert b"0x63" not in rp2["ml_aes.py"]  # the S-box is ml_cipher's
 
 
-def test_shared_source_names_a_piece_its_source_lost(monkeypatch: pytest.MonkeyPatch) -> None:
-    import meterlink.firmware as fw
-
-    monkeypatch.setitem(fw.SHARED_MODULES, "ml_record.py", (("lean/crc.py", ("crc", "crc32")),))
-    fw.shared_source.cache_clear()
-    try:
-        with pytest.raises(RuntimeError, match=r"lean/crc\.py has no top-level crc32"):
-            fw.shared_source("ml_record.py")
-    finally:
-        monkeypatch.undo()
-        fw.shared_source.cache_clear()
-
-
-def test_rp2_modules_take_the_state_indexes_from_fields_py() -> None:
-    """The state record's field numbers are declared once, in fields.py: no full-profile
-    module declares one of its own (as ml_core, ml_body, ml_dl, ml_main once did)."""
-    own = {name.removeprefix("S_") for name in FIELDS if name.startswith("S_")}
-    for src in sorted(MP_DIR.glob("ml_*.py")):
-        declared = re.findall(r"^_?([A-Z][A-Z0-9_]*) = const\(", src.read_text(), re.M)
+def test_the_state_indexes_are_declared_once_in_fields_py() -> None:
+    """The state record's and the volatile array's field numbers are declared once, in
+    fields.py: no on-board source declares one of its own."""
+    own = {name for name in FIELDS if name[:2] in ("S_", "V_")}
+    for src in sorted(MP_DIR.rglob("*.py")):
+        if src.name == "fields.py":
+            continue
+        declared = re.findall(r"^\s*_?([A-Z][A-Z0-9_]*) = const\(", src.read_text(), re.M)
         assert not set(declared) & own, (src.name, set(declared) & own)
-    assert b"S_REG" not in bundle("rp2")["ml_core.py"]  # inlined, as on the nRF51
+    for board in ("nrf51", "rp2"):  # inlined, never flashed
+        assert all(b"S_REG" not in data for data in bundle(board).values())

@@ -8,6 +8,7 @@ reading bodies against the codec."""
 from __future__ import annotations
 
 import binascii
+import struct
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,13 +29,18 @@ from meterlink.protocol import (
     Alarm,
     FrameType,
     LinkDecoder,
+    LinkFrame,
     LinkType,
     Reading,
     Status,
     decode_frame,
+    decode_received,
     encode_frame,
     encode_link,
 )
+from meterlink.protocol.cbor_body import decode_body_map
+from meterlink.protocol.crypto import as_device_keys, ctr_xor
+from meterlink.protocol.frame import seal
 
 KEY = bytes(range(16))
 DEV = 0x01020304
@@ -50,10 +56,37 @@ def lean(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.Mon
     microbit.reset_all()
 
 
+def gateway_downlink(typ: int, counter: int, body: bytes, key: bytes) -> bytes:
+    """lean_checks' downlink(): sealed by the gateway's encoder (meterlink.protocol), as a
+    SLIP link frame; only those lean_checks.DOWNLINKS lists (the MicroPython run gets
+    that table made here, test_wasm.py)."""
+    assert (typ, counter, body, key) in lean_checks.DOWNLINKS, "add it to DOWNLINKS"
+    return encode_link(LinkType.DATA, seal(FrameType(typ), lean_checks.DEV, counter, body,
+                                           as_device_keys(key)))  # fmt: skip
+
+
+def codec_reads_the_same(data: bytes, key: bytes, read: list[tuple[Any, ...]]) -> None:
+    """What lean_checks.uplinks() read with the sources' own crypto is what the
+    protocol's decoder reads: every frame's type, device, counter, body map and size."""
+    got = []
+    highest = -1
+    for link in LinkDecoder().feed(data):
+        assert isinstance(link, LinkFrame) and link.link_type == LinkType.DATA, link
+        frame = decode_received(link.payload, key, highest=highest, uplink=True)
+        highest = max(highest, frame.counter)
+        text = ctr_xor(as_device_keys(key).enc, 0, frame.device_id, frame.counter,
+                       link.payload[7:-4])  # fmt: skip
+        got.append((int(frame.frame_type), frame.device_id, frame.counter,
+                    decode_body_map(text), len(link.payload)))  # fmt: skip
+    assert got == read
+
+
 @pytest.mark.parametrize("name", sorted(n for n in vars(lean_checks) if n.startswith("check_")))
 def test_lean_check(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """lean_checks.py (also run under MicroPython 1.27 by test_wasm.py) under CPython."""
+    """lean_checks.py (also run under MicroPython 1.27 by test_wasm.py) under CPython,
+    the frames it reads checked by the protocol's decoder."""
     monkeypatch.chdir(tmp_path)
+    lean_checks.DOWN[0], lean_checks.SEEN[0] = gateway_downlink, codec_reads_the_same
     lean_checks.setup(str(tmp_path) + "/", str(MP_DIR / "lean") + "/")
     getattr(lean_checks, name)()
 
@@ -179,7 +212,8 @@ def crypto() -> dict[str, Any]:
         ns = board._namespace(("crc", "aes", "boot", "seal", "counting"))
     ns["F"] = bytearray(80)
     ns["V"] = [0] * 32
-    ns["poll"] = int
+    ns["debounce"] = ns["poll"]  # counting.py's
+    ns["poll"] = int  # the AES's pulse poll: nothing to count here
     return ns
 
 
@@ -243,6 +277,8 @@ def test_reading_bodies_decode_with_the_codec(
     v[int(FIELDS["V_INTERVAL"])] = 900
     v[int(FIELDS["V_T0"])] = utime.clock[0] + 10**6  # the interval has just begun
     ns["S"], ns["V"] = s, v
+    ns["B"] = bytearray(62)  # the record as committed: a reading carries its register
+    struct.pack_into("<15I", ns["B"], 0, *s)
     ns["Q"] = [None, None, array("L", reversed(deltas))]  # oldest first, HPOS 0
     n = ns["body"](0)
     body = body_from_map(FrameType.READING, cbor_body.decode_body_map(bytes(ns["F"][9 : 9 + n])))
@@ -250,3 +286,132 @@ def test_reading_bodies_decode_with_the_codec(
     assert 1 <= len(body.deltas) <= len(deltas) and n <= 40
     assert list(body.deltas) == deltas[: len(body.deltas)]  # newest first
     assert body.interval_seq == iseq - 1
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    root=st.binary(min_size=16, max_size=16),
+    dev=st.integers(0, 2**32 - 1),
+    fc=st.integers(0, 2**32 - 1),
+    body=st.binary(max_size=40),
+)
+def test_seal_matches_ctr_and_cmac(crypto: dict[str, Any], root: bytes, dev: int, fc: int,
+                                   body: bytes) -> None:  # fmt: skip
+    """seal.py against `cryptography`: AES-CTR with K_enc over the body, the MIC (CMAC
+    with K_mic) over the 9-byte header with the whole counter, 16 counter bits on air."""
+    import struct
+
+    def ecb(key: bytes, block: bytes) -> bytes:
+        return Cipher(algorithms.AES(key), modes.ECB()).encryptor().update(block)
+
+    ns = crypto
+    ns["K"] = [bytearray(k) for k in schedules(ns, root)]
+    ns["V"] = [0] * 40
+    ns["V"][int(FIELDS["V_DEV"])] = dev
+    f = ns["F"]
+    f[9 : 9 + len(body)] = body
+    n = ns["seal"](0x20, fc, len(body))
+    k_enc, k_mic = ecb(root, b"\x01" + bytes(15)), ecb(root, b"\x02" + bytes(15))
+    stream = b"".join(ecb(k_enc, struct.pack(">BIBIIBB", 1, 0, 0, dev, fc, 0, i + 1))
+                      for i in range(3))  # fmt: skip
+    ct = bytes(a ^ b for a, b in zip(body, stream, strict=False))
+    mac = CMAC(algorithms.AES(k_mic))
+    mac.update(struct.pack(">BII", 0x20, dev, fc) + ct)  # the MIC covers all 32 bits
+    assert bytes(f[:n]) == struct.pack(">BIH", 0x20, dev, fc & 0xFFFF) + ct + mac.finalize()[:4]
+
+
+@settings(max_examples=60, deadline=None)
+@given(pulses=st.lists(st.tuples(st.integers(15, 60), st.integers(15, 60), st.booleans()),
+                       min_size=1, max_size=25))  # fmt: skip
+def test_debounce_counts_pulses_and_ignores_glitches(
+    crypto: dict[str, Any], pulses: list[tuple[int, int, bool]]
+) -> None:
+    """counting.py's poll(), run once per millisecond as the main loop does: pulses high
+    h ms then low l ms, some with a 1 ms glitch in the middle of the low, count once each."""
+    from array import array
+
+    ns = crypto
+    highs: list[tuple[int, int]] = []
+    t = utime.clock[0] + 100
+    for h, low, glitch in pulses:
+        highs.append((t, t + h))
+        if glitch:
+            highs.append((t + h + low // 2, t + h + low // 2 + 1))
+        t += h + low
+    ns["S"], ns["V"] = array("L", [0] * 15), array("L", [0] * 40)
+    ns["Q"] = [lambda: int(any(a <= utime.clock[0] < b for a, b in highs)), None, None]
+    while utime.clock[0] < t + 50:
+        ns["debounce"]()
+        utime.sleep_ms(1)
+    assert ns["S"][S_REG] == len(pulses)
+
+
+@settings(max_examples=40, deadline=None)
+@given(commits=st.integers(1, 12), cut=st.integers(0, 62))
+def test_a_cut_anywhere_in_a_write_loses_at_most_that_commit(commits: int, cut: int) -> None:
+    """counting.py's commit() writes the record file that does not hold the newest copy:
+    a cut after any byte of it, and the next boot (boot.py) starts from that commit if
+    it was whole, else from the one before."""
+    import os
+    import tempfile
+
+    cwd = os.getcwd()
+    with tempfile.TemporaryDirectory() as d:
+        os.chdir(d)
+        try:
+            microbit.reset_all()
+            write_config(register=7)
+            board = LeanBoard("source")
+            ns = board.boot()  # its own commit: register 7
+            for i in range(commits):
+                ns["S"][S_REG] = 100 + i
+                ns["commit"]()
+            newest = Path(f"st{ns['S'][0] & 1}")
+            newest.write_bytes(newest.read_bytes()[:cut])  # the last write, cut short
+            s = board.boot()["S"]
+        finally:
+            os.chdir(cwd)
+    before = 100 + commits - 2 if commits > 1 else 7
+    assert s[S_REG] == (100 + commits - 1 if cut == 62 else before)
+
+
+# ---- what the full profile did that this build does not (yet): the gaps, documented
+# (strict: a gap closed, by the nRF51 work's feature blocks, shows as a failure here, and
+# its xfail goes)
+
+
+@pytest.mark.xfail(reason="the tamper alarm (pin_tamper) is not in mp/lean/ on main: "
+                   "config.py only checks the pin (branch fw-features has it)",
+                   strict=True)  # fmt: skip
+def test_gap_a_tamper_loop_opening_raises_the_tamper_alarm(lean: LeanBoard) -> None:
+    write_config(pin_tamper="pin2", interval=600, rx_window_ms=50)
+    lean.boot()
+    t0 = utime.clock[0]
+    microbit.levels["pin2"] = lambda t: 1 if t > t0 + 500 else 0  # the tamper loop opens
+    lean.run_until(t0 + 2000)
+    alarms = [f.body for f in frames() if f.frame_type == FrameType.ALARM]
+    assert alarms and isinstance(alarms[0], Alarm) and alarms[0].raised & 8
+
+
+@pytest.mark.xfail(reason="the burst alarm (burst_pulses, burst_intervals) is not in mp/lean/ "
+                   "on main (branch fw-features has it)", strict=True)  # fmt: skip
+def test_gap_a_burst_raises_the_burst_alarm(lean: LeanBoard) -> None:
+    write_config(burst_pulses=5, burst_intervals=2, interval=1, rx_window_ms=10)
+    lean.boot()
+    t0 = utime.clock[0]
+    microbit.levels["pin0"] = pulses(t0 + 100, 40, 20, 30)  # 30 pulses in 1.2 s
+    lean.run_until(t0 + 3500)
+    readings = [f.body for f in frames() if f.frame_type == FrameType.READING]
+    assert any(isinstance(r, Reading) and r.alarms & 2 for r in readings)
+
+
+@pytest.mark.xfail(reason="the lean status frame carries none of protocol 4.4's optional "
+                   "keys 8, 1, 13, 2, 3 (alarms, register, reverse, weight, unit), which "
+                   "the full profile sent when they fit", strict=True)  # fmt: skip
+def test_gap_the_status_frame_carries_the_register_and_the_alarms(lean: LeanBoard) -> None:
+    write_config(register=1234)
+    lean.boot()
+    lean.run_until(utime.clock[0] + 300)
+    status = frames()[0].body
+    assert isinstance(status, Status)
+    assert status.register == 1234 and status.alarms is not None and status.unit is not None

@@ -1,14 +1,17 @@
-"""rp2 on the lean sources (lean_bundle("rp2"); bundle("rp2") still ships the full profile)
+"""rp2's build (bundle("rp2"), made from the lean sources)
 under CPython, with the Pico's glue (mp/lean/glue_rp2.py) and a fake machine
 (tests/rp2/machine.py), in both forms: the sources as written and the bundle made from
 them. GPIO-number pins, UART0, the lightsleep between passes ended by pulse edges,
 maintenance by Ctrl-C (a KeyboardInterrupt ends the run phase with a clean commit),
 safe mode for a micro:bit pin name, the AT modem (P2P set when loaded, AT+PSEND, the
 window opened on TX done) and the duty-cycle budget skipping readings and deferring
-frames; every frame decoded by meterlink.protocol."""
+frames, no frame showing a register not yet committed; every frame decoded by
+meterlink.protocol. The tamper alarm, which the full profile had, is a strict xfail
+until the lean sources have it."""
 
 from __future__ import annotations
 
+import struct
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,21 +23,27 @@ import utime
 sys.path.insert(0, str(Path(__file__).parent / "rp2"))
 from lean_rp2 import FORMS, Rp2Lean
 
-from meterlink.firmware import FIELDS, lean_bundle, render_config
+from meterlink.firmware import FIELDS, bundle, render_config
 from meterlink.protocol import (
     Ack,
+    Alarm,
+    AlarmFlags,
+    Config,
     FrameType,
     LinkDecoder,
+    LinkType,
     Reading,
     Status,
     decode_frame,
     encode_frame,
+    encode_link,
 )
 
 KEY = bytes(range(16))
 DEV = 0x0A0B0C0D
 PULSE, DIR = 16, 17
-S_REG, S_FLAGS, V_ERR = (int(FIELDS[n]) for n in ("S_REG", "S_FLAGS", "V_ERR"))
+S_REG, S_FLAGS, S_DLC, V_ERR, V_FWD, V_INTERVAL = (
+    int(FIELDS[n]) for n in ("S_REG", "S_FLAGS", "S_DLC", "V_ERR", "V_FWD", "V_INTERVAL"))
 
 
 @pytest.fixture(params=FORMS)
@@ -66,12 +75,16 @@ def frames(pico: Rp2Lean, key: bytes = KEY) -> list[Any]:
 
 
 def test_the_lean_rp2_bundle_is_the_shared_sources_with_the_pico_glue() -> None:
-    files = lean_bundle("rp2")
+    files = bundle("rp2")
     assert "glue.py" in files and "board.py" not in files
     assert not any(name.startswith("ml_") and name[3:] in ("core", "main", "boot")
                    for name in files)  # fmt: skip
     text = b"".join(files.values())
-    assert b"microbit" not in text and b"kbd_intr" not in text
+    assert b"microbit" not in text
+    # Ctrl-C on USB is the maintenance stop: turned off only once the stop has begun
+    assert b"kbd_intr" not in b"".join(d for n, d in files.items() if n != "glue.py")
+    assert files["glue.py"].count(b"kbd_intr") == 1
+    assert b"def stopping():micropython.kbd_intr(-1)" in files["glue.py"]
     assert b"lightsleep(100)" in files["glue.py"] and b"UART(0" in files["glue.py"]
     assert b"except FATAL as e" in files["main.py"] and b"FATAL=Exception" in files["glue.py"]
     assert files["ml_nt"] and files["ml_ni"]  # the AT modem and the duty-cycle budget
@@ -100,6 +113,64 @@ def test_boots_counts_through_gpio_and_sleeps_between_edges(pico: Rp2Lean) -> No
     assert len(m.sleeps) < (utime.clock[0] - t0) / 20
 
 
+def committed_register() -> int:
+    """The register of the newest record on the fake Pico's filesystem (st0, st1)."""
+    records = [Path(n).read_bytes() for n in ("st0", "st1") if Path(n).exists()]
+    newest = max((struct.unpack_from("<15I", r) for r in records if len(r) == 62),
+                 key=lambda rec: rec[0])  # fmt: skip
+    return int(newest[S_REG])
+
+
+def test_no_frame_shows_a_register_not_yet_committed_while_pulses_interrupt(
+    pico: Rp2Lean,
+) -> None:
+    """The pulse interrupt counts on between commit() and the frame's body: each reading
+    and alarm carries the register as committed when it is sent (a power cut just after
+    it would otherwise take back a register the gateway has seen)."""
+    write_config(register=900, interval=1, backflow_pulses=2)
+    ns = pico.boot()
+    t0 = utime.clock[0]
+
+    class Record:
+        """A record file being written; once closed, a pulse the interrupt counts just
+        then (the fake machine runs handlers only between ticks: this is one for sure)."""
+
+        def __init__(self, name: str, mode: str) -> None:
+            self.f = open(name, mode)  # noqa: SIM115
+
+        def write(self, data: bytes) -> int:
+            return self.f.write(data)
+
+        def close(self) -> None:
+            self.f.close()
+            ns["S"][S_REG] += 1
+            ns["V"][V_FWD] += 1
+
+    ns["open"] = lambda name, mode="r": Record(name, mode) if name[:2] == "st" else open(name, mode)  # noqa: SIM115
+    decoder = LinkDecoder()
+    seen: list[tuple[str, int, int]] = []  # frame type, its register, the committed one
+    counters: set[int] = set()
+
+    def sent(chunk: bytes) -> None:
+        for link in decoder.feed(chunk):
+            f = decode_frame(link.payload, KEY)  # type: ignore[union-attr]
+            if f.counter in counters:
+                continue  # an alarm's resend: the same frame, byte for byte
+            counters.add(f.counter)
+            if isinstance(f.body, Reading | Alarm):
+                seen.append((f.frame_type.name, f.body.register, committed_register()))
+
+    pico.machine.on_write[0] = sent
+    pico.machine.levels[PULSE] = pulses(t0 + 50, 20, 10, 450)  # 50 Hz, edges all along
+    pico.machine.levels[DIR] = lambda t: 1 if t0 + 3000 <= t < t0 + 3300 else 0  # backflow
+    pico.run_until(t0 + 10_000)
+    assert {"READING", "ALARM"} <= {kind for kind, _, _ in seen}, seen
+    ahead = [(kind, register, committed) for kind, register, committed in seen
+             if register != committed]  # fmt: skip
+    assert not ahead, ahead
+    assert pico.ns["S"][S_REG] > seen[0][1]  # counting went on meanwhile
+
+
 def test_ctrl_c_on_usb_stops_the_run_phase_with_a_clean_commit(pico: Rp2Lean) -> None:
     write_config()
     ns = pico.boot()
@@ -116,6 +187,56 @@ def test_ctrl_c_on_usb_stops_the_run_phase_with_a_clean_commit(pico: Rp2Lean) ->
     ns["run"]()  # returns: main.py then leaves the REPL to the technician
     assert ns["S"][S_FLAGS] == 1 and ns["V"][V_ERR] == 0
     assert frames(pico)[0].frame_type == FrameType.STATUS
+    assert committed_flags() == 1
+
+
+def committed_flags() -> int:
+    records = [Path(n).read_bytes() for n in ("st0", "st1") if Path(n).exists()]
+    newest = max((struct.unpack_from("<15I", r) for r in records if len(r) == 62),
+                 key=lambda rec: rec[0])  # fmt: skip
+    return int(newest[S_FLAGS])
+
+
+def test_the_rest_of_a_ctrl_c_burst_does_not_cut_the_clean_stop_short(pico: Rp2Lean) -> None:
+    """Tools stop the firmware with ten 0x03 at once, again each second until the prompt
+    comes: a Ctrl-C that lands in the clean stop's commit would leave the record without
+    the clean flag (an unexpected-reset alarm at the next boot). The stop turns Ctrl-C
+    off first (the REPL turns it on again for what it runs)."""
+    import micropython
+
+    write_config()
+    ns = pico.boot()
+    start = utime.clock[0]
+    micropython.interrupt_char[0] = 3  # as MicroPython runs main.py
+
+    began: list[int] = []
+
+    def burst(t: int) -> int:
+        if t > start + 1500 and micropython.interrupt_char[0] == 3:
+            began.append(t)
+            raise KeyboardInterrupt  # a Ctrl-C of the burst, while Ctrl-C is on
+        return 0
+
+    class Record:
+        def __init__(self, name: str, mode: str) -> None:
+            self.f = open(name, mode)  # noqa: SIM115
+
+        def write(self, data: bytes) -> int:
+            if began and micropython.interrupt_char[0] == 3:
+                raise KeyboardInterrupt  # the next Ctrl-C of the burst, mid-commit
+            return self.f.write(data)
+
+        def close(self) -> None:
+            self.f.close()
+
+    ns["open"] = lambda name, mode="r": Record(name, mode) if name[:2] == "st" else open(name, mode)  # noqa: SIM115
+    pico.machine.levels[PULSE] = burst
+    try:
+        ns["run"]()
+    except KeyboardInterrupt:
+        pytest.fail("a Ctrl-C of the burst cut the clean stop short")
+    assert began and micropython.interrupt_char[0] == -1
+    assert committed_flags() == 1
 
 
 def test_a_micro_bit_pin_name_is_safe_mode_code_3(pico: Rp2Lean) -> None:
@@ -138,6 +259,25 @@ def test_a_micro_bit_pin_name_is_safe_mode_code_3(pico: Rp2Lean) -> None:
     got = frames(pico)
     assert len(got) == 1 and got[0].frame_type == FrameType.STATUS
     assert got[0].body.error == 3
+
+
+def test_a_rejected_config_is_answered_by_a_status_with_the_values_applied(
+    pico: Rp2Lean,
+) -> None:
+    """Protocol 4.5 on rp2's build: a config the module rejects (70,000 s, beyond its
+    1..65535) changes nothing and is answered by a status frame with the values in force,
+    its counter used up."""
+    write_config(interval=2)
+    ns = pico.boot()
+    pico.run_until(utime.clock[0] + 300)  # the boot status
+    bad = encode_frame(FrameType.CONFIG, DEV, 1, Config(interval_s=70_000), KEY)
+    pico.machine.rx.append(encode_link(LinkType.DATA, bad))
+    ns["listen"](30)
+    assert ns["S"][S_DLC] == 1 and ns["V"][V_INTERVAL] == 2
+    pico.run_until(utime.clock[0] + 500)
+    statuses = [f.body for f in frames(pico) if f.frame_type == FrameType.STATUS]
+    assert len(statuses) == 2 and statuses[1].reason == 0
+    assert statuses[1].interval_s == 2  # the value in force, not the one asked for
 
 
 class Rak3172:
@@ -185,6 +325,26 @@ def test_the_at_modem_is_set_up_when_loaded_and_sends_frames_as_hex(pico: Rp2Lea
     precv = [i for i, line in enumerate(modem.lines) if line.startswith("AT+PRECV=")]
     sends = [i for i, line in enumerate(modem.lines) if line.startswith("AT+PSEND=")]
     assert len(precv) == len(sends) and all(p == s + 1 for p, s in zip(precv, sends, strict=True))
+
+
+@pytest.mark.xfail(strict=True, reason="the lean sources on main have no tamper alarm yet "
+                   "(an `if HAS_TAMPER_ALARM:` block of the nRF51 work, issue 13); the full "
+                   "profile's AT-modem HIL test (test_lora_at_firmware.py) checked it")
+def test_the_tamper_alarm_goes_out_through_the_at_modem(pico: Rp2Lean) -> None:
+    """What the full profile's AT test checked beyond test_lora_at_rp2.py (the shipped
+    build on the emulated Pico, which covers the AT set-up, the sends, the windows and
+    the acks): the tamper loop opening raises a confirmed alarm, sent with AT+PSEND."""
+    write_config(modem=1, lora_freq=868300000, lora_sf=8, pin_tamper="18")
+    pico.phase1()
+    pico.phase2()
+    modem = Rak3172(pico.machine)
+    pico.phase3()
+    t0 = utime.clock[0]
+    pico.machine.levels[18] = lambda t: 1 if t >= t0 + 1000 else 0  # the loop opens
+    pico.run_until(t0 + 4000)
+    alarms = [f.body for f in (decode_frame(p, KEY) for p in modem.sent)
+              if isinstance(f.body, Alarm)]  # fmt: skip
+    assert alarms and AlarmFlags.TAMPER in alarms[0].raised, alarms
 
 
 def test_the_duty_cycle_budget_skips_readings_and_their_deltas_ride_along(

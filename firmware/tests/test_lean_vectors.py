@@ -1,5 +1,5 @@
 """The protocol vectors (lean_vectors.py) against the lean sources under CPython: the
-files of mp/lean/ as written (every feature on), and the chunks of lean_bundle("rp2")
+files of mp/lean/ as written (every feature on), and the chunks of bundle("rp2")
 loaded by its main.py's ld() with the Pico's glue. The same script runs under
 MicroPython 1.27 (test_wasm.py) and on the emulated RP2040 (HIL)."""
 
@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).parent / "rp2"))
 from lean_rp2 import Rp2Lean
 
 DOC = json.loads(VECTORS.read_text())
-# as the full profile's vector_checks count them (test_core.py); without downlink.py
+# every case of the protocol vectors, as the protocol tests count them; without downlink.py
 # (the config and time downlinks, branch fw-downlink) the uplink side only
 CASES = 137 if (MP_DIR / "lean" / "downlink.py").exists() else 28
 AIRTIMES = 42  # 7 frame sizes x SF 7..12

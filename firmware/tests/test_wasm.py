@@ -1,14 +1,18 @@
-"""The core checks and the protocol vectors under current MicroPython (the official
-WebAssembly port, 1.27, in Node): CPython-only code in the firmware fails here."""
+"""The checks of lean_checks.py and the protocol vectors of lean_vectors.py on the one
+on-board source (mp/lean/) under current MicroPython (the official WebAssembly port,
+1.27, in Node): CPython-only code in the firmware fails here."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
 
+import lean_checks
 import pytest
-from conftest import HERE, MP, SHARED, VECTORS
+from conftest import HERE, MP, VECTORS
+from test_lean import gateway_downlink
 
 WASM = HERE.parent / "wasm"
 NODE = shutil.which("node")
@@ -28,25 +32,19 @@ def run(script: Path, *dirs: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_core_checks_pass_on_micropython_1_27() -> None:
-    r = run(HERE / "wasm_main.py", MP, SHARED, HERE / "fake", HERE)
-    assert r.returncode == 0, r.stdout + r.stderr
-    assert "version=(1, 27" in r.stdout
-    assert "FAIL" not in r.stdout and "failed: 0" in r.stdout
-
-
-def test_vectors_pass_on_micropython_1_27(tmp_path: Path) -> None:
-    shutil.copy(VECTORS, tmp_path / "v2.json")
-    r = run(HERE / "wasm_vectors.py", MP, SHARED, HERE / "fake", HERE, tmp_path)
-    assert r.returncode == 0, r.stdout + r.stderr
-    assert "vectors passed: 137" in r.stdout
-
-
 def test_runner_fails_when_the_script_raises(tmp_path: Path) -> None:
     bad = tmp_path / "bad.py"
-    bad.write_text("import ml_core\nassert ml_core.crc16(b'123456789', 9) == 0, 'wrong'\n")
-    r = run(bad, MP, SHARED, HERE / "fake")
+    bad.write_text("import fields\nassert fields.FW_VERSION == 0, 'wrong'\n")
+    r = run(bad, MP)
     assert r.returncode == 1 and "wrong" in r.stderr
+
+
+def downlinks(folder: Path) -> None:
+    """downlinks.json for wasm_lean.py: every downlink lean_checks sends
+    (lean_checks.DOWNLINKS), made by the gateway's encoder (test_lean.gateway_downlink)."""
+    made = [[t, c, b.hex(), k.hex(), gateway_downlink(t, c, b, k).hex()]
+            for t, c, b, k in lean_checks.DOWNLINKS]  # fmt: skip
+    (folder / "downlinks.json").write_text(json.dumps(made))
 
 
 def test_nrf51_build_sources_pass_on_micropython_1_27(tmp_path: Path) -> None:
@@ -54,10 +52,11 @@ def test_nrf51_build_sources_pass_on_micropython_1_27(tmp_path: Path) -> None:
     mp/lean/ (the code every board's bundle is made from), with the fake micro:bit and
     clock of tests/nrf51."""
     shutil.copy(VECTORS, tmp_path / "v2.json")
-    r = run(HERE / "wasm_lean.py", MP, MP / "lean", SHARED, HERE / "fake", HERE, HERE / "nrf51",
-            tmp_path)  # fmt: skip
+    downlinks(tmp_path)
+    r = run(HERE / "wasm_lean.py", MP, MP / "lean", HERE, HERE / "nrf51", tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "version=(1, 27" in r.stdout
-    assert "FAIL" not in r.stdout and "lean checks: 5 failed: 0" in r.stdout
+    checks = len([n for n in vars(lean_checks) if n.startswith("check_")])
+    assert "FAIL" not in r.stdout and f"lean checks: {checks} failed: 0" in r.stdout
     cases = 137 if (MP / "lean" / "downlink.py").exists() else 28
     assert f"lean vectors: ({cases}, 42)" in r.stdout

@@ -302,23 +302,18 @@ def radio_day_mas() -> float:
     return tx_s * LORA_TX_MA + rx_s * LORA_RX_MA + (DAY_S - tx_s - rx_s) * LORA_SLEEP_MA
 
 
-def test_rp2_energy_full_profile_and_lean_sources(pico: EmulatedPico) -> None:
-    """The same day for rp2's full profile (bundle("rp2")) and its form made from the lean
-    sources (lean_bundle("rp2"): the one debouncer run by pin interrupts and a 6 ms timer,
-    lightsleep(100) between events), measured back to back on one emulated Pico."""
-    from meterlink.firmware import lean_bundle
-
-    rows = []
-    builds = (("rp2 full profile", bundle("rp2")), ("rp2 lean sources", lean_bundle("rp2")))
-    for name, files in builds:
-        segments = rp2_segments(pico, files, 60)
-        print(f"\n{name} segments: {segments}")
-        rows.append((name, *rp2_day(*segments)))
-    print()
-    for name, awake, ma, idle_rate, per_pulse, per_uplink in rows:
-        print(f"{name:18} awake {awake:7.0f} s/day, {ma:.3f} mA; idle {idle_rate * 100:.2f} % "
-              f"awake, {per_pulse * 1e3:.2f} ms per pulse, {per_uplink * 1e3:.0f} ms per uplink")
-    assert all(0 < r[3] < 1 for r in rows)
+def test_rp2_energy(pico: EmulatedPico) -> None:
+    """The household's day of rp2's build alone (bundle("rp2"), made from the lean
+    sources: the one debouncer run by pin interrupts and a 6 ms timer, lightsleep(100)
+    between events), without the nRF51 runs of test_energy_budget_per_board. (Measured
+    against the full profile it replaced, when rp2 still shipped that: docs/firmware.md,
+    "Energy".)"""
+    segments = rp2_segments(pico, bundle("rp2"), 60)
+    print(f"\nrp2 segments: {segments}")
+    awake, ma, idle_rate, per_pulse, per_uplink = rp2_day(*segments)
+    print(f"rp2 awake {awake:7.0f} s/day, {ma:.3f} mA; idle {idle_rate * 100:.2f} % awake, "
+          f"{per_pulse * 1e3:.2f} ms per pulse, {per_uplink * 1e3:.0f} ms per uplink")
+    assert 0 < idle_rate < 1 and per_uplink > 0
 
 
 def test_energy_budget_per_board(nrf51_days: tuple[Nrf51Day, Nrf51Day], pico: EmulatedPico) -> None:

@@ -3,9 +3,9 @@ the board has no pin interrupts, so the pure-Python AES calls the poll function 
 every round. The board seals 38-byte reading bodies back to back (CTR + CMAC: 6 AES
 blocks each, keys derived per frame as in a session) while 40 ms pulses arrive.
 
-The counter here is a minimal one written into main.py (the firmware's ml_core does not
-fit beside the cipher on this board, see docs/firmware.md): rising edges seen in two
-samples 5 ms apart, as ml_core.Core.poll counts them."""
+The driver (main.py here) loads the nRF51 bundle's own files as its main.py does (ld()):
+CRC, AES, the key derivation of boot.py, seal.py and counting.py, whose debouncer,
+poll(), is what the AES calls: rising edges seen in two samples 5 ms apart."""
 
 from __future__ import annotations
 
@@ -14,35 +14,43 @@ import time
 
 import pytest
 
-from meterlink.firmware import bundle, full_profile_nrf51, render_config
+from meterlink.firmware import FIELDS, NRF51_NAMES, bundle, chunked, nrf51_loader, render_config
 from meterlink.hil import EmulatedBoard
 from meterlink.protocol import LinkDecoder, Reading, decode_frame
 
-DRIVER = """import utime, ml_aes, ml_sec
+ROLES = ("counting", "crc", "aes", "boot", "seal")  # the largest first, as main.py loads
+FI = {name: int(value) for name, value in FIELDS.items()}
+# main.py: the loader and the files (counting.py's poll() kept from boot.py's `poll = int`),
+# then the driver, stored as chunks too (a main.py that large leaves no heap for the files)
+# and run from main.py (the C stack has no room for its calls inside ld()'s exec)
+MAIN = nrf51_loader() + "".join(
+    f"ld({NRF51_NAMES[r]!r})\n" + ("P=poll\n" if r == "counting" else "") for r in ROLES
+) + "ld('ml_nz')\ngo()\n"
+DRIVER = f"""del boot, rec
+poll = P
+import utime
+from array import array
 from microbit import pin0
 pin0.set_pull(pin0.NO_PULL)
-st = [0, 0, 0, 0]
-def poll():
-    v = pin0.read_digital()
-    if v == st[1]:
-        st[2] = 0
-        return
-    t = utime.ticks_ms()
-    if not st[2]:
-        st[2] = 1
-        st[3] = t
-    elif utime.ticks_diff(t, st[3]) >= 5:
-        st[1] = v
-        st[2] = 0
-        st[0] += v
-f = bytearray(64)
-k = 0
-while True:
-    s = ml_sec.Sec(1, b'0123456789abcdef')
-    t = utime.ticks_ms()
-    s.seal(f, 16, k, 38, poll)
-    k += 1
-    print('n', st[0], k, utime.ticks_diff(utime.ticks_ms(), t))
+S = array('L', [0] * {FI["S_N"]})
+V = array('L', [0] * {FI["V_N"]})
+Q = [pin0.read_digital, None, None]
+F = bytearray(80)
+class W:
+    def write(s, b):
+        L.append(b)
+def go():
+    global K, L
+    k = 0
+    while True:
+        t = utime.ticks_ms()
+        L = []
+        keys(W(), b'0123456789abcdef')
+        K = L
+        V[{FI["V_DEV"]}] = 1
+        seal(0x20, k, 38)
+        k += 1
+        print('n', S[{FI["S_REG"]}], k, utime.ticks_diff(utime.ticks_ms(), t))
 """
 LINE = re.compile(rb"n (\d+) (\d+) (\d+)\r?\n")
 
@@ -61,9 +69,9 @@ def last_line(board: EmulatedBoard, wait: float) -> tuple[int, int, int]:
 @pytest.mark.hil
 @pytest.mark.hil_guest_paced  # pulses timed in guest time (docs/hil.md)
 def test_pulses_during_sealing_are_all_counted(board: EmulatedBoard) -> None:
-    files = full_profile_nrf51()
-    board.flash({n: files[n] for n in ("ml_aes.py", "ml_cipher.py", "ml_sec.py")}
-                | {"main.py": DRIVER.encode()})
+    files = bundle("nrf51")
+    board.flash({NRF51_NAMES[r]: files[NRF51_NAMES[r]] for r in ROLES}
+                | {"main.py": MAIN.encode(), "ml_nz": chunked(DRIVER).encode()})
     board.reset()
     _, frames_before, _ = last_line(board, 1.0)
     sent = board.pulse_in_background("pin0", 150, high_ms=40, low_ms=40).wait()  # ~12 s

@@ -18,12 +18,10 @@ import pytest
 from meterlink.boardlink.errors import BoardError
 from meterlink.firmware import (
     NRF51_NAMES,
-    SHARED_MODULES,
     bundle,
     bundle_features,
     chunked,
     render_config,
-    shared_source,
     split_chunks,
     symbol_map,
 )
@@ -48,45 +46,47 @@ FS_PROBE = (
 
 
 def frame_sizes(tmp_path: Path) -> tuple[int, int]:
-    """Typical and worst reading frame, built by the firmware's own code (CPython)."""
-    shared = tmp_path / "shared"  # the rp2 modules the bundler makes from mp/lean/
-    shared.mkdir()
-    for name in SHARED_MODULES:
-        (shared / name).write_text(shared_source(name))
-    for p in (
-        MP_TESTS.parent / "meterlink" / "firmware" / "mp",
-        shared,
-        MP_TESTS / "fake",
-        MP_TESTS / "cpython",
-        MP_TESTS,
-    ):
+    """Typical and worst reading frame, built by the firmware's own code: mp/lean/ under
+    CPython, with the fake micro:bit of firmware/tests/nrf51."""
+    import importlib.util
+    from array import array
+
+    for p in (MP, MP_TESTS, MP_TESTS / "cpython", MP_TESTS / "nrf51"):
         if str(p) not in sys.path:
             sys.path.insert(0, str(p))
-    import mp_checks
+    if "glue" not in sys.modules:  # what the plain sources import (the bundle inlines it)
+        spec = importlib.util.spec_from_file_location("glue", MP / "lean" / "glue_nrf51.py")
+        assert spec is not None and spec.loader is not None
+        sys.modules["glue"] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules["glue"])
+    import microbit
+    from lean_board import LeanBoard
 
+    from meterlink.firmware import FIELDS
+
+    f = {name: int(value) for name, value in FIELDS.items()}
     sizes = []
-    cwd = os.getcwd()  # the fake board goes into its file system's folder
+    cwd = os.getcwd()
     for kw, delta in (
         ({"register": 123456}, 100),
         ({"register": 4000000000, "weight": 65535, "interval": 65535, "history": 23}, 2**32 - 1),
     ):
         d = tmp_path / f"f{len(sizes)}"
         d.mkdir()
-        mp_checks.setup(str(d) + "/")
-        mp_checks.config(**kw)
-        import board as fake
-
-        fake.pins["pin0"] = 0
-        c = mp_checks.boot()
-        import ml_body
-
-        c.s[5] = 0xFFFFFFFF if delta > 127 else 1000
-        c.act = 63 if delta > 127 else 0
-        for i in range(len(c.h)):
-            c.h[i] = delta
-        c.hn = len(c.h)
-        sizes.append(11 + ml_body.build(c, 0))  # v2: 7-byte header, 4-byte MIC
-    os.chdir(cwd)
+        os.chdir(d)
+        try:
+            microbit.reset_all()
+            (d / "config.txt").write_text(render_config(
+                id=1, key=bytes(16), gen=1, pin_pulse="pin0", board="nrf51", **kw))
+            ns = LeanBoard("source").boot()
+            ns["S"][f["S_ISEQ"]] = 0xFFFFFFFF if delta > 127 else 1000
+            ns["V"][f["V_ACT"]] = 63 if delta > 127 else 0
+            ns["Q"][2] = array("L", [delta] * len(ns["Q"][2]))
+            ns["V"][f["V_HLEN"]] = len(ns["Q"][2])
+            ns["commit"]()  # as at an interval's end, before the reading is built
+            sizes.append(11 + ns["body"](0))  # v2: 7-byte header, 4-byte MIC
+        finally:
+            os.chdir(cwd)
     return sizes[0], sizes[1]
 
 
@@ -214,7 +214,7 @@ def test_footprint(board: EmulatedBoard, tmp_path: Path) -> None:
     )
     print(f"heap free at the REPL after the maintenance stop: {fp.repl} bytes")
     typical, worst = frame_sizes(tmp_path)
-    print(f"reading frame (full profile): typical {typical} bytes, worst {worst} bytes")
+    print(f"reading frame (lean sources): typical {typical} bytes, worst {worst} bytes")
     assert fp.low >= 1024
     assert max(fp.sizes) <= 51 and typical <= 50 and worst <= 51
     assert kinds.count(1) >= 2  # the low-water mark covers an alarm frame

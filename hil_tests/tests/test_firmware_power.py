@@ -1,12 +1,14 @@
 """Power cuts at random instants on the emulated nRF51 board, with pulses arriving all
-the time. The board runs the firmware's resident core (ml_core: debounced polling, the
-two-record store, the frame counter reservation as ml_boot makes it) under a small main.py: the
-whole firmware does not fit this board (docs/firmware.md, memory budget).
+the time. The board runs the firmware as shipped (bundle("nrf51")) through its three boot
+phases (config.txt, the records and the counter reservation, the run phase's files), but
+with a small main loop in place of run.py's: counting.py's poll() and, every 10 pulses, its
+commit(), each reported on the UART, so that cuts fall in the middle of record writes
+often.
 
 After every cut the board boots from the flash image saved at the cut and reports the
-state it loaded; while running it reports each commit. Checked: the register never goes
-backwards and never exceeds the pulses sent; nothing committed is lost and at most the
-pulses since the last commit are (commits every 10 pulses); the frame counter range
+state it loaded. Checked: the register never goes backwards and never exceeds the pulses
+sent; nothing committed is lost and at most the pulses since the last commit are
+(commits every 10 pulses); the store is never found corrupt; the frame counter range
 reserved at each boot never overlaps an earlier one. (Host-timed pulses can be missed
 when the emulator is starved of CPU, so losses are judged against the commits the board
 reported, not against the pulses sent.)"""
@@ -21,31 +23,39 @@ from typing import Any
 
 import pytest
 
-from meterlink.firmware import bundle, full_profile_nrf51, render_config
+from meterlink.firmware import FIELDS, NRF51_NAMES, bundle, chunked, render_config
 from meterlink.hil import EmulatedBoard
 from meterlink.protocol import Alarm, Frame, LinkDecoder, LinkFrame, Reading, decode_frame
 
 COMMIT_EVERY = 10
-DRIVER = f"""import board, ml_core
-c = ml_core.Core()
-e = ml_core.load(c.s)
-c.rp = board.pin('pin0')
-fc = c.s[6]
-c.s[6] = fc + 32
-c.commit()
-print('boot', e, c.s[2], fc)
-while True:
-    c.poll()
-    if c.np >= {COMMIT_EVERY}:
-        c.commit()
-        print('c', c.s[2])
-"""
-BOOT = re.compile(rb"boot (\d) (\d+) (\d+)\r?\n")
+FI = {name: int(value) for name, value in FIELDS.items()}
+# run.py's run() in its place (main.py unchanged: its heap margin is a few bytes): the
+# state boot.py loaded (V_ERR 4: the store was corrupt; the record sequence, 1 on the
+# first boot; the register; the first counter of this boot's range), then the counting
+# loop
+RUN = ("def run():\n"
+       f" print('boot',V[{FI['V_ERR']}],S[{FI['S_SEQ']}],S[{FI['S_REG']}],V[{FI['V_FC']}])\n"
+       " while 1:\n"
+       "  poll()\n"
+       f"  if V[{FI['V_NPULSE']}]>={COMMIT_EVERY}:commit();print('c',S[{FI['S_REG']}])\n")
+
+
+def counting_loop_firmware() -> dict[str, bytes]:
+    config = render_config(id=7, key=bytes(range(16)), gen=1, register=0, interval=600,
+                           pin_pulse="pin0")  # fmt: skip
+    files = {**bundle("nrf51"), "config.txt": config.encode()}
+    files[NRF51_NAMES["run"]] = chunked(RUN).encode()
+    return files
+
+
+BOOT = re.compile(rb"boot (\d) (\d+) (\d+) (\d+)\r?\n")
 COMMITTED = re.compile(rb"c (\d+)\r?\n")
 
 
-def wait_boot_line(board: EmulatedBoard, cycle: int) -> tuple[re.Match[bytes], list[int]]:
-    """The next boot line, and the registers the board reported committed before it."""
+def wait_boot_line(board: EmulatedBoard, cycle: int
+                   ) -> tuple[re.Match[bytes] | None, list[int]]:  # fmt: skip
+    """The next boot line (None: the run phase did not load, main.py's error path), and
+    the registers the board reported committed before it."""
     got = b""
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -53,23 +63,35 @@ def wait_boot_line(board: EmulatedBoard, cycle: int) -> tuple[re.Match[bytes], l
         m = BOOT.search(got)
         if m:
             return m, [int(x) for x in COMMITTED.findall(got[: m.start()])]
+        if b"MemoryError" in got and got.rstrip().endswith(b"bytes"):
+            return None, [int(x) for x in COMMITTED.findall(got)]
     raise AssertionError(f"cycle {cycle}: no boot line in {got[-300:]!r}")
 
 
 def campaign(board: EmulatedBoard, cuts: int, seed: int) -> list[tuple[int, int, int]]:
     """Runs `cuts` cut/boot cycles; returns (pulses sent so far, register, counter) per
-    boot, and checks each boot against the one before."""
+    boot, and checks each boot against the one before. A boot whose run phase does not
+    load (MemoryError in ld(): main.py would wait 60 s and reset; seen about once in 100
+    boots of the shipped bundle too) is cut at once and not counted."""
     rnd = random.Random(seed)
-    files = full_profile_nrf51()
-    board.flash({n: files[n] for n in ("board.py", "ml_core.py", "ml_record.py")}
-                | {"main.py": DRIVER.encode()})
+    board.flash(counting_loop_firmware())
     board.reset()
     sent = 0
     seen: list[tuple[int, int, int]] = []
-    for i in range(cuts + 1):
+    unloaded = 0
+    earlier: list[int] = []  # commits reported before a boot that did not load
+    for i in range(2 * cuts + 2):
         m, committed = wait_boot_line(board, i)
-        err, reg, fc = int(m[1]), int(m[2]), int(m[3])
-        assert err == (1 if i == 0 else 0), f"cycle {i}: store load result {err}"
+        committed, earlier = earlier + committed, []
+        if m is None:
+            unloaded += 1
+            earlier = committed
+            board.power_cut()
+            board.power_on()
+            continue
+        err, seq, reg, fc = int(m[1]), int(m[2]), int(m[3]), int(m[4])
+        assert err == 0, f"cycle {i}: the store was found corrupt"
+        assert (seq == 1) == (i == unloaded == 0), f"cycle {i}: record sequence {seq}"
         if seen:
             prev_sent, prev_reg, prev_fc = seen[-1]
             # this cycle started from prev_reg and saw sent - prev_sent pulses
@@ -80,13 +102,16 @@ def campaign(board: EmulatedBoard, cuts: int, seed: int) -> list[tuple[int, int,
             assert last <= reg <= last + COMMIT_EVERY, (i, committed, reg)
             assert fc >= prev_fc + 32, (i, prev_fc, fc)  # reservations never overlap
         seen.append((sent, reg, fc))
-        if i == cuts:
+        if len(seen) > cuts:
             break
         train = board.pulse_in_background("pin0", 10_000, high_ms=40, low_ms=40)
         time.sleep(rnd.uniform(0.3, 1.5))  # cut at a random instant of the train
         sent += train.cancel()
         board.power_cut()
         board.power_on()
+    if unloaded:
+        print(f"\nboard {seed}: {unloaded} boots whose run phase did not load (MemoryError)")
+    assert len(seen) > cuts, f"{unloaded} boots of {i + 1} did not load"
     return seen
 
 

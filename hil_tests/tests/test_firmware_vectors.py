@@ -1,26 +1,34 @@
 """The protocol vectors on the emulated nRF51 board (MicroPython 1.9.2, no json): the
 host feeds the cases one by one as literals through the raw REPL; the board runs the
-firmware's own CRC, CBOR encoder, AES, CTR, CMAC and downlink decoder, those of the full
-profile and those of the nRF51 build."""
+nRF51 bundle's own CRC, CBOR encoder, AES, CTR, CMAC, sealing and reading bodies, and the
+downlink path (window.py's got(), downlink.py) of a bundle with the config and time
+downlinks, loaded the way its main.py loads them. (SLIP framing and the receive window's
+SLIP receiver are checked under CPython and MicroPython 1.27: lean_vectors.py.)"""
 
 from __future__ import annotations
 
 import json
+import re
+import struct
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from meterlink.firmware import NRF51_NAMES, bundle, full_profile_nrf51, nrf51_loader
+from meterlink.firmware import (
+    FIELDS,
+    NRF51_NAMES,
+    bundle,
+    chunk_texts,
+    chunked,
+    nrf51_loader,
+    split_chunks,
+)
 from meterlink.hil import EmulatedBoard
 
 VECTORS = json.loads(
     (Path(__file__).resolve().parents[2] / "protocol" / "vectors" / "v2.json").read_text()
 )
-# SLIP framing is not here: ml_link needs ml_core beside it, which does not fit the heap
-# next to the REPL (docs/firmware.md, memory budget); wasm and CPython check it.
-MODULES = ("board.py", "ml_core.py", "ml_record.py", "ml_aes.py", "ml_cipher.py", "ml_sec.py",
-           "ml_body.py", "ml_dl.py")
 HELPERS = (
     "import gc\n"
     "def h2b(s):\n return bytes([int(s[i:i+2],16) for i in range(0,len(s),2)])\n"
@@ -55,157 +63,6 @@ def uplinks() -> list[dict[str, Any]]:
         v for v in VECTORS["valid_frames"]
         if v["header"]["frame_type"] < 8 and "encoder_input" not in v
     ]
-
-
-@pytest.fixture
-def vboard(board: EmulatedBoard) -> EmulatedBoard:
-    files = full_profile_nrf51()
-    board.flash({name: files[name] for name in MODULES})
-    board.reset(wait_for_repl=True)  # a fresh heap
-    return board
-
-
-@pytest.mark.hil
-def test_crc_aes_cmac_and_key_derivation(vboard: EmulatedBoard) -> None:
-    cases = [f"d=h2b({v['data']!r})\nprint('%04x' % crc16(d,len(d)))" for v in VECTORS["crc16"]]
-    crcs = [v["crc"] for v in VECTORS["crc16"]]
-    assert run(vboard, "from ml_core import crc16", cases, crcs) == crcs
-
-    cases, want = [], []
-    for v in VECTORS["aes128"]:
-        cases.append(f"b=bytearray(h2b({v['plaintext']!r}))\nKey(h2b({v['key']!r})).enc(b)\n"
-                     "print(hx(b))")
-        want.append(v["ciphertext"])
-    for v in VECTORS["cmac"]:
-        cases.append(f"s=ml_sec.Sec(0,bytes(16))\nk=h2b({v['key']!r})\ns.keys(k,k)\n"
-                     f"m=h2b({v['message']!r})\nprint(hx(s.cmac(m,len(m))))")
-        want.append(v["mac"])
-    assert run(vboard, "from ml_aes import Key\nimport ml_sec", cases, want) == want
-    # on a fresh heap: after the cases above, a Sec's three key schedules no longer fit
-    # beside the full profile's cipher (ml_cipher, shared with the nRF51 build, costs
-    # 336 bytes more heap after the imports than ml_aes's own copy did)
-    cases, want = [], []
-    for v in VECTORS["key_derivation"]:
-        # the derived keys, checked through one block each: AES(K_x, 0) on both sides
-        cases.append(f"s=ml_sec.Sec(0,h2b({v['root_key']!r}))\nr=[]\n"
-                     "for k in (s.ke,s.km):\n b=bytearray(16)\n k.enc(b)\n r.append(hx(b))\n"
-                     "print(' '.join(r))")
-        want.append(_aes_zero(v["enc"]) + " " + _aes_zero(v["mic"]))
-    assert run(vboard, "from ml_aes import Key\nimport ml_sec", cases, want) == want
-
-
-def _aes_zero(key_hex: str) -> str:
-    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-
-    e = Cipher(algorithms.AES(bytes.fromhex(key_hex)), modes.ECB()).encryptor()
-    return (e.update(bytes(16)) + e.finalize()).hex()
-
-
-def _encode_case(v: dict[str, Any]) -> str:
-    items = sorted((int(k), x) for k, x in v["map"].items())
-    code = f"o=head(b,9,5,{len(items)})\n"
-    for k, x in items:
-        if k == 5:
-            code += (f"x=h2b({x!r})\no=head(b,head(b,o,0,5),2,len(x))\n"
-                     "for i in range(len(x)):\n b[o+i]=x[i]\no+=len(x)\n")
-        else:
-            code += f"o=head(b,head(b,o,0,{k}),0,{x})\n"
-    return code + "print(hx(b[9:o]))"
-
-
-@pytest.mark.hil
-def test_uplink_frames_encode_and_seal_byte_for_byte(vboard: EmulatedBoard) -> None:
-    cases = uplinks()
-    assert len(cases) >= 4
-    # the CBOR encoder alone first (the heap cannot hold it beside the cipher)
-    encoded = run(vboard, "from ml_body import head\nb=bytearray(66)",
-                  [_encode_case(v) for v in cases])
-    assert encoded == [v["plaintext"] for v in cases]
-    seal = []
-    for v in cases:
-        h = v["header"]
-        seal.append(
-            f"s=ml_sec.Sec({h['device_id']},h2b({v['root_key']!r}))\n"
-            f"p=h2b({v['plaintext']!r})\n"
-            "for i in range(len(p)):\n f[9+i]=p[i]\n"
-            f"n=s.seal(f,{0x20 | h['frame_type']},{v['counter']},len(p))\n"
-            "print(hx(f[0:n]))"
-        )
-    sealed = run(vboard, "import ml_aes\nimport ml_sec\nf=bytearray(66)", seal)
-    assert sealed == [v["payload"] for v in cases]
-
-
-OPEN = (
-    "import ml_aes\nimport ml_sec\nf=bytearray(66)\n"
-    "def op(dev,root,p,afc,dlc):\n"
-    " s=ml_sec.Sec(dev,h2b(root))\n p=h2b(p)\n"
-    " for i in range(len(p)):\n  f[i]=p[i]\n"
-    " x=s.open(f,len(p),afc,dlc)\n"
-    " print(x and '%d,%d,%s' % (x[0],x[1],hx(f[9:9+x[2]])))\n"
-)
-DECODE = (
-    "from ml_dl import dmap\n"
-    "def dm(b):\n"
-    " d=dmap(h2b(b),0,len(b)//2)\n"
-    " print(','.join(['%d:%d' % (k,d[k]) for k in sorted(d)]))\n"
-)
-
-
-@pytest.mark.hil
-def test_downlinks_open_and_decode(vboard: EmulatedBoard) -> None:
-    # opening (MIC, decryption) and decoding in two runs: together they exceed the heap
-    vs = [v for v in VECTORS["valid_frames"] if v["header"]["frame_type"] >= 8]
-    assert {v["header"]["frame_type"] for v in vs} == {8, 9, 10}
-    opened = run(vboard, OPEN, [
-        f"op({v['header']['device_id']},{v['root_key']!r},{v['payload']!r},"
-        f"{v['counter']},{v['counter'] - 1})" for v in vs
-    ])
-    assert opened == [f"{v['header']['frame_type']},{v['counter']},{v['plaintext']}" for v in vs]
-    bodies = [v for v in vs if v["plaintext"]]
-    decoded = run(vboard, DECODE, [f"dm({v['plaintext']!r})" for v in bodies])
-    assert decoded == [
-        ",".join(f"{k}:{v['map'][str(k)]}" for k in sorted(int(k) for k in v["map"])
-                 if isinstance(v["map"][str(k)], int))
-        for v in bodies
-    ]
-
-
-DECODE_OR_NONE = (  # as ml_dl.got: a body that is no map, or a time without key 30
-    "from ml_dl import dmap\n"
-    "def dn(b,t):\n"
-    " d=dmap(h2b(b),0,len(b)//2)\n"
-    " print(d is None or t==10 and 30 not in d)\n"
-)
-
-
-@pytest.mark.hil
-def test_invalid_and_stale_downlinks_are_dropped(vboard: EmulatedBoard) -> None:
-    """Every invalid radio case and every stale downlink counter of v2.json, given to the
-    board's downlink path with its ack awaited and its counter fresh, is dropped."""
-    cases = [c for c in VECTORS["invalid"] if c["layer"] in ("radio", "downlink")]
-    calls = []
-    for c in cases:
-        p = bytes.fromhex(c["input"])
-        low = int.from_bytes(p[5:7], "big") if len(p) >= 7 else 0
-        counter = c.get("counter", low)
-        calls.append(f"op(0x12345678,{c['root_key']!r},{c['input']!r},{counter},"
-                     f"{max(0, counter - 1)})")
-    stale = [d for d in VECTORS["downlink_counter"]]
-    calls += [f"op(0x12345678,'000102030405060708090a0b0c0d0e0f',{d['payload']!r},None,"
-              f"{d['last']})" for d in stale]
-    opened = run(vboard, OPEN, calls)
-    for d, got in zip(stale, opened[len(cases):], strict=True):
-        assert (got == "None") == (d["outcome"] == "stale"), (d, got)
-    # those whose MIC and counter were fine: their bodies must fail the decoder
-    bodies = [(c, got.split(",")[2]) for c, got in zip(cases, opened, strict=False)
-              if got != "None"]
-    assert all(c["error"] == "malformed" for c, _ in bodies), bodies
-    acks = [c for c, body in bodies if c["input"].startswith("28")]
-    assert all(body for c, body in bodies if c in acks)  # an ack with a body: dropped
-    rest = [(body, int(c["input"][:2], 16) & 15) for c, body in bodies if c not in acks]
-    assert run(vboard, DECODE_OR_NONE, [f"dn({b!r},{t})" for b, t in rest]) == [
-        "True" for _ in rest]
-    print(f"{len(cases)} invalid cases and {len(stale)} counters through the board")
 
 
 # ----------------------------------------------------------------------------------------
@@ -278,10 +135,169 @@ def test_nrf51_build_reading_body_matches_the_vectors(lean_board: EmulatedBoard)
             f"V[8]=0\nV[9]={len(deltas)}\nV[10]={b['alarms']}\nV[24]={b['pulse_weight']}\n"
             f"V[25]={b['unit']}\nV[26]={b['interval_s']}\n"
             f"V[18]=ticks_add(ticks_ms(),-{b['age_s'] * 1000 + 500})\n"
-            "n=body(0)\nprint(hx(F[9:9+n]))"
+            "commit()\nn=body(0)\nprint(hx(F[9:9+n]))"  # after a commit, as at an interval's end
         )
     setup = (
-        f"ld({NRF51_NAMES['counting']!r})\nfrom array import array\n"
-        "S=array('L',[0]*15)\nV=array('L',[0]*32)\nF=bytearray(80)\n"
+        f"ld({NRF51_NAMES['counting']!r})\nld({NRF51_NAMES['crc']!r})\nfrom array import array\n"
+        "S=array('L',[0]*15)\nV=array('L',[0]*40)\nF=bytearray(80)\nB=bytearray(62)\n"
     )
     assert run(lean_board, setup, cases) == [v["plaintext"] for v in readings]
+
+
+def _encode_case(v: dict[str, Any]) -> str:
+    # counting.py's CBOR heads, hd(offset, major type, value), over the vector's map
+    items = sorted((int(k), x) for k, x in v["map"].items())
+    code = f"o=hd(9,5,{len(items)})\n"
+    for k, x in items:
+        if k == 5:
+            code += (f"x=h2b({x!r})\no=hd(hd(o,0,5),2,len(x))\n"
+                     "for i in range(len(x)):\n F[o+i]=x[i]\no+=len(x)\n")
+        else:
+            code += f"o=hd(hd(o,0,{k}),0,{x})\n"
+    return code + "print(hx(F[9:o]))"
+
+
+@pytest.mark.hil
+def test_nrf51_build_encodes_every_uplink_body(lean_board: EmulatedBoard) -> None:
+    """Reading, alarm and status bodies of the vectors, from their maps, byte for byte."""
+    cases = uplinks()
+    assert {v["header"]["frame_type"] for v in cases} == {0, 1, 2}
+    setup = f"ld({NRF51_NAMES['counting']!r})\nF=bytearray(80)\n"
+    assert run(lean_board, setup, [_encode_case(v) for v in cases]) == [
+        v["plaintext"] for v in cases]
+
+
+# ----------------------------------------------------------------------------------------
+# The downlink path (window.py's got(), downlink.py's counter, map reader and limits) of a
+# bundle with the config and time downlinks (the nRF51 as shipped takes only acks, in
+# ack.py's window: the end-to-end tests send it real acks), on the board's MicroPython.
+
+FI = {name: int(value) for name, value in FIELDS.items()}
+DOWNLINK_FEATURES = frozenset({"config_downlink", "time_downlink"})
+DOWNLINK_ROLES = ("counting", "downlink", "window", "ack", "seal", "crc", "aes", "boot")
+# hr(root, device, payload, the alarm counter awaited or -1, the last downlink counter):
+# the payload given to got() as listen() gives it (11..64 bytes); prints what it did:
+# acked, the overrides, the time, the downlink counter (lean_vectors.heard on the host).
+# go(file): hr() for each case in the file (the root keys, then per case root key index,
+# device, alarm counter + 1, downlink counter, payload length, payload): cases sent as
+# code, parsed one by one, soon leave the heap too fragmented to parse the next.
+STATE = ("from array import array\n"
+         f"S=array('L',[0]*{FI['S_N']})\nV=array('L',[0]*{FI['V_N']})\n"
+         "F=bytearray(80)\nB=bytearray(62)\nA=bytearray(48)\n")
+OV = ",".join(f"S[{FI['S_OV'] + i}]" for i in range(5))
+HEARD = (
+    "import struct\n"
+    "class W:\n def write(s,b):\n  L.append(b)\n"
+    "R=None\n"
+    "def hr(r,d,p,a,c):\n"  # the keys derived once per root key
+    " global K,L,R\n if r!=R:\n  K=L=0;gc.collect();L=[];keys(W(),r);K=L;R=r\n"
+    f" V[{FI['V_DEV']}]=d;V[{FI['V_ALEN']}]=40 if a>=0 else 0;V[{FI['V_AFC']}]=max(a,0)\n"
+    f" S[{FI['S_DLC']}]=c;V[{FI['V_TIME']}]=0\n"
+    f" for i in range(5):S[{FI['S_OV']}+i]=0\n"
+    " for i in range(len(p)):F[i]=p[i]\n"
+    " if 10<len(p)<65:got(len(p))\n"
+    f" print(int(a>=0 and not V[{FI['V_ALEN']}]),{OV},V[{FI['V_TIME']}],S[{FI['S_DLC']}])\n"
+    "def go(n):\n"
+    " f=open(n,'rb')\n k=[f.read(16) for _ in range(f.read(1)[0])]\n"
+    " while 1:\n  h=f.read(14)\n  if not h:break\n"
+    "  i,d,a,c,m=struct.unpack('>BIIIB',h)\n  hr(k[i],d,f.read(m),a-1,c)\n"
+    " f.close()\n"
+)
+OVERRIDE_KEYS = ("4", "20", "21", "22", "23")
+UNUSED = {"boot": ("def boot(", "def rec("), "ack": ("def ack(",), "window": ("def listen(",),
+          "counting": ("def body(", "def hd("), "downlink": ("def reported(",)}
+
+
+class Cases:
+    """The cases for go(), as its file holds them."""
+
+    def __init__(self) -> None:
+        self.roots: list[bytes] = []
+        self.records = b""
+
+    def add(self, root_hex: str, device: int, payload_hex: str, afc: int, dlc: int) -> None:
+        root, p = bytes.fromhex(root_hex), bytes.fromhex(payload_hex)
+        if root not in self.roots:
+            self.roots.append(root)
+        self.records += struct.pack(">BIIIB", self.roots.index(root), device, afc + 1, dlc,
+                                    len(p)) + p  # fmt: skip
+
+    def file(self) -> bytes:
+        return bytes((len(self.roots),)) + b"".join(self.roots) + self.records
+
+
+def downlink_cases() -> tuple[Cases, list[str]]:
+    """Every valid downlink of v2.json (and again in the wrong counter context), every
+    invalid radio case, every downlink counter case; what hr() must print for each."""
+    cases = Cases()
+    want: list[str] = []
+    none = "0 0 0 0 0"
+    for v in VECTORS["valid_frames"]:
+        t, c, m, dev = v["header"]["frame_type"], v["counter"], v["map"], v["header"]["device_id"]
+        if t < 8:
+            continue
+        if t == 8:  # the ack of the alarm frame awaited, not of another one
+            cases.add(v["root_key"], dev, v["payload"], c, 0)
+            cases.add(v["root_key"], dev, v["payload"], c + 1, 0)
+            want += [f"1 {none} 0 0", f"0 {none} 0 0"]
+            continue
+        ov = " ".join(str(m.get(k, 0)) for k in OVERRIDE_KEYS) if t == 9 else none
+        cases.add(v["root_key"], dev, v["payload"], -1, c - 1)
+        cases.add(v["root_key"], dev, v["payload"], -1, c)
+        want += [f"0 {ov} {m.get('30', 0)} {c}", f"0 {none} 0 {c}"]  # taken, then stale
+    for x in VECTORS["invalid"]:
+        if x["layer"] not in ("radio", "downlink"):
+            continue  # a gateway's path
+        p = bytes.fromhex(x["input"])
+        c = x.get("counter", int.from_bytes(p[5:7], "big") if len(p) >= 7 else 0)
+        dev = int.from_bytes(p[1:5], "big") if len(p) > 4 else 0
+        dlc = max(0, c - 1)
+        cases.add(x["root_key"], dev, x["input"], c, dlc)
+        # the most permissive context: no ack, no override, no time (a malformed config
+        # that passes the MIC uses its counter up: it is answered, protocol 4.5)
+        want.append(f"0 {none} 0 [0-9]+")
+    for d in VECTORS["downlink_counter"]:
+        cases.add("000102030405060708090a0b0c0d0e0f", 0x12345678, d["payload"], -1, d["last"])
+        new = d["outcome"] != "stale"
+        want.append(f"0 {none} {'[1-9][0-9]*' if new else 0} {d['counter'] if new else d['last']}")
+    return cases, want
+
+
+@pytest.fixture
+def downlink_board(board: EmulatedBoard) -> EmulatedBoard:
+    files = bundle("nrf51", features=DOWNLINK_FEATURES)
+    files = {NRF51_NAMES[r]: files[NRF51_NAMES[r]] for r in DOWNLINK_ROLES}
+    # without what got() does not call (boot(), the 948-byte boot phase, rec(), ack(), the
+    # ack-only window, listen(), body(), hd(), reported()): the heap has no room to compile
+    # them beside the downlink path
+    for role, unused in UNUSED.items():
+        name = NRF51_NAMES[role]
+        statements = chunk_texts("".join(split_chunks(files[name].decode())), 0)
+        kept = [t for t in statements if not t.startswith(unused)]
+        assert len(kept) == len(statements) - len(unused), (role, unused)
+        files[name] = chunked("".join(kept)).encode()
+    files["ml_nh"] = chunked(HEARD).encode()  # hr(), go(): loaded too (no room to parse them)
+    files["ml_nq"] = downlink_cases()[0].file()
+    board.flash(files)
+    board.reset(wait_for_repl=True)
+    board.exec(LEAN_LOADER)
+    board.exec(STATE)  # downlink.py applies the overrides in S to V as it loads
+    for role in DOWNLINK_ROLES:  # one at a time: the heap has no room to compile more
+        board.exec(f"gc.collect()\nld({NRF51_NAMES[role]!r})", timeout=30)
+    board.exec("gc.collect()")
+    return board
+
+
+@pytest.mark.hil
+def test_downlinks_are_taken_and_invalid_or_stale_ones_dropped(
+        downlink_board: EmulatedBoard) -> None:  # fmt: skip
+    """Every valid downlink of v2.json taken by got() (an ack ends its alarm, a config sets
+    its overrides, a time is kept) and dropped in the wrong counter context; every
+    invalid radio case and every stale downlink counter changes nothing."""
+    want = downlink_cases()[1]
+    got = run(downlink_board, "gc.collect()\nld('ml_nh')", ["go('ml_nq')"])[0].splitlines()
+    assert len(got) == len(want), got[-3:]
+    bad = [(i, g, w) for i, (g, w) in enumerate(zip(got, want, strict=True))
+           if not re.fullmatch(w, g.strip())]  # fmt: skip
+    assert not bad, bad[:3]
+    print(f"\n{len(want)} downlink cases through the board")

@@ -1,5 +1,5 @@
 """Config and time downlinks of the one on-board source (mp/lean/: ack.py, downlink.py)
-on an emulated board through the real gateway: lean_bundle("rp2") (every feature on) on
+on an emulated board through the real gateway: bundle("rp2") (with both downlinks) on
 the emulated RP2040 with MicroPython v1.27.0, its UART0 modem on the radio channel, the
 gateway and Mosquitto. A config command published on MQTT reaches the module in the
 receive window after one of its uplinks; the module applies it and answers with a
@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from paho.mqtt import publish
 
-from meterlink.firmware import FIRMWARE_VERSION, lean_bundle, render_config
+from meterlink.firmware import FIRMWARE_VERSION, bundle, render_config
 from meterlink.firmware.features import BOARD_FEATURES
 from meterlink.hil.pico import EmulatedPico
 from meterlink.hil.pytest_plugin import serial_gateway_config
@@ -41,7 +41,7 @@ def test_a_config_command_is_applied_and_reported_by_the_lean_build(
     channel.attach_board(pico, rssi=-95)
     text = render_config(board="rp2", id=DEV, key=KEY, gen=1, register=100, interval=3,
                          rx_window_ms=2000, pin_pulse="16", backflow_pulses=10)  # fmt: skip
-    pico.flash({**lean_bundle("rp2"), "config.txt": text.encode()})
+    pico.flash({**bundle("rp2"), "config.txt": text.encode()})
     pico.reset()
     did = DEV
 

@@ -9,12 +9,13 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from mpremote.transport import TransportError
 from mpremote.transport_serial import SerialTransport
 
 # Ctrl-C, repeated: stops a script running at the REPL. The nRF51 firmware ignores it
 # (Ctrl-C is off while it runs, docs/protocol.md section 5): only the maintenance input
 # stops it. On rp2 the REPL is the USB console, apart from the modem: Ctrl-C there
-# stops the full profile (maintenance, docs/protocol.md section 5).
+# stops the firmware (maintenance, docs/protocol.md section 5).
 INTERRUPT = b"\x03" * 10
 
 # The board's UART receive buffer is small and QEMU's UART has no baud-rate timing: a
@@ -80,17 +81,34 @@ def wait_prompt(transport: SerialTransport, timeout: float) -> bool:
     return b">>> " in seen
 
 
+# How long one try at the raw REPL's banner may take. A board answers Ctrl-A within
+# milliseconds; when a byte of the exchange is lost on a busy host's line the banner never
+# comes, and waiting the whole timeout for it would leave no time to try again.
+RAW_REPL_TRY_S = 3.0
+
+
 def enter_raw_repl(transport: SerialTransport, *, timeout: float = 10.0) -> None:
     """Waits for the `>>> ` prompt (wait_prompt), then enters the raw REPL without a soft
-    reset (which would rerun main.py). The meterlink firmware does not answer: put the
-    module in maintenance first (enter_maintenance)."""
+    reset (which would rerun main.py), trying again while `timeout` allows: a Ctrl-A or a
+    byte of the banner lost on the line is the usual cause of mpremote's "could not
+    enter raw repl". The meterlink firmware does not answer: put the module in
+    maintenance first (enter_maintenance)."""
     port = transport.serial
-    wait_prompt(transport, timeout)
-    # let the tail of the banner and repeated prompts arrive, then drop them
-    time.sleep(0.05)
-    while port.in_waiting:
-        port.read(port.in_waiting)
-    transport.enter_raw_repl(soft_reset=False, timeout_overall=timeout)
+    deadline = time.monotonic() + timeout
+    while True:
+        wait_prompt(transport, max(deadline - time.monotonic(), 0.5))
+        # let the tail of the banner and repeated prompts arrive, then drop them
+        time.sleep(0.05)
+        while port.in_waiting:
+            port.read(port.in_waiting)
+        left = deadline - time.monotonic()
+        try:
+            transport.enter_raw_repl(soft_reset=False,
+                                     timeout_overall=max(min(RAW_REPL_TRY_S, left), 0.5))
+            break
+        except TransportError:
+            if deadline - time.monotonic() < 1.0:
+                raise
     # A 0x03 the board took while busy leaves a KeyboardInterrupt pending, raised in
     # whatever runs next: absorb it with a no-op.
     for _ in range(3):

@@ -8,7 +8,6 @@ the very rules the firmware applies at boot (`mp/ml_cfg.py`, loaded here).
 
 from __future__ import annotations
 
-import ast
 import importlib.util
 import re
 import threading
@@ -35,21 +34,17 @@ __all__ = [
     "NRF51_NAMES",
     "NRF51_ROLES",
     "NRF51_RUN",
-    "SHARED_MODULES",
     "SUPPORTED_BOARDS",
     "ConfigError",
     "bundle",
     "chunk_texts",
     "chunked",
-    "full_profile_nrf51",
     "is_loaded",
-    "lean_bundle",
     "lower_fields",
     "lowered_source",
     "nrf51_loader",
     "parse_config",
     "render_config",
-    "shared_source",
     "split_chunks",
     "symbol_map",
 ]
@@ -57,28 +52,8 @@ __all__ = [
 MP_DIR = Path(__file__).resolve().parent / "mp"  # the on-board sources
 SUPPORTED_BOARDS = ("nrf51", "rp2")
 
-# Source file -> on-board name, per board. rp2 runs the full firmware (ml_main and the
-# modules it imports per job, board.py from board_rp2.py). nrf51, with about 9 KB of
-# heap, runs the nRF51 build (mp/lean/), which talks to the micro:bit directly (no
-# board.py) and boots from lean/main.py (docs/firmware.md, "nRF51 build").
-_FULL = {
-    name: name
-    for name in (
-        "main.py",
-        "ml_aes.py",
-        "ml_air.py",
-        "ml_at.py",
-        "ml_body.py",
-        "ml_boot.py",
-        "ml_cfg.py",
-        "ml_core.py",
-        "ml_dl.py",
-        "ml_link.py",
-        "ml_main.py",
-        "ml_sec.py",
-    )
-}
-# The nRF51 build, by role (the files in mp/lean/). Boot phase 1 imports NRF51_CONFIG;
+# The on-board files by role (mp/lean/), the same on both boards (the names say nRF51,
+# the board they were made for). Boot phase 1 imports NRF51_CONFIG;
 # phases 2 and 3 load their files, in these orders, a chunk at a time into one
 # namespace (lean/main.py says why), so those are stored as chunks (see chunked())
 # under names without ".py". On the board each file is "ml_n" and one letter (short
@@ -122,25 +97,6 @@ _LOADED = tuple(NRF51_NAMES[r] for r in NRF51_ROLES if r != NRF51_CONFIG)
 _LEAN = {"lean/main.py": "main.py", "ml_cfg.py": "ml_cfg.py"} | {
     f"lean/{role}.py": name for role, name in NRF51_NAMES.items()
 }
-# What the rp2 build shares with the nRF51 build: per rp2 module, these top-level
-# statements of mp/lean/ (functions and assignments by name; None: the whole file but its
-# imports), taken by shared_source() as they stand there. The nRF51 files keep their form
-# (one namespace, no imports between files, Ctrl-C off in the first file of a phase):
-# what the rp2 must not run (crc.py's kbd_intr(-1): the rp2's maintenance is Ctrl-C on
-# USB) or cannot (boot.py's microbit) is left out by not being named. Two modules, so
-# that ml_core (CRC, records) does not load the cipher where the full profile runs piecemeal
-# on the micro:bit's heap.
-SHARED_MODULES: dict[str, tuple[tuple[str, tuple[str, ...] | None], ...]] = {
-    "ml_record.py": (("lean/crc.py", ("crc",)), ("lean/boot.py", ("struct", "rec"))),
-    "ml_cipher.py": (
-        ("lean/aes.py", None),  # the S-box (computed at import), ShiftRows, enc()
-        ("lean/boot.py", ("poll", "dbl", "ks")),  # enc()'s default poll, CMAC, keys
-    ),
-}
-_PROFILE = {"nrf51": _LEAN, "rp2": _FULL | {"board_rp2.py": "board.py"}}
-# Boards whose sources test the feature flags (`if HAS_X:`, lowered per bundle). The
-# others (rp2's full profile) have every feature built in: only their default set.
-_LOWERED_BOARDS = ("nrf51",)
 # A source file only some features use -> that feature, or those features: bundled
 # (and, for the nRF51, in its load order) only when one of them is on. The nRF51's
 # battery() was such a file, but loading one more file cost more heap than the feature
@@ -167,10 +123,10 @@ def _kept(roles: tuple[str, ...], features: frozenset[str]) -> tuple[str, ...]:
     return tuple(r for r in roles if _file_wanted(f"lean/{r}.py", features))
 
 
-# rp2 made from the lean sources (lean_bundle("rp2")), as bundle("rp2") will be once
-# rp2 runs them (issue 13): the nRF51's files, its glue file flashed as the module
-# `glue` (not inlined: the Pico has the heap), every feature it ships.
-_LEAN_PROFILE = {"nrf51": _LEAN, "rp2": _LEAN | {"lean/glue_rp2.py": "glue.py"}}
+# Source file -> on-board name, per board: both boards run the lean sources (mp/lean/),
+# in the same files under the same names; rp2 also has its glue file as the module
+# `glue` (the nRF51's glue is inlined at each call site: meterlink.firmware.glue).
+_PROFILE = {"nrf51": _LEAN, "rp2": _LEAN | {"lean/glue_rp2.py": "glue.py"}}
 
 
 def _main_names(features: frozenset[str]) -> dict[str, str]:
@@ -184,11 +140,6 @@ def _main_names(features: frozenset[str]) -> dict[str, str]:
         "BOOT_FILES": order(NRF51_BOOT),
         "config": NRF51_NAMES[NRF51_CONFIG].removesuffix(".py"),
     }
-
-
-# Boards whose filesystem and heap need the sources shrunk (see minify.shrink) and
-# their local names shared (minify.rename_locals).
-_MINIFIED = ("nrf51",)
 
 
 def _read_fields() -> dict[str, str]:
@@ -273,52 +224,6 @@ def lowered_source(src: str, features: frozenset[str] | set[str], board: str = "
     return lower_fields(text, _fields_for(chosen))
 
 
-def _statement_names(node: ast.stmt) -> set[str]:
-    if isinstance(node, ast.Import):
-        return {a.asname or a.name for a in node.names}
-    if isinstance(node, ast.FunctionDef | ast.ClassDef):
-        return {node.name}
-    if isinstance(node, ast.Assign):
-        return {t.id for t in node.targets if isinstance(t, ast.Name)}
-    return set()
-
-
-@cache
-def shared_source(name: str) -> str:
-    """rp2 module `name` (one of SHARED_MODULES): the pieces of mp/lean/ it names (an
-    `import` by the module's name), as
-    they stand there (fields lowered), each run under a comment naming its source and
-    line, so that the code the nRF51 bundle is made from is the code the rp2 runs. Raises
-    RuntimeError when a named piece is missing from its source (renamed there)."""
-    out = [
-        f"# {name}, generated by meterlink.firmware.shared_source() from the nRF51\n",
-        "# build's sources (mp/lean/), for the rp2 build. Edit them there.\n",
-    ]
-    for src, names in SHARED_MODULES[name]:
-        text = lowered_source(src, BOARD_FEATURES["rp2"])
-        taken: set[str] = set()
-        after = -1  # the last line taken: a run of statements gets one heading
-        for node in ast.parse(text).body:
-            got = _statement_names(node)
-            if names is not None and not got & set(names):
-                continue
-            if names is None and isinstance(node, ast.Import | ast.ImportFrom):
-                continue
-            taken |= got
-            segment = ast.get_source_segment(text, node, padded=True)
-            between = text.splitlines()[after:node.lineno - 1] if after >= 0 else ["x"]
-            if any(line.strip() and not line.lstrip().startswith("#") for line in between):
-                out.append(f"\n# {src}:{node.lineno}\n")
-            elif isinstance(node, ast.FunctionDef):
-                out.append("\n")
-            out.append(f"{segment}\n")
-            after = node.end_lineno or node.lineno
-        missing = set(names or ()) - taken
-        if missing:
-            raise RuntimeError(f"{src} has no top-level {', '.join(sorted(missing))}")
-    return "".join(out)
-
-
 def bundle(board: str, features: frozenset[str] | set[str] | None = None) -> dict[str, bytes]:
     """On-board file name -> contents for `board` ("nrf51" or "rp2"), made with the
     optional `features` (meterlink.protocol.features; None: the board's own set,
@@ -331,19 +236,6 @@ def bundle(board: str, features: frozenset[str] | set[str] | None = None) -> dic
         return dict(_lowered(board, chosen)[0])
 
 
-def lean_bundle(board: str, features: frozenset[str] | set[str] | None = None
-                ) -> dict[str, bytes]:  # fmt: skip
-    """What bundle(board) holds made from the lean sources (mp/lean/): for nrf51 the same
-    as bundle("nrf51"); for rp2, which still ships the full profile, its lean form (the
-    shared sources with glue_rp2.py as the module `glue`, shrunk, chunked and loaded as on
-    the nRF51), with `features` (None: every feature rp2 ships)."""
-    if board not in _LEAN_PROFILE:
-        raise ValueError(f"unknown board {board!r}; supported boards: {', '.join(_LEAN_PROFILE)}")
-    chosen = BOARD_FEATURES[board] if features is None else check_features(board, features)
-    with _BUNDLE_LOCK:
-        return dict(_lowered(board, chosen, True)[0])
-
-
 _BUNDLE_LOCK = threading.Lock()
 
 
@@ -354,19 +246,11 @@ def _chosen(board: str, features: frozenset[str] | set[str] | None) -> frozenset
         )
     if features is None:
         return BOARD_FEATURES[board]
-    chosen = check_features(board, features)
-    if board not in _LOWERED_BOARDS and chosen != BOARD_FEATURES[board]:
-        raise ValueError(
-            f"board {board!r} runs the full profile, which has every feature built in: "
-            "its features cannot be chosen until it runs the lean sources; bundle it "
-            "without `features`"
-        )
-    return chosen
+    return check_features(board, features)
 
 
 @cache
-def _lowered(board: str, features: frozenset[str], lean: bool = False
-             ) -> tuple[dict[str, bytes], dict[str, Any]]:  # fmt: skip
+def _lowered(board: str, features: frozenset[str]) -> tuple[dict[str, bytes], dict[str, Any]]:
     """The bundle and its symbol map (symbols.symbol_map), made in one pass."""
     from meterlink.firmware.symbols import FileSymbols, map_file
 
@@ -374,19 +258,14 @@ def _lowered(board: str, features: frozenset[str], lean: bool = False
     symbols: dict[str, FileSymbols] = {}
     main_names = _main_names(features)
     glued = _glued(board, features)
-    lean = lean or board in _LOWERED_BOARDS
-    for src, name in (_LEAN_PROFILE if lean else _PROFILE)[board].items():
+    for src, name in _PROFILE[board].items():
         if not _file_wanted(src, features):
             continue  # the file of a feature this bundle leaves out
         lowered = lowered_source(src, features, board, glued)  # same lines as the source
-        text = lowered
-        if board in _MINIFIED or lean:
-            renamed: dict[str, dict[str, str]] = {}
-            text = rename_locals(shrink(text, main_names if name == "main.py" else None), renamed)
-            symbols[name] = map_file(src, lowered, text, renamed, loaded=name in _LOADED)
+        renamed: dict[str, dict[str, str]] = {}
+        text = rename_locals(shrink(lowered, main_names if name == "main.py" else None), renamed)
+        symbols[name] = map_file(src, lowered, text, renamed, loaded=name in _LOADED)
         files[name] = (chunked(text) if name in _LOADED else text).encode()
-    if board == "rp2" and not lean:
-        files |= {shared: shared_source(shared).encode() for shared in SHARED_MODULES}
     return files, {
         "board": board,
         "firmware_version": FIRMWARE_VERSION,
@@ -400,8 +279,7 @@ def symbol_map(board: str, features: frozenset[str] | set[str] | None = None) ->
     """What the bundler renamed for `board` (with `features`, as bundle()), as JSON-ready
     data: on-board file name -> source file, per function its source line and local
     names, per chunk its first line, and the inlined field numbers
-    (meterlink.firmware.symbols.translate uses it). Empty "files" for a board whose
-    bundle is not renamed (rp2)."""
+    (meterlink.firmware.symbols.translate uses it)."""
     chosen = _chosen(board, features)
     with _BUNDLE_LOCK:
         return _lowered(board, chosen)[1]
@@ -464,16 +342,6 @@ def nrf51_loader() -> str:
     return "import gc\n" + "".join(lines[start:end])
 
 
-def full_profile_nrf51() -> dict[str, bytes]:
-    """The full (rp2) profile shrunk, with board.py from board_nrf51.py: what the
-    on-board tests of the shared modules (ml_core, ml_sec, ...) flash piecemeal. The
-    whole of it does not fit the micro:bit (docs/firmware.md)."""
-    files = {name: (MP_DIR / name).read_text() for name in _FULL}
-    files |= {shared: shared_source(shared) for shared in SHARED_MODULES}
-    files["board.py"] = (MP_DIR / "board_nrf51.py").read_text()
-    return {name: shrink(lower_fields(text)).encode() for name, text in files.items()}
-
-
 class ConfigError(ValueError):
     """A config.txt value or line is wrong. `code` is the protocol's safe-mode error code
     (1 missing, 2 syntax, 3 invalid value); `key` names the offending key, if any."""
@@ -499,7 +367,7 @@ CONFIG_KEYS: tuple[str, ...] = tuple(_firmware_cfg().KEYS)
 
 # The input pins each board has, as config.txt names them (docs/firmware.md, "Boards
 # and pins"); the firmware checks the same at boot (mp/lean/config.py: the micro:bit's
-# pin names; mp/board_rp2.py: GPIO 0..28). pin8 of the micro:bit is the maintenance
+# pin names; mp/lean/glue_rp2.py: GPIO 0..28). pin8 of the micro:bit is the maintenance
 # input (docs/protocol.md section 5), never a meter input.
 BOARD_PINS: dict[str, frozenset[str]] = {
     "nrf51": frozenset(f"pin{n}" for n in (*range(8), *range(9, 17), 19, 20)),

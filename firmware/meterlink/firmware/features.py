@@ -9,10 +9,13 @@ is an `if HAS_X:` block in the on-board sources, lowered per board at bundle tim
 provisioning records it in the key file, and the gateway refuses a command a module's
 features cannot take.
 
-- rp2 runs the full firmware (`ml_main`, `ml_boot`, `ml_dl`, `ml_at`, `ml_air`), which
-  has every feature built in (no flags yet: only its default set can be bundled).
-- nrf51 runs the nRF51 build (`mp/lean/`); the AT modem is not for it (its one UART
-  serves the transparent modem and the programming cable).
+Both boards run the same sources (`mp/lean/`).
+- rp2 ships every feature those sources have. The burst, tamper and low-battery alarms,
+  the daily status and the safe-mode repeat are not in them yet (they come with the
+  nRF51 work's feature blocks, issue 13); the full profile, which rp2 ran up to 1.0, had
+  them (RELEASED_FEATURES keeps that record for the modules flashed with it).
+- nrf51: the AT modem is not for it (its one UART serves the transparent modem and the
+  programming cable).
 
 `firmware/tests/test_features.py` holds this table to the bundle's contents.
 """

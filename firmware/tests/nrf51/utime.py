@@ -1,5 +1,5 @@
 # The fake clock of the nRF51 sources off the board: ticks_ms() advances 1 ms
-# per call (time passes as the firmware works, as in tests/fake/board.py),
+# per call (time passes as the firmware works),
 # sleep_ms(n) by n. Under MicroPython the check script puts it in sys.modules
 # over the built-in utime.
 clock = [1000]

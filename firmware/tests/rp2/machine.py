@@ -5,13 +5,14 @@
 # unless a level changes first (a pulse edge ends it, as its IRQ does on the
 # chip), Pin.irq handlers and one-shot Timers run by service() (the test's
 # stand-in for the scheduler: between main-loop passes), and reset() ending the
-# phase as on the nRF51 fake.
+# phase as on the nRF51 fake. The levels and UART0's buffers are
+# tests/fake_io.py's, as the micro:bit fake's.
 import utime
+from fake_io import Io
 
-levels = {}  # GPIO number -> 0/1 or a function of the clock
-tx = []  # what the firmware wrote on UART0
-rx = []  # chunks waiting to be read
-on_write = [None]  # called with each chunk written, if set
+_io = Io()
+levels, tx, rx, on_write = _io.levels, _io.tx, _io.rx, _io.on_write  # GPIO number -> level
+level = _io.level
 vsys = [3.6]  # volts on VSYS
 sleeps = []  # the ms of each lightsleep() call
 irqs = {}  # GPIO number -> trigger mask set by Pin.irq
@@ -25,11 +26,6 @@ class Reset(Exception):
 
 def reset():
     raise Reset()
-
-
-def level(n):
-    v = levels.get(n, 0)
-    return int(v(utime.clock[0]) if callable(v) else v)
 
 
 def lightsleep(ms):
@@ -116,19 +112,7 @@ class UART:
     def __init__(self, n, baudrate=115200, **kw):
         assert n == 0 and kw.get('timeout') == 0
         self.kw = kw
-
-    def read(self, n=None):
-        return rx.pop(0) if rx else None
-
-    def any(self):
-        return len(rx[0]) if rx else 0
-
-    def write(self, b):
-        b = bytes(b)
-        tx.append(b)
-        if on_write[0] is not None:
-            on_write[0](b)
-        return len(b)
+        self.read, self.any, self.write = _io.read, _io.any, _io.write
 
 
 class ADC:
@@ -150,13 +134,9 @@ def ticked(ticks_ms):
 
 
 def reset_all():
-    levels.clear()
-    del tx[:]
-    del rx[:]
+    _io.reset()
     del sleeps[:]
     irqs.clear()
     handlers.clear()
     del timers[:]
-    on_write[0] = None
     vsys[0] = 3.6
-    utime.clock[0] = 1000

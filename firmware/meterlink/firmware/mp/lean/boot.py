@@ -1,5 +1,5 @@
 # nRF51 build, boot phase 2 (main.py): the state records and the config
-# values config.py wrote to 'cf', by the rules of ml_boot on rp2; the
+# values config.py wrote to 'cf' (a new gen, resets, the unexpected reset); the
 # counter reservation committed. The state, the volatile values (fields.py),
 # the root key and the pins go to the file 'rt' for the run phase, which
 # starts after a reset on an empty heap (state.py reads 'rt'). Loaded by

@@ -2,13 +2,14 @@
 # counting, commits and frame bodies, on the state in state.py. Like every
 # file of lean/ but config.py it is not imported but loaded by main.py into
 # one shared namespace, a top-level statement at a time (docs/firmware.md,
-# "nRF51 build"): names from the other files (S, V, F, B, Q from state.py,
-# crc from crc.py) are globals here. State lives in arrays rather than a class (attribute names and an
-# instance dict cost heap) and the micro:bit is used directly rather than
-# through board.py, for the same reason.
+# "How it runs"): names from the other files (S, V, F, B, Q from state.py,
+# crc from crc.py) are globals here. State lives in arrays rather than a
+# class (attribute names and an instance dict cost heap); what differs
+# between boards comes from the glue, for the same reason inlined on the nRF51.
 import struct
 from utime import ticks_ms, ticks_diff
-from glue import edge_poll, battery  # pin interrupts (rp2), the supply (low_battery_alarm)
+from glue import edge_poll, battery, committed  # pin interrupts (rp2), the supply
+# (low_battery_alarm), the register as committed
 from fields import *  # the state indexes (inlined by the bundler)
 
 
@@ -77,8 +78,13 @@ def pairs(kind):
     # load looked like that).
     s = S
     v = V
+    # a reading or alarm carries the register as last committed (each is built
+    # after a commit; glue committed(): rp2 reads it from commit()'s record B,
+    # since a pulse interrupt may count on between commit() and here, and a
+    # frame must never show a register a power cut could take back; nRF51: S,
+    # the same there)
     if kind == 1:
-        return (1, s[S_REG], 7, max(s[S_ISEQ], 1) - 1, 8, v[V_ACT], 12, v[V_RAISED], 13, s[S_REV])
+        return (1, committed(s, B), 7, max(s[S_ISEQ], 1) - 1, 8, v[V_ACT], 12, v[V_RAISED], 13, s[S_REV])
     if kind == 2:
         b = 100  # battery, %: no measurement
         if HAS_LOW_BATTERY_ALARM:
@@ -94,7 +100,7 @@ def pairs(kind):
             if v[V_ERR] % 4 == 0:
                 p = reported(p)  # the thresholds in force (downlink.py)
         return p
-    return (1, s[S_REG], 2, v[V_WEIGHT], 3, v[V_UNIT], 4, v[V_INTERVAL], 5, None,
+    return (1, committed(s, B), 2, v[V_WEIGHT], 3, v[V_UNIT], 4, v[V_INTERVAL], 5, None,
             6, min(65535, max(0, ticks_diff(ticks_ms(), v[V_T0])) // 1000), 7, s[S_ISEQ] - 1,
             8, v[V_ACT])
 

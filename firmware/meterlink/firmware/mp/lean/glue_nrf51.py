@@ -7,6 +7,7 @@
 import microbit
 import micropython
 from utime import sleep_ms
+from fields import *  # the state indexes (inlined by the bundler)
 
 FATAL = BaseException  # main.py: a Ctrl-C too ends in the wait and reset
 # the REPL UART, shared with the radio modem; as microbit.uart where used, so
@@ -23,6 +24,14 @@ def ctrl_c_off():
 def held():
     # the maintenance input (pin8, P0.18) is held high by the programming cable
     return microbit.pin8.read_digital()
+
+
+def committed(s, b):
+    return s[S_REG]  # the register, as commit() wrote it (no pulse interrupts)
+
+
+def stopping():
+    pass  # the maintenance stop: Ctrl-C is off already (ctrl_c_off)
 
 
 def bad_pin(n):

@@ -5,6 +5,8 @@
 # is the maintenance stop (no maintenance input); between events the CPU
 # sleeps (machine.lightsleep), woken by the pulse input's edges.
 import machine
+import micropython
+import struct
 from machine import ADC, Pin, UART
 from fields import *  # the state indexes (inlined by the bundler)
 
@@ -23,6 +25,19 @@ def ctrl_c_off():
 
 def held():
     return 0  # no maintenance input: Ctrl-C on USB instead
+
+
+def committed(s, b):
+    # the register as commit() wrote it to the record b: the pulse interrupt may
+    # have counted on in s since
+    return struct.unpack_from('<I', b, 4 * S_REG)[0]
+
+
+def stopping():
+    # the maintenance stop has begun (a Ctrl-C on USB): the rest of the burst a
+    # tool sends (ten 0x03, again each second until the prompt comes) must not
+    # cut the clean commit short; the REPL turns Ctrl-C on for what it runs
+    micropython.kbd_intr(-1)
 
 
 def bad_pin(n):

@@ -1,7 +1,7 @@
 # nRF51 build: the main loop (step, loop.py), safe mode, and the stop for
 # maintenance (the maintenance input, docs/protocol.md section 5).
 from utime import ticks_ms, ticks_diff, sleep_ms
-from glue import held, idle
+from glue import held, idle, stopping
 from fields import *  # the state indexes (inlined by the bundler)
 
 
@@ -30,5 +30,6 @@ def run():
                     up(2)
     except KeyboardInterrupt:  # raised by step() on the maintenance input
         pass
+    stopping()  # no Ctrl-C from here to the REPL (rp2: more of a burst comes)
     S[S_FLAGS] = 1  # a clean stop: no unexpected-reset alarm at the next boot
     commit()  # the REPL enables Ctrl-C for what it runs
