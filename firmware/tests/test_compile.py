@@ -12,6 +12,7 @@ import pytest
 from conftest import MP
 
 from meterlink.firmware import bundle, is_loaded, split_chunks
+from meterlink.firmware.features import POSSIBLE_FEATURES
 
 SOURCES = sorted(MP.rglob("*.py"))
 COMPILERS = {"1.9.2": ["-c", "1.9.2"], "current": []}
@@ -35,9 +36,10 @@ def test_source_compiles(src: Path, version: str, tmp_path: Path) -> None:
     assert (tmp_path / "out.mpy").stat().st_size > 0
 
 
-@pytest.mark.parametrize("board", ["nrf51", "rp2"])
-def test_bundle_compiles_for_1_9_2(board: str, tmp_path: Path) -> None:
-    files = bundle(board)
+@pytest.mark.parametrize(("board", "features"), [
+    ("nrf51", None), ("rp2", None), ("nrf51", POSSIBLE_FEATURES["nrf51"]), ("nrf51", set())])
+def test_bundle_compiles_for_1_9_2(board: str, features: set[str] | None, tmp_path: Path) -> None:
+    files = bundle(board, features)
     for name, data in files.items():
         # a loaded file is compiled a chunk at a time on the board: so here
         parts = split_chunks(data.decode()) if is_loaded(name) else [data.decode()]

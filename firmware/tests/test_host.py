@@ -95,7 +95,7 @@ def test_nrf51_names_and_load_orders_come_from_the_named_lists() -> None:
     boot = "".join(NRF51_NAMES[r][4] for r in NRF51_BOOT if NRF51_NAMES[r] in files)
     # the files of 1.0, seal.py now before uplink.py (the run phase did not load with the
     # downlink work the other way round: MemoryError for a 496-byte block in seal.py)
-    assert run == "dplaxsvmk" and boot == "kxb"
+    assert run == "dplvaxsmk" and boot == "kxb"
     assert f"for n in b'{run}':ld('ml_n'+chr(n))" in main
     assert f"for n in b'{boot}':ld('ml_n'+chr(n))" in main
     assert f"import {NRF51_NAMES['config'].removesuffix('.py')};" in main
@@ -128,10 +128,10 @@ def test_unknown_board_names_the_supported_ones() -> None:
 
 
 def test_version_comes_from_fields_py_into_both_bundles() -> None:
-    assert FIRMWARE_VERSION == 256
-    assert "FW_VERSION = const(256)" in (MP_DIR / "fields.py").read_text()
+    assert FIRMWARE_VERSION == 257  # 1.1: the nRF51 gained the burst alarm
+    assert "FW_VERSION = const(257)" in (MP_DIR / "fields.py").read_text()
     for board in ("nrf51", "rp2"):  # the status frame's fw field
-        assert b"10,256," in bundle(board)[NRF51_NAMES["counting"]]
+        assert b"10,257," in bundle(board)[NRF51_NAMES["counting"]]
     for board in ("nrf51", "rp2"):
         assert all(b"FW_VERSION" not in data for data in bundle(board).values())
 

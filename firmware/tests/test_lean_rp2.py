@@ -327,9 +327,6 @@ def test_the_at_modem_is_set_up_when_loaded_and_sends_frames_as_hex(pico: Rp2Lea
     assert len(precv) == len(sends) and all(p == s + 1 for p, s in zip(precv, sends, strict=True))
 
 
-@pytest.mark.xfail(strict=True, reason="the lean sources on main have no tamper alarm yet "
-                   "(an `if HAS_TAMPER_ALARM:` block of the nRF51 work, issue 13); the full "
-                   "profile's AT-modem HIL test (test_lora_at_firmware.py) checked it")
 def test_the_tamper_alarm_goes_out_through_the_at_modem(pico: Rp2Lean) -> None:
     """What the full profile's AT test checked beyond test_lora_at_rp2.py (the shipped
     build on the emulated Pico, which covers the AT set-up, the sends, the windows and

@@ -89,11 +89,11 @@ def test_a_traceback_in_the_first_function_and_an_imported_file(
 
 def test_local_names_and_file_names_in_a_report_are_put_back() -> None:
     smap = symbol_map("nrf51")
-    step = smap["files"][NRF51_NAMES["loop"]]["functions"]["step"]
-    short = next(k for k, v in step["locals"].items() if v == "iv")
+    close = smap["files"][NRF51_NAMES["loop"]]["functions"]["close"]
+    short = next(k for k, v in close["locals"].items() if v == "iv")
     text = (
         "Traceback (most recent call last):\n"
-        '  File "<string>", line 3, in step\n'
+        '  File "<string>", line 3, in close\n'
         f"NameError: local variable '{short}' referenced before assignment\n"
     )
     out = translate(text, smap)
@@ -109,7 +109,7 @@ def test_the_map_is_written_by_the_command_line() -> None:
         capture_output=True, text=True, timeout=60, check=True,
     )  # fmt: skip
     data = json.loads(r.stdout)
-    assert data["firmware_version"] == 256 and data["fields"]["V_ACT"] == 10
+    assert data["firmware_version"] == 257 and data["fields"]["V_ACT"] == 10
     assert {f["source"] for f in data["files"].values()} >= {"lean/state.py", "lean/main.py"}
     bad = subprocess.run(
         [sys.executable, "-m", "meterlink.firmware.symbols", "map", "esp32"],

@@ -197,3 +197,27 @@ def test_reading_body_fits_51_bytes(
     assert frame <= (48 if want_deltas else 51)
     assert len(body.deltas) == (want_deltas or len(body.deltas)) >= 1
     assert all(d == delta for d in body.deltas)
+
+
+
+@pytest.mark.xdist_group("cpu-heavy")  # see docs/hil.md, "Parallel runs"
+@pytest.mark.hil_guest_paced  # pulses timed in guest time (docs/hil.md)
+def test_shipped_burst_alarm_on_the_board(board: EmulatedBoard) -> None:
+    """Firmware 1.1's nRF51 feature (bundle_features('nrf51')): burst_pulses in each of
+    burst_intervals in a row raise a burst alarm frame, and readings carry the flag;
+    decoded by the codec."""
+    from meterlink.firmware import bundle_features
+    from meterlink.protocol import AlarmFlags
+
+    assert "burst_alarm" in bundle_features("nrf51")
+    decoder = boot(board, burst_pulses=4, burst_intervals=2, leak_intervals=50)
+    quiet = frames_until(board, decoder, 99, 2)
+    assert not [f for f in quiet if f.frame_type == FrameType.ALARM]
+    # 6 pulses a second for 12 s: at least 4 in each of two 5 s intervals in a row
+    train = board.pulse_in_background("pin0", 72, 40, 126)
+    later = frames_until(board, decoder, 99, 20)
+    train.wait()
+    alarms = [f.body for f in later if f.frame_type == FrameType.ALARM]
+    assert any(isinstance(a, Alarm) and a.raised & AlarmFlags.BURST for a in alarms), later
+    readings = [f.body for f in later if f.frame_type == FrameType.READING]
+    assert any(isinstance(r, Reading) and r.alarms & AlarmFlags.BURST for r in readings)

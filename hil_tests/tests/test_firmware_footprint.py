@@ -10,18 +10,22 @@ import os
 import re
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from meterlink.boardlink.errors import BoardError
 from meterlink.firmware import (
     NRF51_NAMES,
     bundle,
+    bundle_features,
     chunked,
     render_config,
     split_chunks,
     symbol_map,
 )
+from meterlink.firmware.features import POSSIBLE_FEATURES
 from meterlink.hil import EmulatedBoard
 from meterlink.protocol import LinkDecoder, LinkFrame
 
@@ -100,38 +104,47 @@ def instrumented(files: dict[str, bytes]) -> dict[str, bytes]:
     uplink = NRF51_NAMES["uplink"]
     source = "".join(split_chunks(files[uplink].decode()))
     size = re.search(r"def link\((\w)\):", source)  # link(n): names are shortened
-    write = re.search(r"uart\.write\(\w\[0:\w\+1\]\)", source)
+    write = re.search(r"(?:microbit\.)?uart\.write\(\w\[0:\w\+1\]\)", source)
     assert size and write, source
     probe = f"gc.collect();print('heap link',{size[1]},gc.mem_free());"
     out[uplink] = chunked(source.replace(write[0], probe + write[0])).encode()
     return out
 
 
-@pytest.mark.hil
-@pytest.mark.bench
-def test_footprint(board: EmulatedBoard, tmp_path: Path) -> None:
-    files = bundle("nrf51")
-    size = sum(len(v) for v in files.values())
-    source = sum((MP / src).stat().st_size for src in lean_sources())
-    print(f"\nfirmware on nrf51: {len(files)} files, {size} bytes (shrunk from {source} bytes)")
-    config = render_config(
-        id=1,
-        key=bytes(16),
-        gen=1,
-        interval=5,
-        rx_window_ms=500,
-        pin_pulse="pin0",
-        pin_dir="pin1",
-        backflow_pulses=2,
-    )
-    board.flash({**files, "config.txt": config.encode()})
+CONFIG = render_config(
+    id=1,
+    key=bytes(16),
+    gen=1,
+    interval=5,
+    rx_window_ms=500,
+    pin_pulse="pin0",
+    pin_dir="pin1",
+    backflow_pulses=2,
+)
+
+
+@dataclass
+class Footprint:
+    files: int
+    size: int  # bytes of the bundle on the board
+    fs_left: int  # filesystem bytes left with it and config.txt (before main.py)
+    loaded: int  # heap free once the run phase's files are loaded
+    low: int  # the run phase's low-water mark
+    heap: list[tuple[str, int]]  # (what, heap free), in order
+    kinds: list[int]  # frame types seen
+    sizes: list[int]  # payload sizes seen
+    repl: int  # heap free at the REPL after the maintenance stop
+    error: str = ""  # why it did not run (a MemoryError loading a file)
+    tail: str = ""  # the UART output then
+
+
+def measure(board: EmulatedBoard, files: dict[str, bytes]) -> Footprint:
+    """Flashes `files` (with CONFIG) on the started `board`, measures the filesystem left,
+    then boots the probed bundle, makes a backflow alarm (sent again without an ack) and
+    readings, and takes the heap figures from the probes."""
+    board.flash({**files, "config.txt": CONFIG.encode()})
     board.remove_file("main.py")
     fs_left = int(board.exec(FS_PROBE, timeout=60).strip())
-    print(
-        f"filesystem left with firmware and config (before main.py, {len(files['main.py'])}"
-        f" bytes): {fs_left} bytes; at run time the records and 'rt' need 3-6 chunks of 128"
-    )
-
     probed = instrumented(files)
     uplink = NRF51_NAMES["uplink"]
     board.flash({"main.py": probed["main.py"], uplink: probed[uplink]})
@@ -140,6 +153,7 @@ def test_footprint(board: EmulatedBoard, tmp_path: Path) -> None:
     text, frames = b"", []
     deadline = time.monotonic() + 60
     pulsing = False
+    kinds: list[int] = []
     while time.monotonic() < deadline:
         data = board.read(4096, timeout=0.5)
         text += data
@@ -151,28 +165,104 @@ def test_footprint(board: EmulatedBoard, tmp_path: Path) -> None:
             pulsing = True
         if kinds.count(1) >= 2 and kinds.count(0) >= 2:  # an alarm frame sent again
             break
-    heap = re.findall(rb"heap (link )?(\w+) (\d+)", text)
-    assert frames and heap, text[-600:]
+    found = re.findall(rb"heap (link )?(\w+) (\d+)", text)
+    failed = re.search(rb"\w+Error: [^\r\n]*", text)
+    if not frames and failed:
+        last = re.findall(rb"heap (\w) \d+", text[: failed.start()])
+        where = f" loading the file after ml_n{last[-1].decode()}" if last else ""
+        return Footprint(len(files), sum(map(len, files.values())), fs_left, 0, 0, [], [],
+                         [], 0, failed[0].decode(errors="replace") + where,
+                         text[-400:].decode(errors="replace"))  # fmt: skip
+    assert frames and found, text[-600:]
     role = {name[4]: role for role, name in NRF51_NAMES.items()}  # letter -> role
-    for link, what, free in heap:
+    heap = []
+    for link, what, free in found:
         letter = what.decode()
         label = (f"sending a {int(what)}-byte frame" if link
                  else f"loading ml_n{letter} (lean/{role[letter]}.py)")  # fmt: skip
-        print(f"heap free after {label}: {int(free)} bytes")
-    names = [w for _, w, _ in heap]
+        heap.append((label, int(free)))
+    names = [w for _, w, _ in found]
     state = NRF51_NAMES["state"][4].encode()
-    run_phase = [int(f) for _, _, f in heap[names.index(state) :]]  # from state.py on
-    low = min(run_phase)
-    print(f"heap low-water mark, run phase: {low} bytes free (target >= 1024)")
-    sizes = sorted({len(f.payload) for f in frames})
+    run_phase = [int(f) for _, _, f in found[names.index(state) :]]  # from state.py on
+    loaded = [int(f) for link, _, f in found if not link][-1]
+    repl = int(board.exec("import gc\ngc.collect()\nprint(gc.mem_free())").strip())
+    return Footprint(len(files), sum(map(len, files.values())), fs_left, loaded,
+                     min(run_phase), heap, kinds, sorted({len(f.payload) for f in frames}),
+                     repl)  # fmt: skip
+
+
+@pytest.mark.hil
+@pytest.mark.bench
+def test_footprint(board: EmulatedBoard, tmp_path: Path) -> None:
+    files = bundle("nrf51")
+    source = sum((MP / src).stat().st_size for src in lean_sources())
+    shipped = ", ".join(sorted(bundle_features("nrf51"))) or "none"
+    print(f"\nfirmware on nrf51 (features: {shipped}): {len(files)} files, "
+          f"{sum(map(len, files.values()))} bytes (shrunk from {source} bytes)")
+    fp = measure(board, files)
     print(
-        f"frames seen: {len(frames)} (reading, alarm, status: {kinds.count(0)}, "
-        f"{kinds.count(1)}, {kinds.count(2)}), payload sizes {sizes} bytes (limit 51)"
+        f"filesystem left with firmware and config (before main.py, {len(files['main.py'])}"
+        f" bytes): {fp.fs_left} bytes; at run time the records and 'rt' need 3-6 chunks of 128"
     )
-    free_repl = int(board.exec("import gc\ngc.collect()\nprint(gc.mem_free())").strip())
-    print(f"heap free at the REPL after the maintenance stop: {free_repl} bytes")
+    for label, free in fp.heap:
+        print(f"heap free after {label}: {free} bytes")
+    print(f"heap low-water mark, run phase: {fp.low} bytes free (target >= 1024)")
+    kinds = fp.kinds
+    print(
+        f"frames seen: {len(kinds)} (reading, alarm, status: {kinds.count(0)}, "
+        f"{kinds.count(1)}, {kinds.count(2)}), payload sizes {fp.sizes} bytes (limit 51)"
+    )
+    print(f"heap free at the REPL after the maintenance stop: {fp.repl} bytes")
     typical, worst = frame_sizes(tmp_path)
     print(f"reading frame (lean sources): typical {typical} bytes, worst {worst} bytes")
-    assert low >= 1024
-    assert max(sizes) <= 51 and typical <= 50 and worst <= 51
+    assert fp.low >= 1024
+    assert max(fp.sizes) <= 51 and typical <= 50 and worst <= 51
     assert kinds.count(1) >= 2  # the low-water mark covers an alarm frame
+
+
+@pytest.mark.hil
+@pytest.mark.bench
+def test_feature_costs(board: EmulatedBoard) -> None:
+    """Each feature the nRF51 can take, alone on, against none: heap low-water and heap
+    free once loaded, filesystem bytes; then all of them and the shipped set. A fresh
+    board (empty filesystem) for each."""
+    sets: list[tuple[str, frozenset[str]]] = [("none", frozenset())]
+    sets += [(f, frozenset({f})) for f in sorted(POSSIBLE_FEATURES["nrf51"])]
+    sets += [("all the nRF51 can take", POSSIBLE_FEATURES["nrf51"]),
+             ("shipped: " + (", ".join(sorted(bundle_features("nrf51"))) or "none"),
+              bundle_features("nrf51"))]  # fmt: skip
+    base: Footprint | None = None
+    seen: dict[bytes, Footprint] = {}
+    rows = []
+    for label, features in sets:
+        files = bundle("nrf51", features)
+        key = repr(sorted(files.items())).encode()
+        if key in seen and label != "none":
+            rows.append((label, seen[key], "same bundle as none: no code for it yet"
+                         if seen[key] is base else "same bundle as measured above"))
+            continue
+        if board.running:
+            board.close()
+        board.start()
+        try:
+            fp = measure(board, files)
+        except BoardError as e:  # the bundle does not fit the filesystem: a figure too
+            fp = Footprint(len(files), sum(map(len, files.values())), 0, 0, 0, [], [], [],
+                           0, "flashing failed: " + str(e).splitlines()[0][:120])
+        seen[key] = fp
+        base = base or fp
+        rows.append((label, fp, ""))
+    assert base is not None
+    print("\nnRF51 cost per feature (heap free: low-water / once loaded; filesystem bytes"
+          " of the bundle), against none:")
+    for label, fp, note in rows:
+        if fp.error:
+            print(f"  {label}: does not run ({fp.error}), {fp.files} files {fp.size} B "
+                  f"({fp.size - base.size:+d}), filesystem left {fp.fs_left} B")
+            continue
+        print(f"  {label}: low-water {fp.low} B ({fp.low - base.low:+d}), loaded "
+              f"{fp.loaded} B ({fp.loaded - base.loaded:+d}), {fp.files} files "
+              f"{fp.size} B ({fp.size - base.size:+d}), filesystem left {fp.fs_left} B"
+              + (f"; {note}" if note else ""))
+    shipped = rows[-1][1]
+    assert shipped.low >= 1024, "the shipped nRF51 set leaves less than 1 KB of heap"

@@ -22,8 +22,6 @@ pytestmark = pytest.mark.hil
 
 KEY = bytes(range(16))
 DEV = 0x0A0B0C0D
-SV = 4 * (int(FIELDS["S_N"]) + int(FIELDS["V_N"]))  # rt's first part: the S and V arrays
-RT_SIZE = SV + 2 * 176 + 2 * 16 + 3
 CONFIG = render_config(
     id=DEV, key=KEY, gen=1, register=42, interval=5, rx_window_ms=300, pin_pulse="pin0"
 )
@@ -60,9 +58,17 @@ def boot_phase_files(board: EmulatedBoard) -> dict[str, bytes]:
     load = "".join(f"ld({NRF51_NAMES[role]!r})\n" for role in NRF51_BOOT)
     board.exec(nrf51_loader() + load + "boot()\n", timeout=60)
     made = {"cf": cf, "st1": board.read_file("st1"), "rt": board.read_file("rt")}
-    assert (len(made["cf"]), len(made["st1"]), len(made["rt"])) == (62, 62, RT_SIZE), made
+    assert (len(made["cf"]), len(made["st1"]), len(made["rt"])) == (CF, 62, RT), made
     board.flash({"main.py": files["main.py"]})
     return made
+
+
+# the sizes boot phases 1 and 2 write: 'cf' (lean/config.py: error code, ten values, the
+# key, three pins, the burst thresholds) and 'rt' (S and V as fields.py sizes them, the
+# working keys, the pins and history length)
+CF = 71
+SV = 4 * (int(FIELDS["S_N"]) + int(FIELDS["V_N"]))
+RT = SV + 176 * 2 + 16 * 2 + 4
 
 
 def put_state(board: EmulatedBoard, files: dict[str, bytes]) -> None:
@@ -85,11 +91,13 @@ def test_torn_boot_phase_files_never_stop_the_module(board: EmulatedBoard) -> No
     put_state(board, {})
     base = board.power_cut()
     # rt is read in parts: S and V (SV bytes), two key schedules (176 each), two CMAC
-    # subkeys (16 each), pins and history length (3); cut inside and at each boundary
-    rt_cuts = sorted({0, 1, 4, 60, 122, *(SV + d for d in (-1, 0, 1, 112, 175, 176, 177, 312,
-                      351, 352, 353, 368, 369)), *range(RT_SIZE - 4, RT_SIZE)})  # fmt: skip
+    # subkeys (16 each), pins, history length and tamper pin (4); cut inside and at each
+    # boundary
+    bounds = [SV, SV + 176, SV + 352, SV + 368, SV + 384]
+    rt_cuts = sorted({0, 1, 4, 60, 122, SV + 112, RT - 1, RT - 2}
+                     | {b + d for b in bounds for d in (-1, 0, 1)})  # fmt: skip
     cases = (
-        [(f"cf[:{n}]", {"cf": cf[:n]}) for n in (0, 1, 4, 31, 60, 61)]
+        [(f"cf[:{n}]", {"cf": cf[:n]}) for n in (0, 1, 4, 31, 60, 61, 62, 63, CF - 1)]
         + [(f"st1[:{n}] beside cf", {"cf": cf, "st1": st[:n]}) for n in (0, 1, 30, 61)]
         + [(f"rt[:{n}] beside cf, st1", {"cf": cf, "st1": st, "rt": rt[:n]}) for n in rt_cuts]
     )

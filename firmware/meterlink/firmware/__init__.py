@@ -61,7 +61,7 @@ SUPPORTED_BOARDS = ("nrf51", "rp2")
 NRF51_CONFIG = "config"
 NRF51_BOOT = ("crc", "aes", "boot")
 # air and at_modem: feature files (FEATURE_FILES), loaded after what they call
-NRF51_RUN = ("state", "counting", "loop", "ack", "window", "downlink", "aes", "seal", "uplink",
+NRF51_RUN = ("state", "counting", "loop", "uplink", "ack", "window", "downlink", "aes", "seal",
              "run", "air", "at_modem", "crc")
 NRF51_ROLES = (NRF51_CONFIG, *NRF51_BOOT, *(r for r in NRF51_RUN if r not in NRF51_BOOT))
 _ONBOARD_PREFIX = "ml_n"  # as lean/main.py's ld() builds the names
@@ -98,7 +98,10 @@ _LEAN = {"lean/main.py": "main.py", "ml_cfg.py": "ml_cfg.py"} | {
     f"lean/{role}.py": name for role, name in NRF51_NAMES.items()
 }
 # A source file only some features use -> that feature, or those features: bundled
-# (and, for the nRF51, in its load order) only when one of them is on.
+# (and, for the nRF51, in its load order) only when one of them is on. The nRF51's
+# battery() was such a file, but loading one more file cost more heap than the feature
+# itself (the run phase failed to load with low_battery_alarm alone), so it is in
+# counting.py.
 FEATURE_FILES: dict[str, str | tuple[str, ...]] = {
     "lean/window.py": ("config_downlink", "time_downlink", "at_modem"),  # listen(), got()
     "lean/downlink.py": ("config_downlink", "time_downlink"),
@@ -118,6 +121,8 @@ def _file_wanted(src: str, features: frozenset[str]) -> bool:
 def _kept(roles: tuple[str, ...], features: frozenset[str]) -> tuple[str, ...]:
     """The nRF51 roles, in order, whose files a bundle with `features` holds."""
     return tuple(r for r in roles if _file_wanted(f"lean/{r}.py", features))
+
+
 # Source file -> on-board name, per board: both boards run the lean sources (mp/lean/),
 # in the same files under the same names; rp2 also has its glue file as the module
 # `glue` (the nRF51's glue is inlined at each call site: meterlink.firmware.glue).

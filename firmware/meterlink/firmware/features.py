@@ -36,9 +36,11 @@ __all__ = [
     "released_features",
 ]
 
+# nrf51 (firmware 1.1): what fits its heap with >= 1 KB free at the worst moment, measured
+# by hil_tests/tests/test_firmware_footprint.py (docs/firmware.md, "Features per board").
 BOARD_FEATURES: Mapping[str, frozenset[str]] = MappingProxyType({
-    "nrf51": frozenset(),
-    "rp2": frozenset({"config_downlink", "time_downlink", "at_modem", "duty_cycle_budget"}),
+    "nrf51": frozenset({"burst_alarm"}),
+    "rp2": ALL_FEATURES,
 })
 # What each board's sources can be bundled with (a feature outside it is refused).
 POSSIBLE_FEATURES: Mapping[str, frozenset[str]] = MappingProxyType({
@@ -51,6 +53,8 @@ POSSIBLE_FEATURES: Mapping[str, frozenset[str]] = MappingProxyType({
 # these for them.
 RELEASED_FEATURES: Mapping[int, Mapping[str, frozenset[str]]] = MappingProxyType({
     256: MappingProxyType({"nrf51": frozenset(), "rp2": ALL_FEATURES}),  # 1.0
+    257: MappingProxyType({"nrf51": frozenset({"burst_alarm"}),
+                           "rp2": ALL_FEATURES}),  # 1.1
 })
 
 

@@ -13,7 +13,7 @@ from meterlink.firmware import NRF51_NAMES, bundle
 
 
 class LeanBoard(LeanPhases):
-    def __init__(self, form: str, features: frozenset[str] | None = None) -> None:
+    def __init__(self, form: str, features: frozenset[str] | set[str] | None = None) -> None:
         """`features`: the bundle's (None: the nRF51's own list); the sources as written
         have every feature on."""
         files = None
@@ -25,9 +25,11 @@ class LeanBoard(LeanPhases):
 
     def run_until(self, t: int) -> None:
         """main loop passes (run.py's loop body) until the fake clock reaches t."""
-        step = self.ns["step"]
+        step, up = self.ns["step"], self.ns["up"]
         while utime.clock[0] < t:
-            step()
+            k = step()  # as run() does
+            if k:
+                up(k - 1)
             utime.sleep_ms(1)
 
 

@@ -61,10 +61,12 @@ class Rp2Lean(LeanPhases):
     def run_until(self, t: int) -> None:
         """Main-loop passes as run() makes them (step, then the glue's idle) until the
         fake clock reaches t; the pin interrupts and timers run between them."""
-        step, idle, v = self.ns["step"], self.ns["idle"], self.ns["V"]
+        step, up, idle, v = self.ns["step"], self.ns["up"], self.ns["idle"], self.ns["V"]
         service = self.machine.service
         while utime.clock[0] < t:
-            step()
+            k = step()  # as run() does
+            if k:
+                up(k - 1)
             service()
             idle(v)
             service()

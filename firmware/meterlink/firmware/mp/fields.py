@@ -7,7 +7,7 @@
 # (meterlink.firmware.symbols) names them back.
 from micropython import const
 
-FW_VERSION = const(256)  # firmware version 1.0: major*256 + minor
+FW_VERSION = const(257)  # firmware version 1.1: major*256 + minor
 
 # The optional features (meterlink.protocol.features), one flag each. Sources test
 # them only as a whole statement, `if HAS_X:` (optionally with `else:`); the bundler
@@ -59,6 +59,7 @@ V_ANEXT = const(16)
 V_FC = const(17)  # next frame counter
 V_T0 = const(18)  # end of the current interval (ticks)
 V_TCHECK = const(19)  # last 100 ms check (ticks)
+V_NBURST = const(20)  # intervals in a row at burst flow (burst_alarm)
 V_TCOMMIT = const(21)  # last commit (ticks)
 V_DEV = const(22)  # device id
 V_ERR = const(23)  # safe-mode error code (4: the store was corrupt, still counting)
@@ -71,7 +72,7 @@ V_BACKFLOW = const(29)
 V_BURST = const(30)  # burst_pulses (burst_alarm)
 V_WANT = const(31)  # a status frame is due: 1 the boot status (reason 1), 2 another (0)
 V_BURSTN = const(32)  # burst_intervals (burst_alarm)
-# 36..39: the downlinks (lean/downlink.py)
-V_TIME = const(36)  # the last time downlink (protocol 4.6): unix time, and the ticks
-V_TTICKS = const(37)  # it arrived at
-V_N = const(40)  # the size of V (and of its part of 'rt')
+V_NDAY = const(33)  # intervals since the last daily status (daily_status)
+V_TIME = const(34)  # the last time downlink (protocol 4.6): unix time, and the ticks
+V_TTICKS = const(35)  # it arrived at (lean/downlink.py)
+V_N = const(36)  # the size of V (and of its part of 'rt')

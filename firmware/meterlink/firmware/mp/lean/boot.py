@@ -62,8 +62,22 @@ if HAS_DUTY_CYCLE_BUDGET:
         # 'cf' without the radio fields config.py wrote last (kept in RADIO for
         # 'rt'), or b'' if they are not whole (a cut: read config.txt again)
         global RADIO
-        RADIO = c[62:]
-        return c[:62] if len(RADIO) == 16 else b''
+        RADIO = c[71:]
+        return c[:71] if len(RADIO) == 16 else b''
+
+
+def newest():
+    # the state from the newer whole record, and the store's code: 0 read,
+    # 1 no record, 4 a record file there but spoilt
+    S = array('L', [0] * S_N)
+    a, ea = rec(0)
+    b, eb = rec(1)
+    if b and (not a or b[0] > a[0]):
+        a = b
+    if a:
+        for i in range(S_N):
+            S[i] = a[i]
+    return S, 0 if a else 4 if ea or eb else 1
 
 
 def boot():
@@ -77,22 +91,14 @@ def boot():
     f.close()
     if HAS_DUTY_CYCLE_BUDGET:
         c = radio(c)
-    if len(c) != 62:
+    if len(c) != 71:
         os.remove('cf')  # not whole (a cut): read config.txt again
         return
     g = struct.unpack_from('<11I', c, 0)  # error, id, gen, register, weight,
-    # unit, interval, leak_intervals, rx_window_ms, backflow_pulses, history
-    S = array('L', [0] * S_N)
+    # unit, interval, leak_intervals, rx_window_ms, backflow_pulses, history;
+    # then the key (44), the pins (60) and the burst thresholds (63)
+    S, e = newest()
     V = array('L', [0] * V_N)
-    a, ea = rec(0)
-    b, eb = rec(1)
-    if b and (not a or b[0] > a[0]):
-        a = b
-    e = 0 if a else 4 if ea or eb else 1
-    if a:
-        for i in range(S_N):
-            S[i] = a[i]
-    a = b = None
     V[V_ERR] = g[0]
     V[V_DEV] = g[1]
     if not V[V_ERR]:
@@ -112,6 +118,7 @@ def boot():
         V[V_ERR] = e & 4
         for i in range(6):
             V[V_WEIGHT + i] = g[4 + i]
+        V[V_BURST], V[V_BURSTN] = struct.unpack_from('<2I', c, 63)
     V[V_WANT] = 1  # the boot status frame
     S[S_FLAGS] = 0
     V[V_FC] = S[S_RSV]
@@ -130,8 +137,8 @@ def boot():
     keys(f, c[44:60])
     if HAS_DUTY_CYCLE_BUDGET:
         f.write(RADIO)
-    f.write(c[60:62])  # the pins
-    f.write(bytes((g[10],)))  # the history length
+    f.write(c[60:62])  # the pulse and direction pins
+    f.write(bytes((g[10], c[62])))  # the history length, the tamper pin
     f.close()
     os.remove('cf')
 

@@ -2,10 +2,12 @@
 # on rp2 and on the host), written in binary to the file 'cf' for phase 2
 # (boot.py), which runs after a reset on an empty heap. Whatever config.txt
 # holds, 'cf' is written: a bad one gives its safe-mode error code
-# (protocol 4.7), never an exception.
+# (protocol 4.7), never an exception. 'cf': the error code, ten 32-bit values,
+# the root key, the pulse, direction and tamper pins, the burst thresholds
+# (71 bytes; boot.py reads it).
 import struct
 from fields import *  # the feature flags (lowered by the bundler)
-from glue import ctrl_c_off, held, bad_pin, pin_number
+from glue import ctrl_c_off, held, bad_pin, pin_number, battery_pin
 
 
 def read():
@@ -30,15 +32,18 @@ def read():
     except OSError:
         pass
     ml_cfg = None
-    p = [255, 255]  # pulse and direction pin numbers (255: none)
+    p = [255, 255, 255]  # pulse, direction and tamper pin numbers (255: none)
     if not e:
         for i in (0, 1, 2):
             n = g[('pin_pulse', 'pin_dir', 'pin_tamper')[i]]
             # a pin this board does not have (nRF51: or pin8, the maintenance input)
             if n and bad_pin(n):
                 e = 3
-            elif n and i < 2:
+            elif n:
                 p[i] = pin_number(n)
+            if HAS_LOW_BATTERY_ALARM:
+                if battery_pin(n):  # the low-battery input (nRF51: pin16)
+                    e = 3
     f = open('cf', 'wb')
     f.write(struct.pack('<I', e))
     for k in ('id', 'gen', 'register', 'weight', 'unit', 'interval', 'leak_intervals',
@@ -46,6 +51,8 @@ def read():
         f.write(struct.pack('<I', g.get(k, 0)))
     f.write(g.get('key', bytes(16)))
     f.write(bytes(p))
+    for k in ('burst_pulses', 'burst_intervals'):
+        f.write(struct.pack('<I', g.get(k, 0)))
     if HAS_DUTY_CYCLE_BUDGET:
         # the radio, last: modem (0 transparent, 1 AT), lora_freq, lora_sf,
         # lora_power, in ml_cfg's order, its defaults where config.txt did not

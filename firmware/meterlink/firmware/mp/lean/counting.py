@@ -7,9 +7,9 @@
 # class (attribute names and an instance dict cost heap); what differs
 # between boards comes from the glue, for the same reason inlined on the nRF51.
 import struct
-from micropython import const
 from utime import ticks_ms, ticks_diff
-from glue import edge_poll, committed  # pin interrupts (rp2)
+from glue import edge_poll, battery, committed  # pin interrupts (rp2), the supply
+# (low_battery_alarm), the register as committed
 from fields import *  # the state indexes (inlined by the bundler)
 
 
@@ -69,38 +69,49 @@ def hd(o, mt, v):
     return o + n + 1
 
 
-def body(kind):
-    # reading (0), alarm (1) or status (2) body into F[9:]; its length. A
-    # reading carries as many deltas (LEB128, newest first) as fit in 51
-    # bytes: all of them, else one fewer, and so on. The age is clamped at 0:
-    # were the clock to step back, a negative value would be written as a
-    # malformed CBOR head (one frame under heavy load looked like that).
+def pairs(kind):
+    # the (key, value) pairs of a reading (0), alarm (1) or status (2) body,
+    # flat; the history's value is None (body() writes the deltas there).
+    # Apart from body() so that each compiles in a smaller block of the nRF51
+    # heap. The age is clamped at 0: were the clock to step back, a negative
+    # value would be written as a malformed CBOR head (one frame under heavy
+    # load looked like that).
     s = S
     v = V
-    h = Q[2]
     # a reading or alarm carries the register as last committed (each is built
     # after a commit; glue committed(): rp2 reads it from commit()'s record B,
     # since a pulse interrupt may count on between commit() and here, and a
     # frame must never show a register a power cut could take back; nRF51: S,
     # the same there)
     if kind == 1:
-        p = (1, committed(s, B), 7, max(s[S_ISEQ], 1) - 1, 8, v[V_ACT], 12, v[V_RAISED], 13, s[S_REV])
-    elif kind == 2:
+        return (1, committed(s, B), 7, max(s[S_ISEQ], 1) - 1, 8, v[V_ACT], 12, v[V_RAISED], 13, s[S_REV])
+    if kind == 2:
+        b = 100  # battery, %: no measurement
+        if HAS_LOW_BATTERY_ALARM:
+            b = battery()  # board glue
         # reason: 2 safe mode, 1 the boot status (V_WANT 1), 0 another. V_WANT
         # is cleared here, so that a downlink in this frame's own receive
         # window can ask for the next status
-        p = (9, 100, 10, FW_VERSION, 11, s[S_RESETS], 14, 2 if v[V_ERR] % 4 else 2 - v[V_WANT],
-             15, v[V_ERR])
+        p = (9, b, 10, FW_VERSION, 11, s[S_RESETS], 14, 2 if v[V_ERR] % 4 else v[V_WANT] & 1, 15, v[V_ERR])
         v[V_WANT] = 0
         if not v[V_ERR]:
             p = p[:8]
         if HAS_CONFIG_DOWNLINK:
             if v[V_ERR] % 4 == 0:
                 p = reported(p)  # the thresholds in force (downlink.py)
-    else:
-        p = (1, committed(s, B), 2, v[V_WEIGHT], 3, v[V_UNIT], 4, v[V_INTERVAL], 5, None,
-             6, min(65535, max(0, ticks_diff(ticks_ms(), v[V_T0])) // 1000), 7, s[S_ISEQ] - 1,
-             8, v[V_ACT])
+        return p
+    return (1, committed(s, B), 2, v[V_WEIGHT], 3, v[V_UNIT], 4, v[V_INTERVAL], 5, None,
+            6, min(65535, max(0, ticks_diff(ticks_ms(), v[V_T0])) // 1000), 7, s[S_ISEQ] - 1,
+            8, v[V_ACT])
+
+
+def body(kind):
+    # reading (0), alarm (1) or status (2) body into F[9:]; its length. A
+    # reading carries as many deltas (LEB128, newest first) as fit in 51
+    # bytes: all of them, else one fewer, and so on.
+    v = V
+    h = Q[2]
+    p = pairs(kind)
     k = v[V_HLEN]
     while 1:
         o = hd(9, 5, len(p) // 2)

@@ -6,11 +6,14 @@
 # import this file as `glue`.
 import microbit
 import micropython
-from microbit import uart  # the REPL UART, shared with the radio modem
 from utime import sleep_ms
 from fields import *  # the state indexes (inlined by the bundler)
 
 FATAL = BaseException  # main.py: a Ctrl-C too ends in the wait and reset
+# the REPL UART, shared with the radio modem; as microbit.uart where used, so
+# that the run phase's namespace holds no name more (a name over main.py's
+# grown table makes it grow again late: a 520-byte block the heap lacks)
+uart = microbit.uart
 
 
 def ctrl_c_off():
@@ -36,6 +39,21 @@ def bad_pin(n):
     return n[:3] != 'pin' or n == 'pin8' or not hasattr(microbit, n)
 
 
+def battery_pin(n):
+    # a pin the low-battery alarm takes (pin16, the supply supervisor's output),
+    # so no meter input may be wired to it
+    return n == 'pin16'
+
+
+def battery():
+    # percent: 9 (below the alarm's 10 %) or 100. The micro:bit cannot measure
+    # its own supply: pin16 is the output of a supply supervisor on the
+    # module's board (active high below the cell's 10 % voltage;
+    # docs/firmware.md, "Battery on the micro:bit"); unwired, the pull-down
+    # keeps it low
+    return 9 if microbit.pin16.read_digital() else 100
+
+
 def pin_number(n):
     # the number of a good pin name ('pin0' -> 0), as 'cf' stores it
     return int(n[3:])
@@ -58,7 +76,7 @@ def reader(p):
 
 def modem_read():
     # what the modem sent, or None
-    return uart.read()
+    return microbit.uart.read(32)
 
 
 def edge_poll(f):

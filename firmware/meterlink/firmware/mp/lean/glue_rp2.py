@@ -45,6 +45,10 @@ def bad_pin(n):
     return not n.isdigit() or int(n) > 28
 
 
+def battery_pin(n):
+    return 0  # the supply is measured on ADC3 (VSYS), no GPIO of config.txt
+
+
 def pin_number(n):
     return int(n)
 

@@ -17,11 +17,10 @@
 # files are stored as chunks, each a 3-digit length and its source (the
 # bundler in meterlink.firmware writes them). File names are built, not
 # written out: every string literal stays in the heap.
-# The run phase's namespace ends with about 45 names; growing its table as
-# they come needs 424 contiguous bytes late, when the heap has no such block:
-# it is grown to that size first (ints as keys: no new names). After the
-# maintenance stop the namespace is emptied, so that the REPL (the harness,
-# provisioning) has the heap.
+# The run phase's namespace is grown first by state.py (code there is freed
+# once run; every byte of this file's code stays in the heap while the
+# firmware runs). After the maintenance stop the namespace is emptied, so
+# that the REPL (the harness, provisioning) has the heap.
 # Maintenance (docs/protocol.md section 5) needs someone at the module: the
 # maintenance input (pin8, held high by the programming cable), seen at boot
 # (phases 1 and 2: config.read(), boot() return 1) or while the firmware runs
@@ -52,17 +51,12 @@ def ld(n):
 try:
     gc.collect()
     if 'rt' in os.listdir():
-        g = globals()
-        for n in range(40):
-            g[n] = 0
-        for n in range(40):
-            del g[n]
         for n in RUN_FILES:
             ld('ml_n' + chr(n))
         run()  # returns when the maintenance input is seen
-        for n in list(g):
+        for n in list(globals()):
             if n != '__name__':
-                del globals()[n]  # g too, on the way
+                del globals()[n]
     elif 'cf' in os.listdir():
         for n in BOOT_FILES:
             ld('ml_n' + chr(n))

@@ -10,13 +10,23 @@ from array import array
 from glue import ctrl_c_off
 from fields import *  # the state indexes (inlined by the bundler)
 ctrl_c_off()  # first: no Ctrl-C from the UART (the radio)
+# The run phase's namespace (main.py's, which every file is loaded into) ends
+# with about 45 names; growing its table as they come needs 424 contiguous
+# bytes late, when the heap has no such block: it is grown to that size first
+# (ints as keys: no new names). Done here rather than in main.py, whose code
+# stays in the heap while the firmware runs.
+i = globals()
+for d in range(40):
+    i[d] = 0
+for d in range(40):
+    del i[d]
 
 S = array('L', [0] * S_N)
 V = array('L', [0] * V_N)
 F = bytearray(80)  # the frame being built (a first try at a body may overrun 51), or received
 B = bytearray(62)  # a record being written
 A = bytearray(48)  # the alarm frame awaiting its ack
-Q = [None, None, None]  # pulse reader, direction reader (or None), history
+Q = [None, None, None, None]  # pulse, direction readers (or None), history, tamper
 K = [None, None, None, None]  # K_enc, K_mic schedules, CMAC subkeys K1, K2
 
 
@@ -38,18 +48,21 @@ K[2] = f.read(16)  # the CMAC subkeys
 K[3] = f.read(16)
 if HAS_DUTY_CYCLE_BUDGET:
     RADIO = f.read(16)  # modem, lora_freq, lora_sf, lora_power (boot.py)
-d = f.read(4)
+d = f.read(5)  # the pulse and direction pins, the history length, the tamper pin
 f.close()
 os.remove('rt')
 if HAS_DUTY_CYCLE_BUDGET:
     if len(RADIO) != 16:
         d = b''  # not whole: boot again (below)
-if len(d) != 3 or len(K[1]) != 176:  # not whole (a cut): boot again
+if len(d) != 4 or len(K[1]) != 176:  # not whole (a cut): boot again
     machine.reset()
 if HAS_DUTY_CYCLE_BUDGET:
     RADIO = struct.unpack('<4I', RADIO)
-Q[0] = int  # no pulse input (safe mode): poll() reads 0, counts nothing
-for i in (0, 1):
+Q[0] = Q[3] = int  # no pulse input (safe mode): poll() reads 0, counts nothing
+i = (0, 1)  # the pulse and direction inputs, and with tamper_alarm its input
+if HAS_TAMPER_ALARM:
+    i = (0, 1, 3)
+for i in i:
     p = d[i]  # bound even in safe mode (no pins: 255)
     if p < 255:
         p = input_pin(p)

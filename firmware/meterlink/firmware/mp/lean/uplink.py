@@ -5,20 +5,25 @@
 # receive window (ack.py's, or window.py's with downlinks or the AT modem)
 # follows an alarm frame, and every uplink in a build with the config or time
 # downlink.
-from micropython import const
 from utime import ticks_ms, ticks_add
 from glue import uart
 from fields import *  # the state indexes (inlined by the bundler)
 
 
 def up(kind):
-    # one uplink: 0 reading, 1 alarm, 2 status, 3 the alarm frame again
-    # 0 when the duty-cycle budget has no room for it now (nothing sent,
-    # loop.py defers it), else 1
+    # one uplink: 0 reading, 1 alarm, 2 status, 3 the alarm frame again.
+    # With the duty-cycle budget, one it has no room for now is not sent but
+    # deferred: a reading is skipped (its deltas go with the next one), a new
+    # alarm stays pending, a resend waits 1 s, a status stays due (body()
+    # clears V_WANT only once it is built)
     v = V
     if HAS_DUTY_CYCLE_BUDGET:
         if not budget(v[V_ALEN] if kind == 3 else 51):
-            return 0
+            if kind == 3:
+                v[V_ANEXT] = ticks_add(ticks_ms(), 1000)
+            elif kind == 1:
+                v[V_PEND] = v[V_RAISED]
+            return
     if kind < 3:
         if kind == 1:
             # an alarm frame carries the register: committed first, so that no
