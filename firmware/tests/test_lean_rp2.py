@@ -6,8 +6,7 @@ maintenance by Ctrl-C (a KeyboardInterrupt ends the run phase with a clean commi
 safe mode for a micro:bit pin name, the AT modem (P2P set when loaded, AT+PSEND, the
 window opened on TX done) and the duty-cycle budget skipping readings and deferring
 frames, no frame showing a register not yet committed; every frame decoded by
-meterlink.protocol. The tamper alarm, which the full profile had, is a strict xfail
-until the lean sources have it."""
+meterlink.protocol; the tamper alarm through the AT modem."""
 
 from __future__ import annotations
 
