@@ -1,4 +1,4 @@
-# nRF51 build: AES-128 encryption (FIPS-197; CTR and CMAC never decrypt)
+# AES-128 encryption (FIPS-197; CTR and CMAC never decrypt)
 # as functions on key schedules (no class, no cryptolib branch: this port
 # has none), calling poll() (counting.py's in the run phase, a no-op in the boot
 # phase) after every round so that no pulse is missed. The boot phase

@@ -1,4 +1,4 @@
-# nRF51 build, boot phase 2 (main.py): the state records and the config
+# Boot phase 2 (main.py): the state records and the config
 # values config.py wrote to 'cf' (a new gen, resets, the unexpected reset); the
 # counter reservation committed. The state, the volatile values (fields.py),
 # the root key and the pins go to the file 'rt' for the run phase, which

@@ -1,4 +1,4 @@
-# nRF51 build, boot phase 1: config.txt through ml_cfg (the same rules as
+# Boot phase 1: config.txt through ml_cfg (the same rules as
 # on rp2 and on the host), written in binary to the file 'cf' for phase 2
 # (boot.py), which runs after a reset on an empty heap. Whatever config.txt
 # holds, 'cf' is written: a bad one gives its safe-mode error code

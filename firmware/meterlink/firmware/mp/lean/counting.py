@@ -1,4 +1,4 @@
-# nRF51 build (micro:bit, MicroPython 1.9.2, about 9 KB of heap): pulse
+# Pulse
 # counting, commits and frame bodies, on the state in state.py. Like every
 # file of lean/ but config.py it is not imported but loaded by main.py into
 # one shared namespace, a top-level statement at a time (docs/firmware.md,

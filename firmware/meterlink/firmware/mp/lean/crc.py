@@ -1,4 +1,4 @@
-# nRF51 build: CRC-16/IBM-3740 (protocol 5), for the state records (boot
+# CRC-16/IBM-3740 (protocol 5), for the state records (boot
 # and run phases) and the link frames.
 
 

@@ -1,4 +1,4 @@
-# nRF51 build: one pass of the main loop (run.py runs it). The optional
+# One pass of the main loop (run.py runs it). The optional
 # alarms (burst, tamper, low battery) and the daily status are `if HAS_X:`
 # blocks, in the bundle only with their feature (meterlink.firmware.features).
 from utime import ticks_ms, ticks_diff, ticks_add

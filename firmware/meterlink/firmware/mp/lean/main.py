@@ -1,4 +1,4 @@
-# Boot entry on the nRF51 (flashed as main.py), the nRF51 build. Three
+# Boot entry (flashed as main.py, on every board). Three
 # phases with a reset between them, so that each starts on an empty heap
 # (about 9 KB). 1 (no file 'cf' or 'rt'): config.txt (config.py, ml_cfg) to
 # 'cf'. 2 ('cf'): the state records and the config (boot.py) and the working

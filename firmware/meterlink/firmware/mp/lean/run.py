@@ -1,4 +1,4 @@
-# nRF51 build: the main loop (step, loop.py), safe mode, and the stop for
+# The main loop (step, loop.py), safe mode, and the stop for
 # maintenance (the maintenance input, docs/protocol.md section 5).
 from utime import ticks_ms, ticks_diff, sleep_ms
 from glue import held, idle, stopping

@@ -1,4 +1,4 @@
-# nRF51 build: CMAC (RFC 4493) and sealing (protocol 3) with the working
+# CMAC (RFC 4493) and sealing (protocol 3) with the working
 # keys K (state.py), on aes.py's cipher; AES-CTR for both directions.
 import struct
 from fields import *  # the state indexes (inlined by the bundler)

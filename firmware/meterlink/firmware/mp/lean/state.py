@@ -1,4 +1,4 @@
-# nRF51 build, run phase: the resident state (loaded first, so that this
+# Run phase: the resident state (loaded first, so that this
 # data lies at the bottom of the heap, below the code compiled after it),
 # read from 'rt', which the boot phase (boot.py) wrote. 'rt' is removed once
 # read.

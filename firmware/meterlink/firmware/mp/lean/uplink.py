@@ -1,4 +1,4 @@
-# nRF51 build: uplink sessions: the body (counting.py), sealed (seal.py),
+# Uplink sessions: the body (counting.py), sealed (seal.py),
 # sent as a SLIP link frame (protocol 5). An alarm frame is kept (A,
 # state.py) and sent again, the same bytes, with backoff until an ack
 # arrives in the receive window after it, at most 8 times (protocol 6). A
