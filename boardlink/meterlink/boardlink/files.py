@@ -246,12 +246,26 @@ def remove_file(transport: SerialTransport, name: str) -> None:
     run_idempotent(transport, f"import os\ntry:\n os.remove({name!r})\nexcept OSError:\n pass\n")
 
 
-def read_file(transport: SerialTransport, name: str) -> bytes:
+def read_file(transport: SerialTransport, name: str, tries: int = MAX_TRIES) -> bytes:
     """Reads name in 64-byte chunks (a whole file at once can exhaust the heap) and checks
-    the result against the board's own size and Adler-32."""
+    the result against the board's own size and Adler-32; read again from the start, up
+    to `tries` times, when that fails. A byte lost on the line can turn the chunk loop
+    into code that still compiles and runs (`break` and the next line's `print` joined
+    into `breaknt`, seen under load): that loop had read chunks it never printed, so only
+    a read from the start gives the file."""
     _check_name(name)
     if name not in list_files(transport):
         raise BoardError(f"{name}: no such file on the board")
+    for attempt in range(tries):
+        try:
+            return _read_once(transport, name)
+        except BoardError:
+            if attempt == tries - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _read_once(transport: SerialTransport, name: str) -> bytes:
     chunks: list[bytes] = []
     run(transport, f"_f=open({name!r},'rb')\n")
     try:
@@ -271,7 +285,7 @@ def read_file(transport: SerialTransport, name: str) -> bytes:
             if not lines:
                 raise BoardError(f"reading {name}: the board printed nothing")
     finally:
-        run(transport, "_f.close()\ndel _f\n")
+        run_idempotent(transport, "try:\n _f.close()\n del _f\nexcept NameError:\n pass\n")
     data = b"".join(chunks)
     check = check_file(transport, name, data)
     if not check.ok:
