@@ -223,3 +223,45 @@ def test_50_power_cuts_of_the_shipped_nrf51_firmware(boards: Any) -> None:
 @pytest.mark.slow
 def test_200_power_cuts_of_the_shipped_nrf51_firmware(boards: Any) -> None:
     _run_lean(boards, 2, 100)
+
+
+def boots_until_sending(board: EmulatedBoard, boots: int, seed: int) -> list[int]:
+    """Power-cycles the shipped bundle `boots` times, pulses arriving throughout, each
+    boot cut once the run phase has sent two frames (or 12 s passed); returns the boots
+    whose run phase did not load (main.py's error path printed a MemoryError) or sent
+    nothing."""
+    rnd = random.Random(seed)
+    config = render_config(id=0x4C000100 + seed, key=LEAN_KEY, gen=1, register=LEAN_REGISTER,
+                           interval=2, rx_window_ms=100, pin_pulse="pin0")  # fmt: skip
+    board.flash({**bundle("nrf51"), "config.txt": config.encode()})
+    board.reset()
+    failed = []
+    for i in range(boots):
+        train = board.pulse_in_background("pin0", 10_000, high_ms=40, low_ms=40)
+        decoder, got, frames = LinkDecoder(), b"", 0
+        end = time.monotonic() + 12
+        while time.monotonic() < end and frames < 2 and b"MemoryError" not in got:
+            data = board.read(4096, timeout=0.2)
+            got = (got + data)[-4096:]
+            frames += sum(isinstance(x, LinkFrame) for x in decoder.feed(data))
+        time.sleep(rnd.uniform(0.0, 1.0))  # cut at a random instant of the run phase
+        train.cancel()
+        if frames < 2:
+            failed.append(i)
+        board.power_cut()
+        board.power_on()
+    return failed
+
+
+@pytest.mark.xdist_group("cpu-heavy")  # see docs/hil.md, "Parallel runs"
+@pytest.mark.hil
+@pytest.mark.slow
+def test_the_shipped_run_phase_loads_at_every_boot(boards: Any) -> None:
+    """The nRF51 run phase's loading margin is a few dozen bytes (docs/firmware.md, "The
+    nRF51: features and heap"): a boot that does not load it waits 60 s and resets,
+    counting nothing. 2 x 100 boots of the shipped bundle must all send."""
+    bs = boards(2)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        failed = list(pool.map(lambda ib: boots_until_sending(ib[1], 100, ib[0]),
+                               enumerate(bs)))  # fmt: skip
+    assert failed == [[], []], f"boots whose run phase did not load or send: {failed}"
