@@ -411,3 +411,38 @@ def test_an_alarm_over_the_at_modem_is_acked_in_its_window(pico: Rp2Lean) -> Non
               if f.frame_type == FrameType.ALARM]
     assert len(alarms) == 1 and acked == [alarms[0].counter]  # sent once: acked
     assert ns["V"][int(FIELDS["V_ALEN"])] == 0
+
+
+def test_a_send_the_modem_refuses_opens_no_window_and_the_alarm_is_sent_again(
+    pico: Rp2Lean,
+) -> None:
+    """AT_BUSY_ERROR to AT+PSEND: at_send() reports the frame as not sent, so no
+    AT+PRECV follows it, and the alarm frame goes out again, the same bytes, once the
+    modem takes it (its backoff), and then gets its window."""
+    write_config(modem=1, interval=600, backflow_pulses=3, rx_window_ms=300)
+    pico.phase1()
+    pico.phase2()
+    modem = Rak3172(pico.machine)
+    pico.phase3()
+    pico.run_until(utime.clock[0] + 300)  # the boot status, sent
+    refused: list[bytes] = []
+
+    def write(chunk: bytes) -> None:
+        if chunk.startswith(b"AT+PSEND=") and not refused:
+            refused.append(bytes.fromhex(chunk[9:].strip().decode()))
+            modem.lines.append(chunk.strip().decode())
+            pico.machine.rx.append(b"AT_BUSY_ERROR\r\n")
+            return
+        Rak3172.write(modem, chunk)
+
+    pico.machine.on_write[0] = write
+    t0 = utime.clock[0]
+    pico.machine.levels[DIR] = 1
+    pico.machine.levels[PULSE] = pulses(t0 + 100, 60, 30, 4)
+    pico.run_until(t0 + 6000)
+    assert refused and decode_frame(refused[0], KEY).frame_type == FrameType.ALARM
+    i = modem.lines.index("AT+PSEND=" + refused[0].hex().upper())
+    assert not modem.lines[i + 1].startswith("AT+PRECV=")  # no window after it
+    assert refused[0] in modem.sent  # sent again, the same bytes
+    j = modem.lines.index("AT+PSEND=" + refused[0].hex().upper(), i + 1)
+    assert modem.lines[j + 1].startswith("AT+PRECV=")

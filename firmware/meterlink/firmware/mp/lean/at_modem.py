@@ -67,19 +67,24 @@ def at_put(o, s):
     return o
 
 
+def at_wait(ms, s):
+    # length of the next line from the modem that starts with s (in L), each
+    # line within ms; -1 on a timeout or an error line (AT_ERROR,
+    # AT_PARAM_ERROR, AT_BUSY_ERROR ...)
+    while 1:
+        k = at_line(ms)
+        if k < 0 or at_is(k, b'AT_'):
+            return -1
+        if at_is(k, s):
+            return k
+
+
 def at_cmd(n):
-    # send O[0:n] and CR LF; 1 when the modem answers OK
+    # send O[0:n] and CR LF; true when the modem answers OK
     O[n] = 13
     O[n + 1] = 10
     uart.write(O[0:n + 2])
-    while 1:
-        k = at_line(1000)
-        if k < 0:
-            return 0
-        if at_is(k, b'OK'):
-            return 1
-        if at_is(k, b'AT_'):  # AT_ERROR, AT_PARAM_ERROR, AT_BUSY_ERROR ...
-            return 0
+    return at_wait(1000, b'OK') >= 0
 
 
 def at_init():
@@ -91,27 +96,17 @@ def at_init():
 
 
 def at_send(n):
-    # the radio payload F[0:n] (uplink.py's link()); 1 once the modem reports
-    # TX done (at most 6 s: SF12, 51 bytes take 2.5 s), 0 if it refused it or
-    # never said so (an alarm is then resent by its backoff); kept in AQ[2]
-    AQ[2] = at_sent(n)
-    return AQ[2]
-
-
-def at_sent(n):
+    # the radio payload F[0:n] (uplink.py's link()); true once the modem
+    # reports TX done (at most 6 s: SF12, 51 bytes take 2.5 s), false if it
+    # refused it or never said so (an alarm is then resent by its backoff);
+    # kept in AQ[2] for at_listen()
     o = at_put(0, b'AT+PSEND=')
     for i in range(n):
         O[o] = HEX[F[i] >> 4]
         O[o + 1] = HEX[F[i] & 15]
         o += 2
-    if not at_cmd(o):
-        return 0
-    while 1:
-        k = at_line(6000)
-        if k < 0:
-            return 0
-        if at_is(k, b'+EVT:TXP2P'):
-            return 1
+    AQ[2] = at_cmd(o) and at_wait(6000, b'+EVT:TXP2P') >= 0
+    return AQ[2]
 
 
 def at_nib(c):
@@ -132,12 +127,9 @@ def at_listen(ms):
         w = ticks_diff(e, ticks_ms())
         if w <= 0 or not at_cmd(at_put(at_put(0, b'AT+PRECV='), w)):
             return
-        while 1:
-            k = at_line(w + 3000)  # a frame begun in time ends later
-            if k < 0:
-                return
-            if at_is(k, b'+EVT:RXP2P'):
-                break
+        k = at_wait(w + 3000, b'+EVT:RXP2P')  # a frame begun in time ends later
+        if k < 0:
+            return
         # +EVT:RXP2P:<rssi>:<snr>:<hex>: the payload follows the fourth colon
         i = j = 0
         while i < k and j < 4:
