@@ -13,11 +13,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import cbor2
 import lean_checks
 import microbit  # the fake, from tests/nrf51
 import pytest
 import utime
-import cbor2
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.cmac import CMAC
 from hypothesis import example, given, settings
@@ -488,6 +488,15 @@ def test_the_status_frame_carries_the_register_and_the_alarms(lean: LeanBoard) -
     assert (status.leak_intervals, status.burst_pulses, status.burst_intervals,
             status.backflow_pulses) == (96, 7, 3, 10)
     assert status.error is None
+    # the gateway's message for it: the module's own weight and unit, not the key file's
+    from meterlink.edge.messages import build_body
+    from meterlink.edge.registry import Device
+
+    kind, out = build_body(frames()[0], Device(DEV, KEY, "WM-1"), "gw", 1_700_000_000.0)
+    assert kind == "status" and out["reason"] == "boot" and out["alarms"] == []
+    assert (out["register"], out["volume_l"], out["pulse_weight"], out["unit"],
+            out["reverse"]) == (1234, 12.34, 10, "mL", 0)
+    assert (out["interval_s"], out["leak_intervals"], out["burst_pulses"]) == (2, 96, 7)
 
 
 def test_without_status_detail_the_nrf51_status_has_only_the_required_keys(
