@@ -154,12 +154,7 @@ def test_the_nrf51_build_has_no_downlink_handler_and_its_window_takes_only_an_ac
                                       "burst_pulses", "burst_intervals"}
 
 
-@pytest.mark.parametrize("board", [
-    "nrf51",
-    pytest.param("rp2", marks=pytest.mark.xfail(
-        reason="rp2 ships status_detail, recorded for firmware 1.2 (258); the bundles still "
-               "say 1.1 (257) until FW_VERSION moves with the nRF51's 1.2 set", strict=True)),
-])
+@pytest.mark.parametrize("board", SUPPORTED_BOARDS)
 def test_the_features_of_the_current_release_are_recorded(board: str) -> None:
     """Modules registered before features were recorded get these at export: the entry
     for the version the bundles carry today must be today's table."""

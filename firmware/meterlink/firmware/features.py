@@ -33,7 +33,7 @@ __all__ = [
     "released_features",
 ]
 
-# nrf51 (firmware 1.1): what fits its heap with >= 1 KB free at the worst moment, measured
+# nrf51 (firmware 1.2, as 1.1): what fits its heap with >= 1 KB free at the worst moment, measured
 # by hil_tests/tests/test_firmware_footprint.py (docs/firmware.md, "Features per board").
 BOARD_FEATURES: Mapping[str, frozenset[str]] = MappingProxyType({
     "nrf51": frozenset({"burst_alarm"}),
@@ -55,7 +55,7 @@ RELEASED_FEATURES: Mapping[int, Mapping[str, frozenset[str]]] = MappingProxyType
     # downlink's thresholds (no status_detail)
     257: MappingProxyType({"nrf51": frozenset({"burst_alarm"}),
                            "rp2": ALL_FEATURES - {"status_detail"}}),
-    # 1.2: rp2 gains status_detail; FW_VERSION moves to 258 with the nRF51's 1.2 set
+    # 1.2: rp2 gains status_detail
     258: MappingProxyType({"nrf51": frozenset({"burst_alarm"}), "rp2": ALL_FEATURES}),
 })
 

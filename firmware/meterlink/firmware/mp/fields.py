@@ -7,7 +7,7 @@
 # (meterlink.firmware.symbols) names them back.
 from micropython import const
 
-FW_VERSION = const(257)  # firmware version 1.1: major*256 + minor
+FW_VERSION = const(258)  # firmware version 1.2: major*256 + minor
 
 # The optional features (meterlink.protocol.features), one flag each. Sources test
 # them only as a whole statement, `if HAS_X:` (optionally with `else:`); the bundler
