@@ -564,9 +564,13 @@ def check_reading_after_15_years_carries_12_deltas():
 
 def check_status_frame_keeps_the_priority_order():
     # every value large: the status keeps its required keys and the optional
-    # ones of protocol 4.4's list (15, 8, 4, 20, 21, 22, 23, ...) that fit, in its
-    # order (the sources as written have the burst alarm: 21 and 22 are sent)
-    config(interval=65535, leak_intervals=65535, backflow_pulses=4000000000)
+    # ones of protocol 4.4's list (15, 8, 4, 20, 21, 22, 23, 1, 13, 2, 3) that
+    # fit, in its order (the sources as written have the burst alarm and
+    # status_detail): 15 + 1 bytes of required keys and map head leave 24; 8
+    # (2), 4 (4), 20 (4), 21 (3), 22 (2), 23 (6) leave 3; the register (6) does
+    # not fit, the reverse count after it (2) does; weight and unit (2 each) not
+    config(interval=65535, leak_intervals=65535, backflow_pulses=4000000000,
+           register=4000000000)
     ns = boot()
     ns['S'][S_RESETS] = 70000
     run_until(ns, utime.clock[0] + 300)
@@ -576,7 +580,8 @@ def check_status_frame_keeps_the_priority_order():
     assert [k for k in (9, 10, 11, 14) if k in keys] == [9, 10, 11, 14], keys
     order = [15, 8, 4, 20, 21, 22, 23, 1, 13, 2, 3]
     kept = [k for k in order if k in keys]
-    assert kept == [4, 20, 21, 22, 23] and keys == sorted(keys), keys
+    assert kept == [8, 4, 20, 21, 22, 23, 13] and keys == sorted(keys), keys
+    assert f[0][3][13] == 0 and f[0][4] == 50, f[0]
 
 
 def check_interval_alarms():

@@ -107,6 +107,8 @@ EVIDENCE: dict[str, tuple[str, Callable[[Files], bool]]] = {
                           "before sending",
                           lambda f: any("def budget(" in t for t in f.values())
                           and any(_called("budget", t) for t in f.values())),
+    "status_detail": ("the status body gets the optional keys (counting.py's detail())",
+                      lambda f: "def detail(" in _code(f) and _called("detail", _code(f))),
 }
 
 

@@ -13,13 +13,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import cbor2
 import lean_checks
 import microbit  # the fake, from tests/nrf51
 import pytest
 import utime
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.cmac import CMAC
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from lean_board import FORMS, LeanBoard
 
@@ -39,6 +40,7 @@ from meterlink.protocol import (
     encode_frame,
     encode_link,
 )
+from meterlink.protocol.bodies import KEY_NAMES
 from meterlink.protocol.cbor_body import decode_body_map
 from meterlink.protocol.crypto import as_device_keys, ctr_xor
 from meterlink.protocol.frame import seal
@@ -122,7 +124,7 @@ def test_boots_counts_and_sends_the_boot_status_first(lean: LeanBoard) -> None:
     lean.run_until(t0 + 5 * 2000 + 300)
     got = frames()
     assert got[0].frame_type == FrameType.STATUS and isinstance(got[0].body, Status)
-    assert got[0].body.fw_version == 257 and got[0].body.error in (None, 0)
+    assert got[0].body.fw_version == 258 and got[0].body.error in (None, 0)
     readings = [f.body for f in got if f.frame_type == FrameType.READING]
     assert len(readings) >= 4 and all(isinstance(r, Reading) for r in readings)
     # 35 forward pulses, 5 reverse (a debt paid back by the next 5 forward ones)
@@ -289,6 +291,66 @@ def test_reading_bodies_decode_with_the_codec(
     assert body.interval_seq == iseq - 1
 
 
+U32 = st.integers(0, 2**32 - 1)
+
+
+@settings(max_examples=150, deadline=None)
+@example(err=0, alarms=63, interval=65535, thresholds=(65535, 2**32 - 1, 65535, 2**32 - 1),
+         register=2**32 - 1, reverse=0, weight=65535, unit=2, resets=2**32 - 1)
+@given(err=st.sampled_from((0, 1, 2, 3, 4)), alarms=st.integers(0, 63),
+       interval=st.integers(1, 65535), thresholds=st.tuples(*[st.one_of(st.just(0), U32)] * 4),
+       register=U32, reverse=U32, weight=st.integers(1, 65535), unit=st.integers(0, 2),
+       resets=U32)  # fmt: skip
+def test_status_bodies_fit_and_keep_the_priority_order(
+    crypto: dict[str, Any], err: int, alarms: int, interval: int,
+    thresholds: tuple[int, int, int, int], register: int, reverse: int, weight: int,
+    unit: int, resets: int,
+) -> None:
+    """counting.py's status body (status_detail, the sources as written) is what the
+    protocol's encoder sends for the same values (protocol 4.4: the optional keys in
+    priority order, each only if it still fits, a later smaller one after one that did
+    not); never over 51 bytes; in safe mode (codes 1-3) only the error code."""
+    from array import array
+
+    from meterlink.protocol import body_from_map, cbor_body
+    from meterlink.protocol.bodies import STATUS_PRIORITY
+
+    ns = crypto
+    s = array("L", [0] * 15)
+    v = array("L", [0] * 40)
+    s[S_REG], s[int(FIELDS["S_REV"])], s[int(FIELDS["S_RESETS"])] = register, reverse, resets
+    for name, value in (("V_ERR", err), ("V_ACT", alarms), ("V_INTERVAL", interval),
+                        ("V_WEIGHT", weight), ("V_UNIT", unit), ("V_LEAK", thresholds[0]),
+                        ("V_BURST", thresholds[1]), ("V_BURSTN", thresholds[2]),
+                        ("V_BACKFLOW", thresholds[3])):  # fmt: skip
+        v[int(FIELDS[name])] = value
+    ns["S"], ns["V"] = s, v
+    ns["B"] = bytearray(62)  # the record as committed (up() commits before a status)
+    ns["Q"] = [None, None, array("L")]
+    struct.pack_into("<15I", ns["B"], 0, *s)
+    n = ns["body"](2)
+    sent = cbor_body.decode_body_map(bytes(ns["F"][9 : 9 + n]))
+    assert 11 + n <= 51 and list(sent) == sorted(sent)
+    status = body_from_map(FrameType.STATUS, sent)
+    assert isinstance(status, Status) and status.reason == (2 if err % 4 else 0)
+    if err % 4:
+        assert set(sent) == {9, 10, 11, 14, 15} and status.error == err
+        return
+    had = {8: alarms, 4: interval, 1: register, 13: reverse, 2: weight, 3: unit,
+           **{k: x for k, x in zip((20, 21, 22, 23), thresholds, strict=True) if x}}
+    if err:
+        had[15] = err
+    full = Status(battery_pct=status.battery_pct, fw_version=status.fw_version,
+                  resets=resets, reason=0, **{KEY_NAMES[k]: x for k, x in had.items()})
+    ref = decode_frame(encode_frame(FrameType.STATUS, DEV, 1, full, KEY), KEY)
+    assert status == ref.body
+    hand = {k: sent[k] for k in (9, 10, 11, 14)}
+    for k in STATUS_PRIORITY:  # protocol 4.4 by hand: each key that still fits 51 bytes
+        if k in had and 11 + len(cbor2.dumps(dict(sorted({**hand, k: had[k]}.items())))) <= 51:
+            hand[k] = had[k]
+    assert sent == dict(sorted(hand.items()))
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     root=st.binary(min_size=16, max_size=16),
@@ -405,17 +467,81 @@ def test_a_burst_raises_the_burst_alarm(lean: LeanBoard) -> None:
     assert any(isinstance(r, Reading) and r.alarms & 2 for r in readings)
 
 
-# ---- what the full profile did that this build does not: a gap, documented (strict: a
-# gap closed shows as a failure here, and its xfail goes)
+# ---- status_detail: the status frame's optional keys (protocol 4.4)
+
+DETAIL = bundle_features("nrf51") | {"status_detail"}
+STATUS_OPTIONAL = ("error", "alarms", "interval_s", "leak_intervals", "burst_pulses",
+                   "burst_intervals", "backflow_pulses", "register", "reverse",
+                   "pulse_weight", "unit")  # protocol 4.4's priority order
 
 
-@pytest.mark.xfail(reason="the lean status frame carries none of protocol 4.4's optional "
-                   "keys 8, 1, 13, 2, 3 (alarms, register, reverse, weight, unit), which "
-                   "the full profile sent when they fit", strict=True)  # fmt: skip
-def test_gap_the_status_frame_carries_the_register_and_the_alarms(lean: LeanBoard) -> None:
+def test_the_status_frame_carries_the_register_and_the_alarms(lean: LeanBoard) -> None:
+    write_config(register=1234, weight=10, unit=0, burst_pulses=7, burst_intervals=3)
+    if lean.form == "bundle":
+        lean = LeanBoard("bundle", features=DETAIL)
+    lean.boot()
+    lean.run_until(utime.clock[0] + 300)
+    status = frames()[0].body
+    assert isinstance(status, Status) and status.reason == 1
+    assert (status.register, status.alarms, status.interval_s, status.reverse,
+            status.pulse_weight, status.unit) == (1234, 0, 2, 0, 10, 0)
+    assert (status.leak_intervals, status.burst_pulses, status.burst_intervals,
+            status.backflow_pulses) == (96, 7, 3, 10)
+    assert status.error is None
+    # the gateway's message for it: the module's own weight and unit, not the key file's
+    from meterlink.edge.messages import build_body
+    from meterlink.edge.registry import Device
+
+    kind, out = build_body(frames()[0], Device(DEV, KEY, "WM-1"), "gw", 1_700_000_000.0)
+    assert kind == "status" and out["reason"] == "boot" and out["alarms"] == []
+    assert (out["register"], out["volume_l"], out["pulse_weight"], out["unit"],
+            out["reverse"]) == (1234, 12.34, 10, "mL", 0)
+    assert (out["interval_s"], out["leak_intervals"], out["burst_pulses"]) == (2, 96, 7)
+
+
+def test_without_status_detail_the_nrf51_status_has_only_the_required_keys(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    microbit.reset_all()
     write_config(register=1234)
+    lean = LeanBoard("bundle")  # the nRF51 as shipped
     lean.boot()
     lean.run_until(utime.clock[0] + 300)
     status = frames()[0].body
     assert isinstance(status, Status)
-    assert status.register == 1234 and status.alarms is not None and status.unit is not None
+    assert all(getattr(status, name) is None for name in STATUS_OPTIONAL)
+
+
+def test_a_safe_mode_status_sends_no_value_the_module_does_not_have(lean: LeanBoard
+                                                                    ) -> None:  # fmt: skip
+    write_config(register=1234)
+    if lean.form == "bundle":
+        lean = LeanBoard("bundle", features=DETAIL)
+    lean.boot()  # a record with register 1234 on file
+    good = Path("config.txt").read_text()  # then a pin the board refuses
+    Path("config.txt").write_text(good.replace("pin_pulse=pin0", "pin_pulse=pin8"))
+    microbit.tx.clear()
+    ns = lean.boot()
+    assert ns["V"][V_ERR] == 3 and ns["S"][S_REG] == 1234
+    start = utime.clock[0]
+    microbit.levels["pin8"] = lambda t: 1 if t > start + 500 else 0
+    ns["run"]()  # the status frame, then a wait for the maintenance input
+    got = frames()
+    assert len(got) == 1
+    status = got[0].body
+    assert isinstance(status, Status) and status.reason == 2 and status.error == 3
+    assert [n for n in STATUS_OPTIONAL if getattr(status, n) is not None] == ["error"]
+
+
+def test_a_corrupt_store_status_has_the_register_from_the_config(lean: LeanBoard) -> None:
+    write_config(register=777)
+    if lean.form == "bundle":
+        lean = LeanBoard("bundle", features=DETAIL)
+    Path("st0").write_bytes(b"spoilt")
+    lean.boot()
+    lean.run_until(utime.clock[0] + 300)
+    status = frames()[0].body
+    assert isinstance(status, Status) and status.error == 4 and status.register == 777
+    assert status.alarms is not None and status.unit is not None
+
+

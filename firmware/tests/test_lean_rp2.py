@@ -100,6 +100,8 @@ def test_boots_counts_through_gpio_and_sleeps_between_edges(pico: Rp2Lean) -> No
     pico.run_until(t0 + 4 * 2000 + 300)
     got = frames(pico)
     assert got[0].frame_type == FrameType.STATUS and isinstance(got[0].body, Status)
+    # status_detail: the register as committed (the record, glue committed()), then the rest
+    assert (got[0].body.register, got[0].body.alarms, got[0].body.interval_s) == (500, 0, 2)
     assert pico.glue.battery() == 99  # VSYS 3.6 V on ADC3 (the low-battery alarm's input)
     pico.machine.vsys[0] = 3.05
     assert pico.glue.battery() == 8

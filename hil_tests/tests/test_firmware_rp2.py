@@ -131,6 +131,9 @@ def test_boots_counts_and_stops_on_ctrl_c(pico: EmulatedPico) -> None:
         collect(1)
     assert heard[0].frame_type == FrameType.STATUS and isinstance(heard[0].body, Status)
     assert heard[0].body.error in (None, 0)
+    # status_detail: the register (as committed) and the configuration echo, as they fit
+    assert (heard[0].body.register, heard[0].body.interval_s) == (REG2, 2)
+    assert heard[0].body.alarms is not None and heard[0].body.pulse_weight is not None
     pico.pulses(PULSE, 40, 20, 20)  # 25 Hz, timed by the chip
     pico.set_pin(DIR, 1)
     pico.pulses(PULSE, 5, 20, 20)  # backflow: a debt of 5

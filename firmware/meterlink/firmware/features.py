@@ -9,13 +9,10 @@ is an `if HAS_X:` block in the on-board sources, lowered per board at bundle tim
 provisioning records it in the key file, and the gateway refuses a command a module's
 features cannot take.
 
-Both boards run the same sources (`mp/lean/`).
-- rp2 ships every feature those sources have. The burst, tamper and low-battery alarms,
-  the daily status and the safe-mode repeat are not in them yet (they come with the
-  nRF51 work's feature blocks, issue 13); the full profile, which rp2 ran up to 1.0, had
-  them (RELEASED_FEATURES keeps that record for the modules flashed with it).
-- nrf51: the AT modem is not for it (its one UART serves the transparent modem and the
-  programming cable).
+Both boards run the same sources (`mp/lean/`), which have every feature.
+- rp2 ships them all.
+- nrf51 ships what fits its heap (`burst_alarm`); its AT modem is not for it (its one
+  UART serves the transparent modem and the programming cable).
 
 `firmware/tests/test_features.py` holds this table to the bundle's contents.
 """
@@ -36,7 +33,7 @@ __all__ = [
     "released_features",
 ]
 
-# nrf51 (firmware 1.1): what fits its heap with >= 1 KB free at the worst moment, measured
+# nrf51 (firmware 1.2, as 1.1): what fits its heap with >= 1 KB free at the worst moment, measured
 # by hil_tests/tests/test_firmware_footprint.py (docs/firmware.md, "Features per board").
 BOARD_FEATURES: Mapping[str, frozenset[str]] = MappingProxyType({
     "nrf51": frozenset({"burst_alarm"}),
@@ -52,9 +49,14 @@ POSSIBLE_FEATURES: Mapping[str, frozenset[str]] = MappingProxyType({
 # For modules registered before the registry recorded features: provisioning exports
 # these for them.
 RELEASED_FEATURES: Mapping[int, Mapping[str, frozenset[str]]] = MappingProxyType({
-    256: MappingProxyType({"nrf51": frozenset(), "rp2": ALL_FEATURES}),  # 1.0
+    # 1.0: rp2 ran the full profile, whose status frames had the optional keys
+    256: MappingProxyType({"nrf51": frozenset(), "rp2": ALL_FEATURES}),
+    # 1.1: rp2's lean build sent the status frame's optional keys only with a config
+    # downlink's thresholds (no status_detail)
     257: MappingProxyType({"nrf51": frozenset({"burst_alarm"}),
-                           "rp2": ALL_FEATURES}),  # 1.1
+                           "rp2": ALL_FEATURES - {"status_detail"}}),
+    # 1.2: rp2 gains status_detail
+    258: MappingProxyType({"nrf51": frozenset({"burst_alarm"}), "rp2": ALL_FEATURES}),
 })
 
 

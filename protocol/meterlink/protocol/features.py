@@ -45,6 +45,9 @@ FEATURES: tuple[Feature, ...] = (
     Feature("at_modem", "drives an AT modem (modem=1, RAK3172-class, RUI3 LoRa P2P)"),
     Feature("duty_cycle_budget", "keeps the EU868 sub-band's duty-cycle budget "
                                  "(protocol 6.4)"),
+    Feature("status_detail", "status frames carry protocol 4.4's optional keys the module "
+                             "has (alarms, interval, thresholds, register, reverse, weight, "
+                             "unit) as they fit"),
 )
 ALL_FEATURES: frozenset[str] = frozenset(f.name for f in FEATURES)
 

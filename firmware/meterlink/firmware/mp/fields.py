@@ -7,7 +7,7 @@
 # (meterlink.firmware.symbols) names them back.
 from micropython import const
 
-FW_VERSION = const(257)  # firmware version 1.1: major*256 + minor
+FW_VERSION = const(258)  # firmware version 1.2: major*256 + minor
 
 # The optional features (meterlink.protocol.features), one flag each. Sources test
 # them only as a whole statement, `if HAS_X:` (optionally with `else:`); the bundler
@@ -23,6 +23,7 @@ HAS_DAILY_STATUS = const(1)
 HAS_SAFE_MODE_REPEAT = const(1)
 HAS_AT_MODEM = const(1)
 HAS_DUTY_CYCLE_BUDGET = const(1)
+HAS_STATUS_DETAIL = const(1)
 
 # S: the persisted record, 15 unsigned 32-bit fields and a CRC
 S_SEQ = const(0)  # record sequence number (the newer of the two files wins)

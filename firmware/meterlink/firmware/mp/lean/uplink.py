@@ -25,11 +25,17 @@ def up(kind):
                 v[V_PEND] = v[V_RAISED]
             return
     if kind < 3:
-        if kind == 1:
-            # an alarm frame carries the register: committed first, so that no
-            # frame ever shows a register a power cut could take back
-            # (docs/firmware.md, "Loss bound")
-            commit()
+        if HAS_STATUS_DETAIL:
+            if kind and v[V_ERR] % 4 == 0:
+                # an alarm or status frame carries the register: committed
+                # first (not in safe mode, codes 1-3: it has no register)
+                commit()
+        else:
+            if kind == 1:
+                # an alarm frame carries the register: committed first, so that no
+                # frame ever shows a register a power cut could take back
+                # (docs/firmware.md, "Loss bound")
+                commit()
         n = body(kind)
         fc = v[V_FC]
         if fc >= S[S_RSV]:
