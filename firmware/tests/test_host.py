@@ -96,9 +96,16 @@ def test_nrf51_names_and_load_orders_come_from_the_named_lists() -> None:
     # the files of 1.0, seal.py now before uplink.py (the run phase did not load with the
     # downlink work the other way round: MemoryError for a 496-byte block in seal.py)
     assert run == "dplvaxsmk" and boot == "kxb"
-    assert f"for n in b'{run}':ld('ml_n'+chr(n))" in main
-    assert f"for n in b'{boot}':ld('ml_n'+chr(n))" in main
-    assert f"import {NRF51_NAMES['config'].removesuffix('.py')};" in main
+    # main.py picks the phase's order, loads its files and calls phase(); phase 1's one
+    # loaded file imports config.py and names its read()
+    config = NRF51_NAMES["config_phase"]
+    assert config in files and NRF51_NAMES["config"] not in main
+    assert (f"for n in(b'{run}' if 'rt'in os.listdir()else b'{boot}' if 'cf'in os.listdir()"
+            f"else b'{config[4]}'):ld('ml_n'+chr(n))\n phase()or machine.reset()") in main
+    imported = NRF51_NAMES["config"].removesuffix(".py")
+    assert split_chunks(files[config].decode()) == [f"import {imported};phase={imported}.read\n"]
+    assert files[NRF51_NAMES["run"]].decode().endswith("\nphase=run\n")
+    assert files[NRF51_NAMES["boot"]].decode().endswith("\nphase=boot\n")
     # the state's field names never reach the board: the numbers are inlined
     for data in bundle("nrf51").values():
         assert b"fields" not in data and b"V_" not in data and b"S_" not in data

@@ -96,11 +96,9 @@ def instrumented(files: dict[str, bytes]) -> dict[str, bytes]:
     frame all alive), printed on the UART between the frames."""
     out = dict(files)
     main = files["main.py"].decode()
-    loops = re.findall(r"for n in b'\w+':ld\('ml_n'\+chr\(n\)\)", main)
-    assert len(loops) == 2, main  # the boot phase's and the run phase's
-    for loop in loops:
-        main = main.replace(loop, loop + ";print('heap',chr(n),gc.mem_free())")
-    out["main.py"] = main.encode()
+    load = ":ld('ml_n'+chr(n))"  # the loop over each phase's files
+    assert main.count(load) == 1, main
+    out["main.py"] = main.replace(load, load + ";print('heap',chr(n),gc.mem_free())").encode()
     uplink = NRF51_NAMES["uplink"]
     source = "".join(split_chunks(files[uplink].decode()))
     size = re.search(r"def link\((\w)\):", source)  # link(n): names are shortened
@@ -146,8 +144,7 @@ def measure(board: EmulatedBoard, files: dict[str, bytes]) -> Footprint:
     board.remove_file("main.py")
     fs_left = int(board.exec(FS_PROBE, timeout=60).strip())
     probed = instrumented(files)
-    uplink = NRF51_NAMES["uplink"]
-    board.flash({"main.py": probed["main.py"], uplink: probed[uplink]})
+    board.flash({"main.py": files["main.py"]} | {n: d for n, d in probed.items() if d != files[n]})
     board.reset()
     decoder = LinkDecoder()
     text, frames = b"", []

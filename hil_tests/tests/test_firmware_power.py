@@ -29,15 +29,16 @@ from meterlink.protocol import Alarm, Frame, LinkDecoder, LinkFrame, Reading, de
 
 COMMIT_EVERY = 10
 FI = {name: int(value) for name, value in FIELDS.items()}
-# run.py's run() in its place (main.py unchanged: its heap margin is a few bytes): the
+# run.py's run() in its place (main.py unchanged): the
 # state boot.py loaded (V_ERR 4: the store was corrupt; the record sequence, 1 on the
 # first boot; the register; the first counter of this boot's range), then the counting
-# loop
+# loop; named `phase`, as run.py names run(), the function main.py calls
 RUN = ("def run():\n"
        f" print('boot',V[{FI['V_ERR']}],S[{FI['S_SEQ']}],S[{FI['S_REG']}],V[{FI['V_FC']}])\n"
        " while 1:\n"
        "  poll()\n"
-       f"  if V[{FI['V_NPULSE']}]>={COMMIT_EVERY}:commit();print('c',S[{FI['S_REG']}])\n")
+       f"  if V[{FI['V_NPULSE']}]>={COMMIT_EVERY}:commit();print('c',S[{FI['S_REG']}])\n"
+       "phase=run\n")
 
 
 def counting_loop_firmware() -> dict[str, bytes]:

@@ -31,6 +31,7 @@ __all__ = [
     "MAINTENANCE_PIN",
     "NRF51_BOOT",
     "NRF51_CONFIG",
+    "NRF51_CONFIG_PHASE",
     "NRF51_NAMES",
     "NRF51_ROLES",
     "NRF51_RUN",
@@ -63,7 +64,12 @@ NRF51_BOOT = ("crc", "aes", "boot")
 # air and at_modem: feature files (FEATURE_FILES), loaded after what they call
 NRF51_RUN = ("state", "counting", "loop", "uplink", "ack", "window", "downlink", "aes", "seal",
              "run", "air", "at_modem", "crc")
-NRF51_ROLES = (NRF51_CONFIG, *NRF51_BOOT, *(r for r in NRF51_RUN if r not in NRF51_BOOT))
+# Boot phase 1's one loaded file: it imports NRF51_CONFIG and names its read() as the
+# function main.py calls (lean/main.py: code in main.py stays in the heap, code
+# loaded is freed).
+NRF51_CONFIG_PHASE = ("config_phase",)
+NRF51_ROLES = (NRF51_CONFIG, *NRF51_BOOT, *(r for r in NRF51_RUN if r not in NRF51_BOOT),
+               *NRF51_CONFIG_PHASE)  # fmt: skip
 _ONBOARD_PREFIX = "ml_n"  # as lean/main.py's ld() builds the names
 # The letters of the files the board has run since 1.0. main.py's chr(n) interns each
 # letter as a string on the board (a qstr, kept for good), so the set of letters is
@@ -130,14 +136,15 @@ _PROFILE = {"nrf51": _LEAN, "rp2": _LEAN | {"lean/glue_rp2.py": "glue.py"}}
 
 
 def _main_names(features: frozenset[str]) -> dict[str, str]:
-    """Names in lean/main.py the bundler fills in: the load orders (the files of the
-    features left out are not loaded) and config.py's name."""
+    """Names in lean/main.py and config_phase.py the bundler fills in: the load orders
+    (the files of the features left out are not loaded) and config.py's name."""
     def order(roles: tuple[str, ...]) -> str:
         return repr("".join(_LETTER[r] for r in _kept(roles, features)).encode())
 
     return {
         "RUN_FILES": order(NRF51_RUN),
         "BOOT_FILES": order(NRF51_BOOT),
+        "CONFIG_FILES": order(NRF51_CONFIG_PHASE),
         "config": NRF51_NAMES[NRF51_CONFIG].removesuffix(".py"),
     }
 
@@ -237,6 +244,7 @@ def bundle(board: str, features: frozenset[str] | set[str] | None = None) -> dic
 
 
 _BUNDLE_LOCK = threading.Lock()
+_PHASE_SOURCES = {f"lean/{role}.py" for role in NRF51_CONFIG_PHASE}
 
 
 def _chosen(board: str, features: frozenset[str] | set[str] | None) -> frozenset[str]:
@@ -263,7 +271,8 @@ def _lowered(board: str, features: frozenset[str]) -> tuple[dict[str, bytes], di
             continue  # the file of a feature this bundle leaves out
         lowered = lowered_source(src, features, board, glued)  # same lines as the source
         renamed: dict[str, dict[str, str]] = {}
-        text = rename_locals(shrink(lowered, main_names if name == "main.py" else None), renamed)
+        fill = main_names if name == "main.py" or src in _PHASE_SOURCES else None
+        text = rename_locals(shrink(lowered, fill), renamed)
         symbols[name] = map_file(src, lowered, text, renamed, loaded=name in _LOADED)
         files[name] = (chunked(text) if name in _LOADED else text).encode()
     return files, {

@@ -161,3 +161,6 @@ def keys(f, r):
     e = dbl(e)
     f.write(e)
     f.write(dbl(e))
+
+
+phase = boot  # what main.py calls in boot phase 2

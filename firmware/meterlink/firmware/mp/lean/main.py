@@ -6,29 +6,31 @@
 # ('rt'): the state (state.py, first, so that its data lies at the bottom of
 # the heap), the code, largest functions first while the heap still has
 # large blocks, then the main loop (run.py).
-# The load orders are meterlink.firmware's NRF51_BOOT and NRF51_RUN: the
-# bundler writes them here for BOOT_FILES and RUN_FILES (the on-board names'
-# letters), and `config` is config.py's on-board name.
-# Phases 2 and 3 do not import their files: ld() compiles them a top-level
-# statement at a time into this module's namespace. Compiling a whole module
-# needs free blocks of about three times its size, and after a few imports
-# the heap has no such blocks left; one statement at a time needs a few
-# hundred bytes, and one namespace saves a module and a dict per file. The
-# files are stored as chunks, each a 3-digit length and its source (the
-# bundler in meterlink.firmware writes them). File names are built, not
-# written out: every string literal stays in the heap.
-# The run phase's namespace is grown first by state.py (code there is freed
-# once run; every byte of this file's code stays in the heap while the
-# firmware runs). After the maintenance stop the namespace is emptied, so
-# that the REPL (the harness, provisioning) has the heap.
+# Every byte of this file's code stays in the heap while a phase runs (this
+# module is its caller), so it only picks the phase, loads the phase's files
+# and calls the function they name phase() (run(), boot(), config.py's read()).
+# The load orders are meterlink.firmware's NRF51_RUN, NRF51_BOOT and
+# NRF51_CONFIG_PHASE: the bundler writes them here for RUN_FILES, BOOT_FILES
+# and CONFIG_FILES (the on-board names' letters). A phase's files are not
+# loaded by a file of that phase: a file loaded inside ld() has the C stack of
+# two more calls, and the run phase's files ran out of it ('maximum recursion
+# depth exceeded' running state.py).
+# ld() compiles a file a top-level statement at a time into this module's
+# namespace. Compiling a whole module needs free blocks of about three times
+# its size, and after a few imports the heap has no such blocks left; one
+# statement at a time needs a few hundred bytes, and one namespace saves a
+# module and a dict per file. The files are stored as chunks, each a 3-digit
+# length and its source (the bundler in meterlink.firmware writes them).
+# After the maintenance stop the namespace is emptied, so that the REPL (the
+# harness, provisioning) has the heap.
 # Maintenance (docs/protocol.md section 5) needs someone at the module: the
 # maintenance input (pin8, held high by the programming cable), seen at boot
 # (phases 1 and 2: config.read(), boot() return 1) or while the firmware runs
-# (loop.py, run.py: run() returns). Nothing received on the UART, which the radio
-# modem shares, leads to the REPL: each phase's first file turns Ctrl-C off
-# (config.py, crc.py, state.py; code here would stay in the heap), a Ctrl-C before
-# that ends in the error path below, and only a maintenance entry ends this
-# file at the REPL.
+# (loop.py, run.py: run() returns 1). Nothing received on the UART, which the
+# radio modem shares, leads to the REPL: each phase's first file turns Ctrl-C
+# off (config.py, crc.py, state.py; code here would stay in the heap), a
+# Ctrl-C before that ends in the error path below, and only a phase() that
+# returns 1 ends this file at the REPL.
 # On an unexpected error: a minute's wait, then a reset whatever happens on
 # the way (never a tight crash loop, never the REPL).
 import gc
@@ -50,20 +52,13 @@ def ld(n):
 
 try:
     gc.collect()
-    if 'rt' in os.listdir():
-        for n in RUN_FILES:
-            ld('ml_n' + chr(n))
-        run()  # returns when the maintenance input is seen
-        for n in list(globals()):
-            if n != '__name__':
-                del globals()[n]
-    elif 'cf' in os.listdir():
-        for n in BOOT_FILES:
-            ld('ml_n' + chr(n))
-        boot() or machine.reset()
-    else:
-        import config
-        config.read() or machine.reset()
+    for n in (RUN_FILES if 'rt' in os.listdir() else
+              BOOT_FILES if 'cf' in os.listdir() else CONFIG_FILES):
+        ld('ml_n' + chr(n))
+    phase() or machine.reset()  # 1: the maintenance input is held
+    for n in list(globals()):
+        if n != '__name__':
+            del globals()[n]
 except FATAL as e:  # nRF51: a KeyboardInterrupt too
     try:
         import sys

@@ -7,7 +7,8 @@ from fields import *  # the state indexes (inlined by the bundler)
 
 def run():
     # the main loop, on the state the boot phase made (its counter
-    # reservation committed); returns when the maintenance input is seen
+    # reservation committed); returns 1 when the maintenance input is seen
+    # (main.py then stops at the REPL)
     try:
         V[V_T0] = V[V_TCHECK] = ticks_ms()  # the interval and check clocks
         while V[V_ERR] % 4 == 0:  # no error, or the store was corrupt
@@ -33,3 +34,7 @@ def run():
     stopping()  # no Ctrl-C from here to the REPL (rp2: more of a burst comes)
     S[S_FLAGS] = 1  # a clean stop: no unexpected-reset alarm at the next boot
     commit()  # the REPL enables Ctrl-C for what it runs
+    return 1
+
+
+phase = run  # what main.py calls in the run phase
