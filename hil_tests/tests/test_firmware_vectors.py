@@ -72,7 +72,8 @@ def uplinks() -> list[dict[str, Any]]:
 LEAN_LOADER = nrf51_loader()
 LEAN_CRYPTO = (
     "".join(f"ld({NRF51_NAMES[role]!r})\n" for role in ("crc", "aes", "boot", "seal"))
-    + "del boot\ndel rec\ngc.collect()\n"  # the rest of the boot phase: heap for the cases
+    # the rest of the boot phase (phase names boot()): heap for the cases
+    + "del boot\ndel rec\ndel phase\ngc.collect()\n"
     "F=bytearray(80)\nV=[0]*32\n"
     # the working keys as the boot phase makes them (boot.py's keys() writes them to a file)
     "class W:\n def write(s,b):\n  L.append(b)\n"
@@ -204,8 +205,8 @@ HEARD = (
     " f.close()\n"
 )
 OVERRIDE_KEYS = ("4", "20", "21", "22", "23")
-UNUSED = {"boot": ("def boot(", "def rec("), "ack": ("def ack(",), "window": ("def listen(",),
-          "counting": ("def body(", "def hd("), "downlink": ("def reported(",)}
+UNUSED = {"boot": ("def boot(", "def rec(", "phase=boot"), "ack": ("def ack(",),
+          "window": ("def listen(",), "counting": ("def body(", "def hd("), "downlink": ("def reported(",)}
 
 
 class Cases:
