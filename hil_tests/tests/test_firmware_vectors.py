@@ -206,7 +206,8 @@ HEARD = (
 )
 OVERRIDE_KEYS = ("4", "20", "21", "22", "23")
 UNUSED = {"boot": ("def boot(", "def rec(", "phase=boot"), "ack": ("def ack(",),
-          "window": ("def listen(",), "counting": ("def body(", "def hd("), "downlink": ("def reported(",)}
+          "window": ("def listen(",), "counting": ("def body(", "def hd("),
+          "downlink": ("def reported(",)}
 
 
 class Cases:
