@@ -1,10 +1,12 @@
-"""Code a board could not compile is sent again; code that ran and failed is not."""
+"""Code a board could not compile, or that was never sent for want of a raw REPL prompt, is
+sent again; code that ran and failed is not."""
 
 from __future__ import annotations
 
 import zlib
 
 import pytest
+from mpremote.transport import TransportError
 
 from meterlink.boardlink.errors import BoardError
 from meterlink.boardlink.files import check_file, list_files, run
@@ -18,19 +20,42 @@ RAISED = (TRACEBACK + b'  File "<stdin>", line 1, in <module>\r\n'
 class ScriptedTransport:
     """Answers exec_raw from a script of (stdout, stderr) replies, recording each call."""
 
-    def __init__(self, replies: list[tuple[bytes, bytes]]) -> None:
+    def __init__(self, replies: list[tuple[bytes, bytes] | TransportError]) -> None:
         self.replies = replies
         self.calls: list[str] = []
+        self.raw_repl_entries = 0
 
     def exec_raw(self, code: str, timeout: float = 10.0) -> tuple[bytes, bytes]:
         self.calls.append(code)
-        return self.replies.pop(0)
+        reply = self.replies.pop(0)
+        if isinstance(reply, TransportError):
+            raise reply
+        return reply
+
+    def enter_raw_repl(self, soft_reset: bool = True, timeout_overall: float = 10.0) -> None:
+        assert not soft_reset  # a soft reset would run main.py
+        self.raw_repl_entries += 1
 
 
 def test_code_garbled_on_the_line_is_sent_again() -> None:
     t = ScriptedTransport([(b"", GARBLED), (b"", GARBLED), (b"ok\r\n", b"")])
     assert run(t, "print('ok')") == "ok\r\n"  # type: ignore[arg-type]
     assert t.calls == ["print('ok')"] * 3
+
+
+def test_code_not_sent_for_want_of_a_prompt_is_sent_after_entering_the_raw_repl_again() -> None:
+    t = ScriptedTransport([TransportError("could not enter raw repl"), (b"ok\r\n", b"")])
+    assert run(t, "print('ok')") == "ok\r\n"  # type: ignore[arg-type]
+    assert t.calls == ["print('ok')"] * 2
+    assert t.raw_repl_entries == 1
+
+
+def test_a_failure_after_the_code_was_sent_is_not_sent_again() -> None:
+    t = ScriptedTransport([TransportError("could not exec command (response: b'')"),
+                           (b"ok\r\n", b"")])
+    with pytest.raises(BoardError, match="did not run the code: could not exec command"):
+        run(t, "f.write(b'x')")  # type: ignore[arg-type]
+    assert len(t.calls) == 1 and t.raw_repl_entries == 0
 
 
 def test_garbled_every_time_gives_up_with_the_board_traceback() -> None:

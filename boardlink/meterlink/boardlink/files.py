@@ -22,6 +22,7 @@ from mpremote.transport import TransportError
 from mpremote.transport_serial import SerialTransport
 
 from meterlink.boardlink.errors import BoardError
+from meterlink.boardlink.transport import RAW_REPL_TRY_S
 
 _T = TypeVar("_T")
 
@@ -29,6 +30,9 @@ WRITE_CHUNK = 64  # bytes per f.write() call
 EXEC_SOURCE_BUDGET = 1024  # source bytes per exec: the board compiles it in ~9 KB of heap
 READ_CHUNKS_PER_EXEC = 8
 MAX_TRIES = 3
+# What mpremote's exec_raw raises when the raw REPL's `>` prompt does not come (a byte
+# lost on the line, or a board that had not answered yet): before it sends any code.
+_NO_PROMPT = "could not enter raw repl"
 
 ProgressCallback = Callable[[str, int, int], None]
 
@@ -89,11 +93,16 @@ def run(transport: SerialTransport, code: str, timeout: float = 10.0,
 
     Code the board could not compile is sent again (up to `tries` times): a byte lost
     on a busy or noisy line shows up as a SyntaxError, and code that did not compile
-    never ran, so sending it again is safe whatever it does."""
+    never ran, so sending it again is safe whatever it does. So is code not sent at all
+    because the raw REPL's prompt did not come: the raw REPL is entered again first."""
     for attempt in range(tries):
         try:
             out, err = transport.exec_raw(code, timeout=timeout)
         except TransportError as exc:
+            if str(exc) == _NO_PROMPT and attempt < tries - 1:
+                with contextlib.suppress(TransportError):
+                    transport.enter_raw_repl(soft_reset=False, timeout_overall=RAW_REPL_TRY_S)
+                continue
             raise BoardError(f"the board did not run the code: {exc}") from exc
         if err and _garbled(err) and attempt < tries - 1:
             continue
