@@ -14,6 +14,7 @@ import pytest
 
 from meterlink.hil import EmulatedBoard
 from meterlink.hil.board_scripts import PULSE_COUNTER
+from meterlink.hil.pulses import GuestTime
 
 pytestmark = pytest.mark.hil
 
@@ -75,3 +76,20 @@ def test_a_reset_during_a_guest_timed_train_does_not_hang_it(tmp_path: Path) -> 
         board.reset(wait_for_repl=True)
         assert train.wait(30) == 5
         assert board.exec("print(1+1)").strip() == "2"
+
+
+def test_a_jump_of_the_guest_clock_does_not_end_a_level_the_guest_has_not_run_through() -> None:
+    """An idle guest's clock can jump by the wall time QEMU was not scheduled, before the
+    guest runs again (the guest-paced flake: 19 of 20 counted in a full run). A 20 ms
+    level whose first reading after it was set shows a 30 ms jump is held on until the
+    clock has moved on by at least the width less one capped jump (5 ms)."""
+    readings = iter([0, 30_000] + [30_000 + 500 * i for i in range(1, 1000)])
+    seen: list[int] = []
+
+    def read_us() -> int:
+        seen.append(next(readings))
+        return seen[-1]
+
+    GuestTime(read_us, restart=lambda: None).hold(20, threading.Event())
+    after_jump_us = seen[-1] - 30_000
+    assert 15_000 <= after_jump_us <= 16_000

@@ -32,6 +32,11 @@ def pin_line(pin: str) -> int:
 # a guest clock that has not moved for this long (wall seconds) is taken to be stopped (a
 # reset stops TIMER2) and is started again
 _STALL_S = 2.0
+# one reading of the guest clock counts at most this much (ms, or a quarter of the
+# width if that is more) towards a level's width; the clock is read at least twice as
+# often, so a clock that moves as the guest runs is never capped (docs/hil.md, "How
+# pulses are timed": an idle guest's clock can jump while the guest does not run)
+_JUMP_MS = 5.0
 
 
 class GuestTime:
@@ -45,22 +50,26 @@ class GuestTime:
     def hold(self, ms: float, cancel: threading.Event) -> None:
         """Returns once the guest clock has advanced by ms since the call (or on cancel).
         Waits in wall time for what is left, then reads the clock again: a guest that
-        runs slower than the host (not scheduled) is waited for."""
-        start = self._read()
-        done_us = 0  # guest time before a restart of the clock
-        moved_at, last = time.monotonic(), start
+        runs slower than the host (not scheduled) is waited for. A jump of the clock
+        between two readings counts only up to the cap: QEMU advances an idle guest's
+        clock by the wall time it was not scheduled before the guest runs again, so a
+        level timed by the jump alone could end before the guest ever saw it."""
+        cap_us = max(_JUMP_MS, ms / 4) * 1000
+        held_us = 0.0
+        last = self._read()
+        moved_at = time.monotonic()
         while True:
+            left_ms = ms - held_us / 1000
+            if left_ms <= 0 or cancel.wait(min(left_ms, cap_us / 2000) / 1000):
+                return
             now = self._read()
             if now != last:
+                held_us += min((now - last) % (1 << 32), cap_us)
                 moved_at, last = time.monotonic(), now
             elif time.monotonic() - moved_at > _STALL_S:
-                done_us += (last - start) % (1 << 32)
                 self._restart()
-                start = last = now = self._read()
+                last = self._read()
                 moved_at = time.monotonic()
-            left_ms = ms - (done_us + (now - start) % (1 << 32)) / 1000
-            if left_ms <= 0 or cancel.wait(min(left_ms, 100.0) / 1000):
-                return
 
 
 class PulseTrain:
