@@ -269,7 +269,9 @@ def test_protocol_vectors_on_the_chip(pico: EmulatedPico) -> None:
                          + "\n").encode()  # fmt: skip
     files["fields.py"] = (root / "firmware/meterlink/firmware/mp/fields.py").read_bytes()
     files["lean_vectors.py"] = (root / "firmware/tests/lean_vectors.py").read_bytes()
-    files["v2.json"] = (root / "protocol/vectors/v2.json").read_bytes()
+    # without the indentation: 51 of 62 KB over the emulated USB, about 6 KB/s
+    vectors = json.loads((root / "protocol/vectors/v2.json").read_bytes())
+    files["v2.json"] = json.dumps(vectors, separators=(",", ":")).encode()
     pico.flash(files)
     out = pico.exec(
         "import json, lean_vectors\n"
