@@ -1,5 +1,5 @@
 """Features chosen at bundle time: the `if HAS_X:` blocks of the on-board sources lowered
-per board (meterlink.firmware.lowering), feature-only files bundled only with their
+per board (meterlink.bundler.lowering), feature-only files bundled only with their
 feature, and a feature set a board cannot take refused."""
 
 from __future__ import annotations
@@ -11,17 +11,17 @@ from pathlib import Path
 
 import pytest
 
-import meterlink.firmware as fw
-from meterlink.firmware import (
+import meterlink.bundler as fw
+from meterlink.bundler import (
     MP_DIR,
     NRF51_NAMES,
     bundle,
     split_chunks,
     symbol_map,
 )
-from meterlink.firmware.features import BOARD_FEATURES, POSSIBLE_FEATURES
-from meterlink.firmware.lowering import FLAGS, FeatureSourceError, lower_features
-from meterlink.firmware.symbols import translate
+from meterlink.bundler.features import BOARD_FEATURES, POSSIBLE_FEATURES
+from meterlink.bundler.lowering import FLAGS, FeatureSourceError, lower_features
+from meterlink.bundler.symbols import translate
 from meterlink.protocol.features import ALL_FEATURES
 
 SOURCE = """\

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from meterlink.firmware import (
+from meterlink.bundler import (
     FIELDS,
     NRF51_NAMES,
     bundle,

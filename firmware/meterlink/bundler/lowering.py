@@ -7,7 +7,7 @@ for a feature it leaves out (a `const` flag alone would still cost the test's by
 the dead block's source).
 
 Line numbers are kept (removed lines become blank lines), so that the symbol map
-(meterlink.firmware.symbols) still names the source line of each on-board statement.
+(meterlink.bundler.symbols) still names the source line of each on-board statement.
 """
 
 from __future__ import annotations
