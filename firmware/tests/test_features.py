@@ -1,4 +1,4 @@
-"""The per-board feature table (meterlink.firmware.features) says what each board's bundle
+"""The per-board feature table (meterlink.bundler.features) says what each board's bundle
 really contains: each optional feature is looked for in `bundle(board)` itself, by the
 code that implements it, and found exactly on the boards the table names.
 
@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import pytest
 
-from meterlink.firmware import (
+from meterlink.bundler import (
     FIRMWARE_VERSION,
     SUPPORTED_BOARDS,
     bundle,
@@ -24,7 +24,7 @@ from meterlink.firmware import (
     is_loaded,
     split_chunks,
 )
-from meterlink.firmware.features import (
+from meterlink.bundler.features import (
     BOARD_FEATURES,
     POSSIBLE_FEATURES,
     RELEASED_FEATURES,

@@ -1,4 +1,4 @@
-"""Board glue (meterlink.firmware.glue): the shared sources of mp/lean/ name no board;
+"""Board glue (meterlink.bundler.glue): the shared sources of mp/lean/ name no board;
 the nRF51 bundle has its glue inlined (no `glue` module, the micro:bit's own calls), and
 the inliner refuses glue it cannot lower."""
 
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from meterlink.firmware import MP_DIR, bundle
-from meterlink.firmware.glue import GlueError, glue_for, inline
+from meterlink.bundler import MP_DIR, bundle
+from meterlink.bundler.glue import GlueError, glue_for, inline
 
 BOARD_NAMES = re.compile(r"\b(microbit|micropython\.kbd_intr|machine\.Pin|UART|lightsleep)\b")
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from meterlink.firmware import (
+from meterlink.bundler import (
     CONFIG_KEYS,
     FEATURE_FILES,
     FIELDS,
@@ -31,7 +31,7 @@ from meterlink.firmware import (
     render_config,
     split_chunks,
 )
-from meterlink.firmware.minify import rename_locals, shrink
+from meterlink.bundler.minify import rename_locals, shrink
 from meterlink.protocol.features import ALL_FEATURES
 
 KEY = bytes(range(16))
@@ -228,7 +228,7 @@ def test_a_pin_the_board_lacks_is_refused(
 
 
 def test_every_pin_the_board_has_is_accepted() -> None:
-    from meterlink.firmware import BOARD_PINS
+    from meterlink.bundler import BOARD_PINS
 
     for board, pins in BOARD_PINS.items():
         for pin in sorted(pins):

@@ -24,8 +24,8 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from lean_board import FORMS, LeanBoard
 
-from meterlink.firmware import FIELDS, MP_DIR, render_config
-from meterlink.firmware.features import bundle_features
+from meterlink.bundler import FIELDS, MP_DIR, render_config
+from meterlink.bundler.features import bundle_features
 from meterlink.protocol import (
     Ack,
     Alarm,

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from lean_board import FORMS, LeanBoard
 from test_lean import DEV, KEY, frames, write_config
 
-from meterlink.firmware import FIELDS
+from meterlink.bundler import FIELDS
 from meterlink.protocol import (
     Ack,
     Config,

@@ -15,7 +15,7 @@ import utime
 from lean_board import LeanBoard
 from test_lean import DEV, KEY, frames, pulses, write_config
 
-from meterlink.firmware.features import POSSIBLE_FEATURES
+from meterlink.bundler.features import POSSIBLE_FEATURES
 from meterlink.protocol import AlarmFlags, FrameType, Status
 
 # (form, features): the source (all on), the bundle with the feature alone, without it

@@ -22,7 +22,7 @@ import utime
 sys.path.insert(0, str(Path(__file__).parent / "rp2"))
 from lean_rp2 import FORMS, Rp2Lean
 
-from meterlink.firmware import FIELDS, bundle, render_config
+from meterlink.bundler import FIELDS, bundle, render_config
 from meterlink.protocol import (
     Ack,
     Alarm,

@@ -14,7 +14,7 @@ import lean_vectors
 import pytest
 from conftest import VECTORS
 
-from meterlink.firmware import MP_DIR, NRF51_NAMES
+from meterlink.bundler import MP_DIR, NRF51_NAMES
 
 sys.path.insert(0, str(Path(__file__).parent / "rp2"))
 from lean_rp2 import Rp2Lean

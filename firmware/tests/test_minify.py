@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from meterlink.firmware.minify import join_statements, minify, shrink
+from meterlink.bundler.minify import join_statements, minify, shrink
 
 MP_DIR = Path(__file__).resolve().parents[1] / "meterlink" / "firmware" / "mp"
 SOURCES = sorted(MP_DIR.rglob("*.py"))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from meterlink.firmware import (
+from meterlink.bundler import (
     MP_DIR,
     NRF51_BOOT,
     NRF51_NAMES,
@@ -21,7 +21,7 @@ from meterlink.firmware import (
     nrf51_loader,
     symbol_map,
 )
-from meterlink.firmware.symbols import translate
+from meterlink.bundler.symbols import translate
 
 
 def source_line(path: str, line: int) -> str:
@@ -105,14 +105,14 @@ def test_local_names_and_file_names_in_a_report_are_put_back() -> None:
 
 def test_the_map_is_written_by_the_command_line() -> None:
     r = subprocess.run(
-        [sys.executable, "-m", "meterlink.firmware.symbols", "map", "nrf51"],
+        [sys.executable, "-m", "meterlink.bundler.symbols", "map", "nrf51"],
         capture_output=True, text=True, timeout=60, check=True,
     )  # fmt: skip
     data = json.loads(r.stdout)
     assert data["firmware_version"] == 258 and data["fields"]["V_ACT"] == 10
     assert {f["source"] for f in data["files"].values()} >= {"lean/state.py", "lean/main.py"}
     bad = subprocess.run(
-        [sys.executable, "-m", "meterlink.firmware.symbols", "map", "esp32"],
+        [sys.executable, "-m", "meterlink.bundler.symbols", "map", "esp32"],
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert bad.returncode == 2 and "nrf51, rp2" in bad.stderr

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from meterlink.firmware import NRF51_NAMES, bundle, render_config
+from meterlink.bundler import NRF51_NAMES, bundle, render_config
 from meterlink.hil import EmulatedBoard
 from meterlink.hil.pico import EmulatedPico, GuestTime
 from meterlink.protocol import LinkDecoder

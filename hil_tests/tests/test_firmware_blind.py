@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from meterlink.firmware import FIELDS, NRF51_NAMES, bundle, chunked, nrf51_loader, render_config
+from meterlink.bundler import FIELDS, NRF51_NAMES, bundle, chunked, nrf51_loader, render_config
 from meterlink.hil import EmulatedBoard
 from meterlink.protocol import LinkDecoder, Reading, decode_frame
 

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from meterlink.firmware import NRF51_NAMES, bundle, nrf51_loader, render_config
+from meterlink.bundler import NRF51_NAMES, bundle, nrf51_loader, render_config
 from meterlink.hil import EmulatedBoard
 from meterlink.protocol import (
     Ack,
@@ -206,7 +206,7 @@ def test_shipped_burst_alarm_on_the_board(board: EmulatedBoard) -> None:
     """Firmware 1.1's nRF51 feature (bundle_features('nrf51')): burst_pulses in each of
     burst_intervals in a row raise a burst alarm frame, and readings carry the flag;
     decoded by the codec."""
-    from meterlink.firmware import bundle_features
+    from meterlink.bundler import bundle_features
     from meterlink.protocol import AlarmFlags
 
     assert "burst_alarm" in bundle_features("nrf51")

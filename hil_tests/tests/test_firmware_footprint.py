@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from meterlink.boardlink.errors import BoardError
-from meterlink.firmware import (
+from meterlink.bundler import (
     NRF51_NAMES,
     bundle,
     bundle_features,
@@ -25,7 +25,7 @@ from meterlink.firmware import (
     split_chunks,
     symbol_map,
 )
-from meterlink.firmware.features import POSSIBLE_FEATURES
+from meterlink.bundler.features import POSSIBLE_FEATURES
 from meterlink.hil import EmulatedBoard
 from meterlink.protocol import LinkDecoder, LinkFrame
 
@@ -62,7 +62,7 @@ def frame_sizes(tmp_path: Path) -> tuple[int, int]:
     import microbit
     from lean_board import LeanBoard
 
-    from meterlink.firmware import FIELDS
+    from meterlink.bundler import FIELDS
 
     f = {name: int(value) for name, value in FIELDS.items()}
     sizes = []

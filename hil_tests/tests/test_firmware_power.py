@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from meterlink.firmware import FIELDS, NRF51_NAMES, bundle, chunked, render_config
+from meterlink.bundler import FIELDS, NRF51_NAMES, bundle, chunked, render_config
 from meterlink.hil import EmulatedBoard
 from meterlink.protocol import Alarm, Frame, LinkDecoder, LinkFrame, Reading, decode_frame
 

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from meterlink.firmware import bundle, render_config
+from meterlink.bundler import bundle, render_config
 from meterlink.hil import EmulatedBoard
 from meterlink.hil.pico import EmulatedPico
 from meterlink.hil.radio import RadioChannel

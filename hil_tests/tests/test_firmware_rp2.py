@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from paho.mqtt import publish
 
-from meterlink.firmware import FIELDS, NRF51_NAMES, bundle, render_config
+from meterlink.bundler import FIELDS, NRF51_NAMES, bundle, render_config
 from meterlink.hil.pico import EmulatedPico
 from meterlink.protocol import (
     Alarm,

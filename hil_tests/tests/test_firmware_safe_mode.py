@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from meterlink.firmware import bundle, render_config
+from meterlink.bundler import bundle, render_config
 from meterlink.hil import EmulatedBoard
 from meterlink.protocol import FrameType, LinkDecoder, LinkFrame, Status, decode_frame
 from meterlink.protocol.errors import ProtocolError

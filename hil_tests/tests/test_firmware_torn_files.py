@@ -12,7 +12,7 @@ import time
 import pytest
 
 from meterlink.boardlink import files as board_files
-from meterlink.firmware import FIELDS, NRF51_BOOT, NRF51_NAMES, bundle, nrf51_loader, render_config
+from meterlink.bundler import FIELDS, NRF51_BOOT, NRF51_NAMES, bundle, nrf51_loader, render_config
 from meterlink.hil import EmulatedBoard
 from meterlink.hil.board import FLASH_TRIES
 from meterlink.hil.microbit_fs import read_fs

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from meterlink.firmware import (
+from meterlink.bundler import (
     FIELDS,
     NRF51_NAMES,
     bundle,
@@ -206,7 +206,7 @@ HEARD = (
 )
 OVERRIDE_KEYS = ("4", "20", "21", "22", "23")
 UNUSED = {"boot": ("def boot(", "def rec(", "phase=boot"), "ack": ("def ack(",),
-          "window": ("def listen(",), "counting": ("def body(", "def hd("),
+          "window": ("def listen(",), "counting": ("def body(", "def hd(", "def fit("),
           "downlink": ("def reported(",)}
 
 
@@ -270,8 +270,8 @@ def downlink_board(board: EmulatedBoard) -> EmulatedBoard:
     files = bundle("nrf51", features=DOWNLINK_FEATURES)
     files = {NRF51_NAMES[r]: files[NRF51_NAMES[r]] for r in DOWNLINK_ROLES}
     # without what got() does not call (boot(), the 948-byte boot phase, rec(), ack(), the
-    # ack-only window, listen(), body(), hd(), reported()): the heap has no room to compile
-    # them beside the downlink path
+    # ack-only window, listen(), body(), hd(), fit(), reported()): the heap has no room to
+    # compile them beside the downlink path
     for role, unused in UNUSED.items():
         name = NRF51_NAMES[role]
         statements = chunk_texts("".join(split_chunks(files[name].decode())), 0)

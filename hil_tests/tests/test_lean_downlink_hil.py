@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 from paho.mqtt import publish
 
-from meterlink.firmware import FIRMWARE_VERSION, bundle, render_config
-from meterlink.firmware.features import BOARD_FEATURES
+from meterlink.bundler import FIRMWARE_VERSION, bundle, render_config
+from meterlink.bundler.features import BOARD_FEATURES
 from meterlink.hil.pico import EmulatedPico
 from meterlink.hil.pytest_plugin import serial_gateway_config
 from meterlink.protocol.keyfile import KeyEntry, key_file_document

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from meterlink.firmware import bundle, render_config
+from meterlink.bundler import bundle, render_config
 from meterlink.hil import EmulatedBoard
 from meterlink.hil.concentrator import EmulatedConcentrator
 from meterlink.hil.lora_medium import LoRaMedium, RadioParams, RealtimeMedium

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from meterlink.firmware import FIRMWARE_VERSION, bundle_features
+from meterlink.bundler import FIRMWARE_VERSION, bundle_features
 from meterlink.provisioning import registry as reg
 from meterlink.provisioning.errors import NotEnoughFlash, PortBusy, UnsupportedBoard
 from meterlink.provisioning.provision import (
@@ -133,7 +133,7 @@ def test_interrupted_flash_is_completed_by_a_rerun(tmp_path: Path, board: Any) -
         flashed = flash_and_restart(req, lines.append, show_progress=False)
     assert any("interrupted: continuing" in ln for ln in lines)
     assert flashed.device.key_hex == dev.key_hex  # same key after the interruption
-    from meterlink.firmware import bundle
+    from meterlink.bundler import bundle
 
     files = bundle("nrf51")
     checks = board.verify(files)

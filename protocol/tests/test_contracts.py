@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from meterlink.bundler import CONFIG_KEYS, _firmware_cfg, parse_config, render_config
 from meterlink.edge.downlink import CommandError, parse_command
 from meterlink.edge.messages import alarm_names
-from meterlink.firmware import CONFIG_KEYS, _firmware_cfg, parse_config, render_config
 from meterlink.protocol import AlarmFlags, Config, Unit
 from meterlink.protocol.keyfile import (
     KEY_FILE_FORMAT,

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
+from meterlink.bundler import FIRMWARE_VERSION, bundle_features
 from meterlink.cli import main as cli_main
-from meterlink.firmware import FIRMWARE_VERSION, bundle_features
 from meterlink.protocol.features import ALL_FEATURES
 from meterlink.protocol.keyfile import load_key_file
 from meterlink.provisioning import registry as reg

@@ -9,7 +9,7 @@ import microbit
 import utime
 from lean_phases import FORMS, LeanPhases
 
-from meterlink.firmware import NRF51_NAMES, bundle
+from meterlink.bundler import NRF51_NAMES, bundle
 
 
 class LeanBoard(LeanPhases):

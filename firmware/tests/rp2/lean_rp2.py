@@ -14,7 +14,7 @@ from types import ModuleType
 import utime
 from lean_phases import FORMS, LeanPhases
 
-from meterlink.firmware import MP_DIR, bundle
+from meterlink.bundler import MP_DIR, bundle
 
 HERE = Path(__file__).parent
 

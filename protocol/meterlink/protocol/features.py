@@ -2,7 +2,7 @@
 commands need which feature.
 
 A board's bundle ships some of these (the per-board table is the firmware's:
-`meterlink.firmware.features`); provisioning records a module's set in the key file
+`meterlink.bundler.features`); provisioning records a module's set in the key file
 (`meterlink.protocol.keyfile`), and the gateway refuses a command the module cannot
 take (`missing_features`) instead of sending it into a receive window where it would be
 ignored. What every build does (counting, readings, leak, backflow, the unexpected-reset

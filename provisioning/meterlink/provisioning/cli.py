@@ -12,7 +12,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
-from meterlink.firmware import SUPPORTED_BOARDS
+from meterlink.bundler import SUPPORTED_BOARDS
 from meterlink.protocol import Unit
 from meterlink.protocol.module_config import config_field
 from meterlink.provisioning import registry as reg

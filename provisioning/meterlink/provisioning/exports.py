@@ -56,12 +56,12 @@ def key_file_document(devices: Iterable[Device]) -> Mapping[str, Any]:
 def device_features(d: Device) -> frozenset[str] | None:
     """The module's features: as recorded at provisioning; for a module registered before
     they were recorded, what its firmware version's bundle for its board shipped
-    (meterlink.firmware.features.RELEASED_FEATURES); None if that is not known either
+    (meterlink.bundler.features.RELEASED_FEATURES); None if that is not known either
     (the gateway then assumes none)."""
     recorded = d.feature_set
     if recorded is not None:
         return recorded
-    from meterlink.firmware.features import released_features
+    from meterlink.bundler.features import released_features
 
     return released_features(d.board, d.firmware_version)
 

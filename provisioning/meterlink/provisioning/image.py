@@ -16,7 +16,7 @@ ENTRY_NAME = "main.py"  # what the board runs at boot: written last, the commit 
 
 def firmware_files(board: BoardInfo) -> dict[str, bytes]:
     """The firmware for this board as on-board name -> content."""
-    from meterlink.firmware import bundle
+    from meterlink.bundler import bundle
 
     files = dict(bundle(board.family))
     if board.imports_mpy:

@@ -105,7 +105,7 @@ def plan_device(
     --rekey; a fresh config generation, so the module restarts from the dial reading.
     `features`: those of the bundle flashed (default: `bundle_features(board)`)."""
     if features is None:
-        from meterlink.firmware import bundle_features
+        from meterlink.bundler import bundle_features
 
         features = bundle_features(board)
     old = registry.by_serial(r.meter_serial)
@@ -158,7 +158,7 @@ def plan_device(
 
 
 def config_text(device: reg.Device, r: ProvisionRequest) -> str:
-    from meterlink.firmware import render_config
+    from meterlink.bundler import render_config
 
     text: str = render_config(
         board=device.board or None,  # a pin the module lacks is refused here, not on it
@@ -207,7 +207,7 @@ def flash_and_restart(r: ProvisionRequest, say: Say, *, show_progress: bool = Tr
     with reg.Registry(r.registry_path) as registry, BoardSession(port, cable=r.cable) as session:
         info = session.identify(r.board)
         say(f"board: {info.family} ({info.machine}), MicroPython {info.micropython_str}")
-        from meterlink.firmware import FIRMWARE_VERSION, bundle_features
+        from meterlink.bundler import FIRMWARE_VERSION, bundle_features
 
         features = bundle_features(info.family)
         device, resumed = plan_device(r, registry, FIRMWARE_VERSION, info.family, features)

@@ -4,14 +4,14 @@
 # S, the persisted record (docs/firmware.md, "State record"), and V, the
 # volatile state. Sources use the names (`V[V_ACT]`); the bundler inlines
 # the numbers for the nRF51 (this file is not flashed there), the symbol map
-# (meterlink.firmware.symbols) names them back.
+# (meterlink.bundler.symbols) names them back.
 from micropython import const
 
 FW_VERSION = const(258)  # firmware version 1.2: major*256 + minor
 
 # The optional features (meterlink.protocol.features), one flag each. Sources test
 # them only as a whole statement, `if HAS_X:` (optionally with `else:`); the bundler
-# sets each to 1 or 0 for the board's feature list (meterlink.firmware.features) and
+# sets each to 1 or 0 for the board's feature list (meterlink.bundler.features) and
 # drops the blocks a bundle leaves out. As written here, in the plain source (CPython
 # and WebAssembly runs), every feature is on.
 HAS_BURST_ALARM = const(1)

@@ -1,5 +1,5 @@
 # config.txt, written by provisioning: one name=value per line, # comments.
-# Imported at boot and released. The host's meterlink.firmware.parse_config
+# Imported at boot and released. The host's meterlink.bundler.parse_config
 # runs this very file, so both apply the same rules.
 _M = 0xFFFFFFFF
 # integer keys: name, lowest, highest, default (None: required)

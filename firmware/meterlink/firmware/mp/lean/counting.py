@@ -96,54 +96,64 @@ def pairs(kind):
         v[V_WANT] = 0
         if not v[V_ERR]:
             p = p[:8]
-        if HAS_STATUS_DETAIL:
-            p = detail(p)
-        else:
-            if HAS_CONFIG_DOWNLINK:
-                if v[V_ERR] % 4 == 0:
-                    p = reported(p)  # the thresholds in force (downlink.py)
+        if HAS_STATUS_DETAIL or HAS_CONFIG_DOWNLINK:
+            # protocol 4.4's optional keys as they fit; none in safe mode
+            # (codes 1-3: the module has no config and does not count)
+            if v[V_ERR] % 4 == 0:
+                if HAS_STATUS_DETAIL:
+                    q = detail()
+                else:
+                    q = reported()  # the thresholds in force (downlink.py)
+                p = fit(p, q)
         return p
     return (1, committed(s, B), 2, v[V_WEIGHT], 3, v[V_UNIT], 4, v[V_INTERVAL], 5, None,
             6, min(65535, max(0, ticks_diff(ticks_ms(), v[V_T0])) // 1000), 7, s[S_ISEQ] - 1,
             8, v[V_ACT])
 
 
-if HAS_STATUS_DETAIL:
-    def detail(p):
-        # the status body's (key, value, ...) p, its error code last if any, with
-        # protocol 4.4's optional keys in its priority order: alarms, interval,
-        # the thresholds in force (0: none), register (as committed: up() commits
-        # first), reverse, weight, unit; each only if the body still fits its 40
-        # bytes with it (less the map head), a later smaller one still tried.
-        # In safe mode (codes 1-3) the module has none of them (no config, no
-        # counting). Returned in ascending key order (protocol 4.1); a CBOR
-        # head's size is found by writing it out of the way, at F[75]
-        s = S
-        v = V
+if HAS_STATUS_DETAIL or HAS_CONFIG_DOWNLINK:
+    def fit(p, q):
+        # the status body's (key, value, ...) p, its error code last if any,
+        # with the optional (key, value, ...) q added in q's order (protocol
+        # 4.4's priority order), each only if the body still fits its 40 bytes
+        # with it (less the map head), a later smaller one still tried; an
+        # interval or threshold (keys 4, 20..23) of 0 means none, not sent.
+        # Returned in ascending key order (protocol 4.1); a CBOR head's size is
+        # found by writing it out of the way, at F[75]
         r = 39
         for x in p:
             r -= hd(75, 0, x) - 75
         c = [None] * 24  # the value sent with each key (None: not sent)
         for i in range(0, len(p), 2):
             c[p[i]] = p[i + 1]
-        if v[V_ERR] % 4 == 0:
-            b = (0, 0)
-            if HAS_BURST_ALARM:
-                b = (v[V_BURST], v[V_BURSTN])
-            q = (8, v[V_ACT], 4, v[V_INTERVAL], 20, v[V_LEAK], 21, b[0], 22, b[1],
-                 23, v[V_BACKFLOW], 1, committed(s, B), 13, s[S_REV], 2, v[V_WEIGHT],
-                 3, v[V_UNIT])
-            for i in range(0, 20, 2):
-                x = q[i + 1]
-                m = hd(75, 0, x) - 74  # the key's byte and the value
-                if m <= r and (x or i < 2 or i > 11):
-                    r -= m
-                    c[q[i]] = x
+        for i in range(0, len(q), 2):
+            k = q[i]
+            x = q[i + 1]
+            m = hd(75, 0, x) - 74  # the key's byte and the value
+            if m <= r and (x or k != 4 and k < 20):
+                r -= m
+                c[k] = x
         p = ()
         for i in range(24):
             if c[i] is not None:
                 p += (i, c[i])
         return p
+
+
+if HAS_STATUS_DETAIL:
+    def detail():
+        # the status's optional keys for fit() (not in safe mode), in protocol
+        # 4.4's priority order: alarms, interval, the thresholds in force (0:
+        # none; burst only with its alarm), register (as committed: up()
+        # commits first), reverse, weight, unit
+        s = S
+        v = V
+        b = (0, 0)
+        if HAS_BURST_ALARM:
+            b = (v[V_BURST], v[V_BURSTN])
+        return (8, v[V_ACT], 4, v[V_INTERVAL], 20, v[V_LEAK], 21, b[0], 22, b[1],
+                23, v[V_BACKFLOW], 1, committed(s, B), 13, s[S_REV], 2, v[V_WEIGHT],
+                3, v[V_UNIT])
 
 
 def body(kind):

@@ -24,28 +24,14 @@ if HAS_CONFIG_DOWNLINK:
     overrides()  # at boot: the run phase starts with the overrides persisted
 
     if HAS_STATUS_DETAIL:
-        pass  # counting.py's detail() adds these with the other optional keys
+        pass  # counting.py's detail() has these with the other optional keys
     else:
-        def reported(p):
-            # the status body's (key, value, ...) p with the thresholds in force (keys
-            # 4, 20..23; 0: none on this board) added, each only if the body still
-            # fits with it (protocol 4.4: after the error code; the 40 bytes of a
-            # body, less its map head); a CBOR head's size is found by writing it
-            # out of the way, at F[75]
-            r = 39
-            for x in p:
-                r -= hd(75, 0, x) - 75
-            a = b = ()
-            for i in range(5):
-                x = V[OV[i]]
-                m = hd(75, 0, x) - 74  # the key's byte and the value
-                if x and m <= r:
-                    r -= m
-                    if i:
-                        b += (19 + i, x)
-                    else:
-                        a = (4, x)
-            return a + p + b
+        def reported():
+            # the thresholds in force for counting.py's fit() (protocol 4.4: after
+            # the error code): keys 4, 20..23 (0: none on this board)
+            v = V
+            return (4, v[V_INTERVAL], 20, v[V_LEAK], 21, v[V_BURST], 22, v[V_BURSTN],
+                    23, v[V_BACKFLOW])
 
 
 def head(o, e):

@@ -1,5 +1,5 @@
 # Board glue of the micro:bit (nRF51, MicroPython 1.9.2): the spots of the
-# shared sources that differ between boards (meterlink.firmware.glue). The
+# shared sources that differ between boards (meterlink.bundler.glue). The
 # bundler inlines each function's one line where it is called and puts the
 # imports it needs where the source has `from glue import ...` (no module, no
 # calls: the heap has no room for them); the plain sources, run off the board,

@@ -1,5 +1,5 @@
 # Board glue of the Raspberry Pi Pico (RP2040, MicroPython 1.22+): the spots of
-# the shared sources that differ between boards (meterlink.firmware.glue). A
+# the shared sources that differ between boards (meterlink.bundler.glue). A
 # module on the board (`glue`): the shared sources import from it. The radio
 # modem is on UART0 (GP0 TX, GP1 RX); the REPL stays on USB, where a Ctrl-C
 # is the maintenance stop (no maintenance input); between events the CPU

@@ -1,6 +1,6 @@
 # One pass of the main loop (run.py runs it). The optional
 # alarms (burst, tamper, low battery) and the daily status are `if HAS_X:`
-# blocks, in the bundle only with their feature (meterlink.firmware.features).
+# blocks, in the bundle only with their feature (meterlink.bundler.features).
 from utime import ticks_ms, ticks_diff, ticks_add
 from glue import held, modem_read, battery
 from fields import *  # the state indexes (inlined by the bundler)

@@ -9,7 +9,7 @@
 # Every byte of this file's code stays in the heap while a phase runs (this
 # module is its caller), so it only picks the phase, loads the phase's files
 # and calls the function they name phase() (run(), boot(), config.py's read()).
-# The load orders are meterlink.firmware's NRF51_RUN, NRF51_BOOT and
+# The load orders are meterlink.bundler's NRF51_RUN, NRF51_BOOT and
 # NRF51_CONFIG_PHASE: the bundler writes them here for RUN_FILES, BOOT_FILES
 # and CONFIG_FILES (the on-board names' letters). A phase's files are not
 # loaded by a file of that phase: a file loaded inside ld() has the C stack of
@@ -20,7 +20,7 @@
 # its size, and after a few imports the heap has no such blocks left; one
 # statement at a time needs a few hundred bytes, and one namespace saves a
 # module and a dict per file. The files are stored as chunks, each a 3-digit
-# length and its source (the bundler in meterlink.firmware writes them).
+# length and its source (the bundler in meterlink.bundler writes them).
 # After the maintenance stop the namespace is emptied, so that the REPL (the
 # harness, provisioning) has the heap.
 # Maintenance (docs/protocol.md section 5) needs someone at the module: the

@@ -1,10 +1,10 @@
 """The one list of optional features (`meterlink.protocol.features`) each board's bundle
 is made with, and which features a board can take at all.
 
-`bundle(board)` (meterlink.firmware) is made from `BOARD_FEATURES[board]`: each feature
+`bundle(board)` (meterlink.bundler) is made from `BOARD_FEATURES[board]`: each feature
 is an `if HAS_X:` block in the on-board sources, lowered per board at bundle time
-(meterlink.firmware.lowering), and a file only one feature uses is bundled only with it
-(meterlink.firmware.FEATURE_FILES). `bundle(board, features)` makes another set, within
+(meterlink.bundler.lowering), and a file only one feature uses is bundled only with it
+(meterlink.bundler.FEATURE_FILES). `bundle(board, features)` makes another set, within
 `POSSIBLE_FEATURES[board]`. `bundle_features()` is the one way to ask what a board ships;
 provisioning records it in the key file, and the gateway refuses a command a module's
 features cannot take.

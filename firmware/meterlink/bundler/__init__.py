@@ -1,5 +1,6 @@
 """Host side of the module firmware: the files to put on a board, and config.txt.
-(CPython, beside the on-board MicroPython sources it processes, which are in `mp/`.)
+(CPython; the on-board MicroPython sources it processes are the package data
+`meterlink.firmware.mp`, `firmware/meterlink/firmware/mp/`, called `mp/` below.)
 
 The firmware itself is MicroPython in `mp/`; `bundle()` maps on-board file names to
 their contents, `render_config()`/`parse_config()` write and check config.txt with
@@ -16,10 +17,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from meterlink.firmware.features import BOARD_FEATURES, check_features
-from meterlink.firmware.features import bundle_features as bundle_features  # what it ships
-from meterlink.firmware.lowering import FLAGS, lower_features
-from meterlink.firmware.minify import rename_locals, shrink
+from meterlink.bundler.features import BOARD_FEATURES, check_features
+from meterlink.bundler.features import bundle_features as bundle_features  # what it ships
+from meterlink.bundler.lowering import FLAGS, lower_features
+from meterlink.bundler.minify import rename_locals, shrink
 
 __all__ = [
     "BOARD_PINS",
@@ -50,7 +51,22 @@ __all__ = [
     "symbol_map",
 ]
 
-MP_DIR = Path(__file__).resolve().parent / "mp"  # the on-board sources
+
+
+def _source_dir() -> Path:
+    """The folder of the on-board sources, the package `meterlink.firmware.mp`. It has no
+    __init__.py (no host module among them), so it is found on its namespace path: not
+    through importlib.resources, which on Python 3.11 fails on the placeholder entry an
+    editable install adds to that path."""
+    spec = importlib.util.find_spec("meterlink.firmware.mp")
+    for entry in (spec.submodule_search_locations or ()) if spec else ():
+        folder = Path(entry)
+        if (folder / "fields.py").is_file():
+            return folder.resolve()
+    raise RuntimeError("the on-board sources (meterlink.firmware.mp) are not installed")
+
+
+MP_DIR = _source_dir()  # the on-board sources
 SUPPORTED_BOARDS = ("nrf51", "rp2")
 
 # The on-board files by role (mp/lean/), the same on both boards (the names say nRF51,
@@ -131,7 +147,7 @@ def _kept(roles: tuple[str, ...], features: frozenset[str]) -> tuple[str, ...]:
 
 # Source file -> on-board name, per board: both boards run the lean sources (mp/lean/),
 # in the same files under the same names; rp2 also has its glue file as the module
-# `glue` (the nRF51's glue is inlined at each call site: meterlink.firmware.glue).
+# `glue` (the nRF51's glue is inlined at each call site: meterlink.bundler.glue).
 _PROFILE = {"nrf51": _LEAN, "rp2": _LEAN | {"lean/glue_rp2.py": "glue.py"}}
 
 
@@ -180,7 +196,7 @@ def lower_fields(source: str, fields: dict[str, str] | None = None) -> str:
 
 
 # Boards whose glue (mp/lean/glue_<board>.py) is inlined into the shared sources
-# (meterlink.firmware.glue); on the others it is a module, `glue`, on the board.
+# (meterlink.bundler.glue); on the others it is a module, `glue`, on the board.
 _INLINED_GLUE = ("nrf51",)
 
 
@@ -190,7 +206,7 @@ def _glued(board: str, features: frozenset[str]) -> dict[str, str]:
     module."""
     if board not in _INLINED_GLUE:
         return {}
-    from meterlink.firmware.glue import glue_for, inline
+    from meterlink.bundler.glue import glue_for, inline
 
     glue = glue_for(MP_DIR / "lean" / f"glue_{board}.py")
 
@@ -221,8 +237,8 @@ def _glued(board: str, features: frozenset[str]) -> dict[str, str]:
 def lowered_source(src: str, features: frozenset[str] | set[str], board: str = "",
                    glued: dict[str, str] | None = None) -> str:  # fmt: skip
     """mp/`src` as a bundle with `features` holds it before minifying: the `if HAS_X:`
-    blocks lowered (meterlink.firmware.lowering), the board glue inlined where `board`
-    inlines it (meterlink.firmware.glue; `glued`: _glued()'s result, if at hand), then
+    blocks lowered (meterlink.bundler.lowering), the board glue inlined where `board`
+    inlines it (meterlink.bundler.glue; `glued`: _glued()'s result, if at hand), then
     the fields inlined; the source's line numbers kept."""
     chosen = frozenset(features)
     if glued is None:
@@ -260,7 +276,7 @@ def _chosen(board: str, features: frozenset[str] | set[str] | None) -> frozenset
 @cache
 def _lowered(board: str, features: frozenset[str]) -> tuple[dict[str, bytes], dict[str, Any]]:
     """The bundle and its symbol map (symbols.symbol_map), made in one pass."""
-    from meterlink.firmware.symbols import FileSymbols, map_file
+    from meterlink.bundler.symbols import FileSymbols, map_file
 
     files: dict[str, bytes] = {}
     symbols: dict[str, FileSymbols] = {}
@@ -288,7 +304,7 @@ def symbol_map(board: str, features: frozenset[str] | set[str] | None = None) ->
     """What the bundler renamed for `board` (with `features`, as bundle()), as JSON-ready
     data: on-board file name -> source file, per function its source line and local
     names, per chunk its first line, and the inlined field numbers
-    (meterlink.firmware.symbols.translate uses it)."""
+    (meterlink.bundler.symbols.translate uses it)."""
     chosen = _chosen(board, features)
     with _BUNDLE_LOCK:
         return _lowered(board, chosen)[1]

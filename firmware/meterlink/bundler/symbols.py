@@ -5,11 +5,11 @@ source names.
 On the nRF51 the files are `ml_n` and a letter, each loaded file is compiled a chunk at
 a time (so a traceback says `File "<string>", line N` with N counted from the chunk's
 first line), statements are joined onto fewer lines and each function's locals are
-a, b, c, ... (meterlink.firmware.minify). The map is made by the same pass that makes
-the bundle (meterlink.firmware.symbol_map). Run
+a, b, c, ... (meterlink.bundler.minify). The map is made by the same pass that makes
+the bundle (meterlink.bundler.symbol_map). Run
 
-    python -m meterlink.firmware.symbols map nrf51 > nrf51-symbols.json
-    python -m meterlink.firmware.symbols translate < traceback.txt
+    python -m meterlink.bundler.symbols map nrf51 > nrf51-symbols.json
+    python -m meterlink.bundler.symbols translate < traceback.txt
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ def map_file(
     loaded: bool,
 ) -> FileSymbols:
     """The symbols of one on-board file made from `source` (the file at `source_path`)."""
-    from meterlink.firmware import chunk_texts
+    from meterlink.bundler import chunk_texts
 
     src = [n for n in _statements(ast.parse(source).body) if _kept(n)]
     out = _statements(ast.parse(onboard).body)
@@ -164,7 +164,7 @@ def translate(text: str, symbols: dict[str, Any]) -> str:
 
 
 def main(argv: list[str]) -> int:
-    from meterlink.firmware import SUPPORTED_BOARDS, symbol_map
+    from meterlink.bundler import SUPPORTED_BOARDS, symbol_map
 
     if len(argv) >= 1 and argv[0] == "map":
         board = argv[1] if len(argv) > 1 else "nrf51"
@@ -179,7 +179,7 @@ def main(argv: list[str]) -> int:
         board = argv[1] if len(argv) > 1 else "nrf51"
         sys.stdout.write(translate(sys.stdin.read(), symbol_map(board)))
         return 0
-    print("usage: python -m meterlink.firmware.symbols map [BOARD] | translate [BOARD] < text",
+    print("usage: python -m meterlink.bundler.symbols map [BOARD] | translate [BOARD] < text",
           file=sys.stderr)  # fmt: skip
     return 2
 

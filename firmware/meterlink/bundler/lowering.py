@@ -1,11 +1,13 @@
 """Per-board feature lowering: the on-board sources test each optional feature as a whole
-statement, `if HAS_X:` (optionally with `else:`), with the flags of `mp/fields.py`. For a
-bundle, the branch its feature set leaves out is dropped and the other kept, dedented, in
-place of the `if`, so that a board pays no flash or heap byte for a feature it leaves out
-(a `const` flag alone would still cost the test's bytecode and the dead block's source).
+statement, `if HAS_X:` (optionally with `else:`), with the flags of `mp/fields.py`; code
+that two or more features share tests them joined by `or` only, `if HAS_X or HAS_Y:` (kept
+if any of them is on). For a bundle, the branch its feature set leaves out is dropped and
+the other kept, dedented, in place of the `if`, so that a board pays no flash or heap byte
+for a feature it leaves out (a `const` flag alone would still cost the test's bytecode and
+the dead block's source).
 
 Line numbers are kept (removed lines become blank lines), so that the symbol map
-(meterlink.firmware.symbols) still names the source line of each on-board statement.
+(meterlink.bundler.symbols) still names the source line of each on-board statement.
 """
 
 from __future__ import annotations
@@ -32,17 +34,27 @@ class FeatureSourceError(ValueError):
     """A source uses a feature flag in a way the lowering cannot take."""
 
 
-def _flag(node: ast.stmt) -> str | None:
-    if isinstance(node, ast.If) and isinstance(node.test, ast.Name):
-        return FLAGS.get(node.test.id)
-    return None
+def _flags(node: ast.stmt) -> frozenset[str] | None:
+    """The features an `if HAS_X:` or `if HAS_X or HAS_Y ...:` statement tests (its body
+    is kept if any of them is on); None for any other statement, so that a flag in it is
+    refused (with `and`, `not`, or beside anything but another flag)."""
+    if not isinstance(node, ast.If):
+        return None
+    test = node.test
+    terms = test.values if isinstance(test, ast.BoolOp) and isinstance(test.op, ast.Or) else [test]
+    names = [t.id for t in terms if isinstance(t, ast.Name) and t.id in FLAGS]
+    if len(names) < len(terms):
+        return None
+    return frozenset(FLAGS[n] for n in names)
 
 
 def lower_features(source: str, on: Collection[str], path: str = "<source>") -> str:
     """`source` with each `if HAS_X:` statement replaced by its body (feature X in `on`)
-    or by its `else:` body (or nothing), dedented to the `if`'s level; the same number
-    of lines. Raises FeatureSourceError (naming `path` and the line) for a flag used any
-    other way: in an expression, with `elif`, or with a body on the header's line."""
+    or by its `else:` body (or nothing), dedented to the `if`'s level; likewise for
+    `if HAS_X or HAS_Y:` (its body kept if X or Y is in `on`); the same number of lines.
+    Raises FeatureSourceError (naming `path` and the line) for a flag used any other way:
+    in an expression, with `and` or `not`, with `elif`, or with a body on the header's
+    line."""
     tree = ast.parse(source)
     lines = source.splitlines(keepends=True)
     blank: set[int] = set()  # 1-based line numbers
@@ -51,8 +63,8 @@ def lower_features(source: str, on: Collection[str], path: str = "<source>") -> 
 
     def fail(line: int, why: str) -> FeatureSourceError:
         return FeatureSourceError(f"{path}:{line}: {why}; write `if HAS_X:` as a whole "
-                                  "statement, its body on the lines below (optionally "
-                                  "with `else:`)")
+                                  "statement (flags joined by `or` only), its body on "
+                                  "the lines below (optionally with `else:`)")
 
     def first_word(node: ast.stmt) -> str:
         return lines[node.lineno - 1][node.col_offset :].split(None, 1)[0].rstrip(":")
@@ -61,8 +73,8 @@ def lower_features(source: str, on: Collection[str], path: str = "<source>") -> 
         """Lowers the statements of one block; whether any of them is kept."""
         kept = False
         for node in stmts:
-            feature = _flag(node)
-            if feature is None or not isinstance(node, ast.If):
+            features = _flags(node)
+            if features is None or not isinstance(node, ast.If):
                 kept = True
                 for field in ("body", "orelse", "finalbody"):
                     sub = getattr(node, field, None)
@@ -71,13 +83,13 @@ def lower_features(source: str, on: Collection[str], path: str = "<source>") -> 
                 for handler in getattr(node, "handlers", []):
                     whole(handler.body)
                 continue
-            if node.body[0].lineno == node.lineno:
+            if node.body[0].lineno <= (node.test.end_lineno or node.lineno):
                 raise fail(node.lineno, "a body on the `if` line")
             if node.orelse and first_word(node.orelse[0]) == "elif":
                 raise fail(node.orelse[0].lineno, "`elif` after a feature test")
             if node.orelse and lines[node.orelse[0].lineno - 1].lstrip().startswith("else"):
                 raise fail(node.orelse[0].lineno, "a body on the `else` line")
-            live = node.body if feature in on else node.orelse
+            live = node.orelse if features.isdisjoint(on) else node.body
             first = live[0].lineno if live else 0
             last = (live[-1].end_lineno or live[-1].lineno) if live else -1
             end = node.end_lineno or node.lineno
