@@ -65,7 +65,6 @@ def last_line(board: EmulatedBoard, wait: float) -> tuple[int, int, int]:
     return tuple(int(x) for x in found[-1])  # type: ignore[return-value]
 
 
-@pytest.mark.xdist_group("cpu-heavy")  # see docs/hil.md, "Parallel runs"
 @pytest.mark.hil
 @pytest.mark.hil_guest_paced  # pulses timed in guest time (docs/hil.md)
 def test_pulses_during_sealing_are_all_counted(board: EmulatedBoard) -> None:
@@ -82,7 +81,6 @@ def test_pulses_during_sealing_are_all_counted(board: EmulatedBoard) -> None:
     assert count == sent == 150
 
 
-@pytest.mark.xdist_group("cpu-heavy")  # see docs/hil.md, "Parallel runs"
 @pytest.mark.hil
 @pytest.mark.hil_guest_paced  # pulses timed in guest time (docs/hil.md)
 def test_pulses_through_the_nrf51_builds_frames_are_all_counted(board: EmulatedBoard) -> None:

@@ -71,7 +71,6 @@ def boot(board: EmulatedBoard, **config: object) -> LinkDecoder:
     return decoder
 
 
-@pytest.mark.xdist_group("cpu-heavy")  # see docs/hil.md, "Parallel runs"
 @pytest.mark.hil_guest_paced  # pulses timed in guest time (docs/hil.md)
 def test_boot_status_readings_with_pulses_backflow_and_leak(board: EmulatedBoard) -> None:
     decoder = boot(board, leak_intervals=2)
@@ -200,7 +199,6 @@ def test_reading_body_fits_51_bytes(
 
 
 
-@pytest.mark.xdist_group("cpu-heavy")  # see docs/hil.md, "Parallel runs"
 @pytest.mark.hil_guest_paced  # pulses timed in guest time (docs/hil.md)
 def test_shipped_burst_alarm_on_the_board(board: EmulatedBoard) -> None:
     """Firmware 1.1's nRF51 feature (bundle_features('nrf51')): burst_pulses in each of

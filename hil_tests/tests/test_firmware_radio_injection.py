@@ -65,7 +65,6 @@ def readings(board: EmulatedBoard, decoder: LinkDecoder, seconds: float) -> tupl
     return got, heard
 
 
-@pytest.mark.xdist_group("cpu-heavy")  # see docs/hil.md, "Parallel runs"
 def test_hostile_radio_bytes_never_stop_metering_or_reach_a_repl(
     board: EmulatedBoard, channel: RadioChannel
 ) -> None:
@@ -117,7 +116,6 @@ def test_hostile_radio_bytes_never_stop_metering_or_reach_a_repl(
 PICO_PULSE = 16  # GPIO of the Pico's pulse input
 
 
-@pytest.mark.xdist_group("cpu-heavy")  # see docs/hil.md, "Parallel runs"
 def test_rp2_hostile_radio_bytes_never_stop_metering(
     pico: EmulatedPico, channel: RadioChannel
 ) -> None:

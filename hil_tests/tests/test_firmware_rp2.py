@@ -36,7 +36,7 @@ from meterlink.provisioning import registry as reg
 from meterlink.provisioning.provision import ProvisionRequest
 from meterlink.provisioning.values import PulseWeight
 
-pytestmark = [pytest.mark.hil, pytest.mark.xdist_group("cpu-heavy")]
+pytestmark = pytest.mark.hil
 
 KEY = bytes(range(16))
 DEV = 0x0A0B0C0D

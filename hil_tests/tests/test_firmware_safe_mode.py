@@ -84,7 +84,6 @@ def records(board: EmulatedBoard) -> list[tuple[int, ...]]:
     return out
 
 
-@pytest.mark.xdist_group("cpu-heavy")  # see docs/hil.md, "Parallel runs"
 def test_every_bad_configuration_gives_its_safe_mode_status_once_and_no_crash_loop(
     board: EmulatedBoard,
 ) -> None:

@@ -81,7 +81,6 @@ def put_state(board: EmulatedBoard, files: dict[str, bytes]) -> None:
         board_files.flash_files(t, files)
 
 
-@pytest.mark.xdist_group("cpu-heavy")  # see docs/hil.md, "Parallel runs"
 def test_torn_boot_phase_files_never_stop_the_module(board: EmulatedBoard) -> None:
     made = boot_phase_files(board)
     cf, st, rt = made["cf"], made["st1"], made["rt"]
@@ -124,7 +123,6 @@ def test_torn_boot_phase_files_never_stop_the_module(board: EmulatedBoard) -> No
     assert not stopped, stopped
 
 
-@pytest.mark.xdist_group("cpu-heavy")  # see docs/hil.md, "Parallel runs"
 def test_power_cuts_swept_across_the_boot_window(board: EmulatedBoard) -> None:
     """A cut every 80 ms of the first 2.4 s after power-on (all three boot phases, each
     write among them), one after the other; then the module boots and sends its status."""
@@ -147,7 +145,6 @@ def test_power_cuts_swept_across_the_boot_window(board: EmulatedBoard) -> None:
     assert body is not None and body.reason == 1, heard[-300:]
 
 
-@pytest.mark.xdist_group("cpu-heavy")  # see docs/hil.md, "Parallel runs"
 def test_files_written_again_while_flashing_leave_a_module_that_boots(
     board: EmulatedBoard,
 ) -> None:

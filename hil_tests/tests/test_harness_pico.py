@@ -21,7 +21,7 @@ from meterlink.hil.pytest_plugin import require_pico
 
 # The emulated RP2040 takes a whole host core: run beside the host-timed pulse tests it
 # starved their QEMU boards (149 of 150 pulses), so it queues in their group.
-pytestmark = [pytest.mark.hil, pytest.mark.xdist_group("cpu-heavy")]
+pytestmark = pytest.mark.hil
 
 UART_ECHO = (
     "from machine import UART, Pin\n"

@@ -23,7 +23,7 @@ from meterlink.hil.pico import EmulatedPico
 from meterlink.hil.pytest_plugin import serial_gateway_config
 from meterlink.protocol.keyfile import KeyEntry, key_file_document
 
-pytestmark = [pytest.mark.hil, pytest.mark.xdist_group("cpu-heavy")]
+pytestmark = pytest.mark.hil
 
 KEY = bytes(range(16))
 DEV = 0x0A0B0C0F

@@ -29,7 +29,7 @@ from meterlink.hil.pico import EmulatedPico
 from meterlink.protocol import FrameType, Header
 from meterlink.provisioning.exports import export_key_file
 
-pytestmark = [pytest.mark.hil, pytest.mark.xdist_group("cpu-heavy")]
+pytestmark = pytest.mark.hil
 
 EUI = "aa555a0000000001"
 PULSE, DIR = 16, 17  # GPIO numbers of the pulse and flow-direction inputs

@@ -31,7 +31,6 @@ EUI = helpers.EUI_NEAR
 pytestmark = pytest.mark.hil
 
 
-@pytest.mark.xdist_group("cpu-heavy")  # see docs/hil.md, "Parallel runs"
 def test_alarm_is_acked_by_pull_resp_inside_the_window(board: EmulatedBoard, tmp_path,
                                                        broker, central, gateway) -> None:
     gw = gateway(helpers.write_config(tmp_path, broker.port, [EUI], key=KEY, device_id=DEV,
