@@ -4,6 +4,7 @@ group's tests ran side by side): this runs a small suite the way make test does.
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sys
 from pathlib import Path
@@ -43,4 +44,4 @@ def test_a_group_runs_on_one_worker_one_test_at_a_time(tmp_path: Path) -> None:
     assert len(rows) == 4
     assert len({worker for worker, _, _ in rows}) == 1, rows
     spans = sorted((float(a), float(b)) for _, a, b in rows)
-    assert all(later[0] >= earlier[1] for earlier, later in zip(spans, spans[1:])), spans
+    assert all(later[0] >= earlier[1] for earlier, later in itertools.pairwise(spans)), spans
