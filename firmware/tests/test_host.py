@@ -135,10 +135,10 @@ def test_unknown_board_names_the_supported_ones() -> None:
 
 
 def test_version_comes_from_fields_py_into_both_bundles() -> None:
-    assert FIRMWARE_VERSION == 258  # 1.2: rp2 gained status_detail
-    assert "FW_VERSION = const(258)" in (MP_DIR / "fields.py").read_text()
+    assert FIRMWARE_VERSION == 259  # 1.3: the nRF51 gained daily_status
+    assert "FW_VERSION = const(259)" in (MP_DIR / "fields.py").read_text()
     for board in ("nrf51", "rp2"):  # the status frame's fw field
-        assert b"10,258," in bundle(board)[NRF51_NAMES["counting"]]
+        assert b"10,259," in bundle(board)[NRF51_NAMES["counting"]]
     for board in ("nrf51", "rp2"):
         assert all(b"FW_VERSION" not in data for data in bundle(board).values())
 

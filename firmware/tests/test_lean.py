@@ -124,7 +124,7 @@ def test_boots_counts_and_sends_the_boot_status_first(lean: LeanBoard) -> None:
     lean.run_until(t0 + 5 * 2000 + 300)
     got = frames()
     assert got[0].frame_type == FrameType.STATUS and isinstance(got[0].body, Status)
-    assert got[0].body.fw_version == 258 and got[0].body.error in (None, 0)
+    assert got[0].body.fw_version == 259 and got[0].body.error in (None, 0)
     readings = [f.body for f in got if f.frame_type == FrameType.READING]
     assert len(readings) >= 4 and all(isinstance(r, Reading) for r in readings)
     # 35 forward pulses, 5 reverse (a debt paid back by the next 5 forward ones)

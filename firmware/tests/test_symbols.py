@@ -109,7 +109,7 @@ def test_the_map_is_written_by_the_command_line() -> None:
         capture_output=True, text=True, timeout=60, check=True,
     )  # fmt: skip
     data = json.loads(r.stdout)
-    assert data["firmware_version"] == 258 and data["fields"]["V_ACT"] == 10
+    assert data["firmware_version"] == 259 and data["fields"]["V_ACT"] == 10
     assert {f["source"] for f in data["files"].values()} >= {"lean/state.py", "lean/main.py"}
     bad = subprocess.run(
         [sys.executable, "-m", "meterlink.bundler.symbols", "map", "esp32"],

@@ -51,6 +51,9 @@ def boot_phase_files(board: EmulatedBoard) -> dict[str, bytes]:
     files = bundle("nrf51")
     files["config.txt"] = CONFIG.encode()
     board.flash({n: d for n, d in files.items() if n != "main.py"})
+    # an empty heap for phase 1, as at a boot: after the flash the REPL's heap is in
+    # pieces (the 1.3 bundle's import of ml_cfg found no block of 1,792 B)
+    board.reset(wait_for_repl=True)
     config = NRF51_NAMES["config"].removesuffix(".py")  # boot phase 1's file
     board.exec(f"import ml_cfg, {config}\n{config}.read()")
     cf = board.read_file("cf")

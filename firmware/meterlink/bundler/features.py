@@ -11,8 +11,9 @@ features cannot take.
 
 Both boards run the same sources (`mp/lean/`), which have every feature.
 - rp2 ships them all.
-- nrf51 ships what fits its heap (`burst_alarm`); its AT modem is not for it (its one
-  UART serves the transparent modem and the programming cable).
+- nrf51 ships what fits its heap with a margin for configurations (firmware 1.3:
+  `burst_alarm`, `daily_status`); its AT modem is not for it (its one UART serves the
+  transparent modem and the programming cable).
 
 `firmware/tests/test_features.py` holds this table to the bundle's contents.
 """
@@ -33,10 +34,12 @@ __all__ = [
     "released_features",
 ]
 
-# nrf51 (firmware 1.2, as 1.1): what fits its heap with >= 1 KB free at the worst moment, measured
-# by hil_tests/tests/test_firmware_footprint.py (docs/firmware.md, "Features per board").
+# nrf51 (firmware 1.3): what fits its heap with >= 1 KB free at the worst moment and a
+# margin for configurations, measured by hil_tests/tests/test_firmware_footprint.py
+# (docs/firmware.md, "Features per board").
+_NRF51_1_3 = frozenset({"burst_alarm", "daily_status"})
 BOARD_FEATURES: Mapping[str, frozenset[str]] = MappingProxyType({
-    "nrf51": frozenset({"burst_alarm"}),
+    "nrf51": _NRF51_1_3,
     "rp2": ALL_FEATURES,
 })
 # What each board's sources can be bundled with (a feature outside it is refused).
@@ -57,6 +60,8 @@ RELEASED_FEATURES: Mapping[int, Mapping[str, frozenset[str]]] = MappingProxyType
                            "rp2": ALL_FEATURES - {"status_detail"}}),
     # 1.2: rp2 gains status_detail
     258: MappingProxyType({"nrf51": frozenset({"burst_alarm"}), "rp2": ALL_FEATURES}),
+    # 1.3: nrf51 gains the daily status
+    259: MappingProxyType({"nrf51": _NRF51_1_3, "rp2": ALL_FEATURES}),
 })
 
 

@@ -7,7 +7,7 @@
 # (meterlink.bundler.symbols) names them back.
 from micropython import const
 
-FW_VERSION = const(258)  # firmware version 1.2: major*256 + minor
+FW_VERSION = const(259)  # firmware version 1.3: major*256 + minor
 
 # The optional features (meterlink.protocol.features), one flag each. Sources test
 # them only as a whole statement, `if HAS_X:` (optionally with `else:`); the bundler
