@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from meterlink.bundler import NRF51_NAMES, bundle, nrf51_loader, render_config
+from meterlink.bundler import NRF51_NAMES, bundle, bundle_features, nrf51_loader, render_config
 from meterlink.hil import EmulatedBoard
 from meterlink.protocol import (
     Ack,
@@ -226,7 +226,6 @@ def test_shipped_burst_alarm_on_the_board(board: EmulatedBoard) -> None:
     assert any(isinstance(r, Reading) and r.alarms & AlarmFlags.BURST for r in readings)
 
 
-@pytest.mark.xdist_group("cpu-heavy")  # see docs/hil.md, "Parallel runs"
 def test_shipped_daily_status_on_the_board(board: EmulatedBoard) -> None:
     """Firmware 1.3's nRF51 daily_status: a status frame (reason 0) once a day of
     intervals. A day is 86,400 s of guest time whatever the config (interval at most
@@ -234,8 +233,6 @@ def test_shipped_daily_status_on_the_board(board: EmulatedBoard) -> None:
     7 M instructions per guest second; QEMU here runs about 30 M a second), so the
     shipped bundle's day is cut to 15 s here, by the same number of characters (the
     chunks keep their lengths): 3 intervals of 5 s."""
-    from meterlink.firmware import bundle_features
-
     assert "daily_status" in bundle_features("nrf51")
     files = bundle("nrf51")
     days = [n for n, data in files.items() if b"86400" in data]
