@@ -12,6 +12,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -109,16 +110,13 @@ def instrumented(files: dict[str, bytes]) -> dict[str, bytes]:
     return out
 
 
-CONFIG = render_config(
-    id=1,
-    key=bytes(16),
-    gen=1,
-    interval=5,
-    rx_window_ms=500,
-    pin_pulse="pin0",
-    pin_dir="pin1",
-    backflow_pulses=2,
-)
+def bench_config(**fields: Any) -> str:
+    """config.txt for the bench's module (id 1, a zero key, 5 s intervals), with fields."""
+    return render_config(id=1, key=bytes(16), gen=1, interval=5, rx_window_ms=500,
+                         pin_pulse="pin0", **fields, backflow_pulses=2)  # fmt: skip
+
+
+CONFIG = bench_config(pin_dir="pin1")
 
 
 @dataclass
@@ -141,22 +139,8 @@ class Footprint:
 # tamper_alarm) and the longest history (23 deltas in the ring and the frame); and the
 # longest history without a direction pin, where the shipped set plus low_battery_alarm
 # did not load (a few bytes of earlier allocations move which late compile fails).
-HEAVY_CONFIG = render_config(
-    id=1,
-    key=bytes(16),
-    gen=1,
-    interval=5,
-    rx_window_ms=500,
-    pin_pulse="pin0",
-    pin_dir="pin1",
-    pin_tamper="pin2",
-    history=23,
-    backflow_pulses=2,
-)
-LONG_CONFIG = render_config(
-    id=1, key=bytes(16), gen=1, interval=5, rx_window_ms=500, pin_pulse="pin0", history=23,
-    backflow_pulses=2,
-)  # fmt: skip
+HEAVY_CONFIG = bench_config(pin_dir="pin1", pin_tamper="pin2", history=23)
+LONG_CONFIG = bench_config(history=23)
 CONFIGS = {"heavy config": HEAVY_CONFIG, "history 23, no direction pin": LONG_CONFIG}
 
 
